@@ -1,0 +1,78 @@
+"""The ``pipelines:`` section: one model per pipeline, each with ``enabled`` and the sources it reads.
+
+Each pipeline's settings live in its own class here so they can grow
+independently; ``check_references`` makes sure every named source exists.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from pydantic import BaseModel, ConfigDict, Field
+
+if TYPE_CHECKING:
+    from agent.config.schema import StoreConfig
+
+
+class PipelineSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    enabled: bool = Field(False, description="Run this pipeline.")
+
+
+class MotionPipeline(PipelineSettings):
+    """Frame-difference motion detection: cheap, needs no model, useful to check a camera works."""
+
+    cameras: list[str] = Field(default_factory=list, description="Cameras to watch; empty means every camera.")
+    min_area: float = Field(0.01, gt=0, lt=1, description="Smallest moving area, as a fraction of the frame, that counts.")
+    threshold: int = Field(25, ge=1, le=255, description="Per-pixel grey-level change that counts as motion.")
+    end_after_s: float = Field(2.0, gt=0, description="Motion ends after this long without any.")
+    downscale_width: int = Field(320, ge=64, le=1920, description="Frames are shrunk to this width before differencing.")
+
+
+class FacePipeline(PipelineSettings):
+    """Face identification of consenting members (detection, liveness, embedding, gallery)."""
+
+    cameras: list[str] = Field(default_factory=list, description="Cameras to run face identification on.")
+
+
+class PeoplePipeline(PipelineSettings):
+    """Person detection, tracking, zones, lines, dwell and queues."""
+
+    cameras: list[str] = Field(default_factory=list, description="Cameras to count and track people on.")
+
+
+class SpeechPipeline(PipelineSettings):
+    """Offline speech intents from microphones."""
+
+    microphones: list[str] = Field(default_factory=list, description="Microphones to listen on.")
+
+
+class ProductPipeline(PipelineSettings):
+    """Product recognition against the store catalogue."""
+
+    cameras: list[str] = Field(default_factory=list, description="Cameras that see the counter or shelf.")
+
+
+class PipelinesConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    motion: MotionPipeline = Field(default_factory=MotionPipeline, description="Motion detection.")
+    face: FacePipeline = Field(default_factory=FacePipeline, description="Face identification.")
+    people: PeoplePipeline = Field(default_factory=PeoplePipeline, description="People and scene analytics.")
+    speech: SpeechPipeline = Field(default_factory=SpeechPipeline, description="Speech intents.")
+    product: ProductPipeline = Field(default_factory=ProductPipeline, description="Product recognition.")
+
+    def enabled_names(self) -> list[str]:
+        return [name for name in type(self).model_fields if getattr(self, name).enabled]
+
+    def check_references(self, config: StoreConfig) -> None:
+        """Every camera or microphone a pipeline names must be configured."""
+        for name in type(self).model_fields:
+            settings = getattr(self, name)
+            for field_name, kind in (("cameras", "camera"), ("microphones", "microphone")):
+                known = config.device_names(kind)  # type: ignore[arg-type]
+                for i, source in enumerate(getattr(settings, field_name, [])):
+                    if source not in known:
+                        raise ValueError(
+                            f"pipelines.{name}.{field_name}[{i}]: no enabled {kind} named {source!r} "
+                            f"(configured: {', '.join(sorted(known)) or 'none'})"
+                        )

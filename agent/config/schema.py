@@ -1,0 +1,189 @@
+"""The store config: one pydantic model per YAML section; field descriptions are the reference.
+
+Device sections take their models from the driver registry, so a new driver
+type is accepted by the config as soon as it is registered.
+"""
+
+from __future__ import annotations
+
+import zoneinfo
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from agent.config.pipelines import PipelinesConfig
+from drivers.base import DeviceOptions
+from drivers.registry import DeviceKind, options_models
+
+ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
+
+
+class Section(BaseModel):
+    """Base of every section: unknown keys are errors, values are immutable once loaded."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class StoreSection(Section):
+    id: str = Field(pattern=ID_PATTERN, description="Store identifier used in MQTT topics and events, e.g. 'sh-nanjing-rd-01'.")
+    name: str = Field(min_length=1, description="Human name of the store.")
+    timezone: str = Field("UTC", description="IANA time zone of the store, e.g. 'Asia/Shanghai'; used for opening hours and reports.")
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            zoneinfo.ZoneInfo(value)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown IANA time zone {value!r}") from None
+        return value
+
+
+class TerminalSection(Section):
+    id: str = Field(pattern=ID_PATTERN, description="This terminal's identifier, unique within the store.")
+    location: str = Field("", description="Where the terminal is mounted, for people reading dashboards.")
+
+
+class TlsSettings(Section):
+    ca_file: Path = Field(description="CA certificate (PEM) that signed the broker's certificate.")
+    cert_file: Path | None = Field(None, description="Client certificate (PEM) when the broker requires one.")
+    key_file: Path | None = Field(None, description="Private key (PEM) of the client certificate.")
+
+    @model_validator(mode="after")
+    def _pair(self) -> TlsSettings:
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("cert_file and key_file must be given together")
+        return self
+
+
+class MqttSection(Section):
+    host: str = Field("127.0.0.1", description="Broker host name or address.")
+    port: int = Field(1883, gt=0, lt=65536, description="Broker port (8883 is usual with TLS).")
+    protocol: Literal["3.1.1", "5"] = Field("5", description="MQTT protocol version.")
+    client_id: str | None = Field(None, description="MQTT client id; default '<store>-<terminal>'.")
+    username: str | None = Field(None, description="User name for the broker, if it requires one.")
+    password_env: str | None = Field(
+        None, pattern=r"^[A-Z_][A-Z0-9_]*$", description="Name of the environment variable holding the password."
+    )
+    password_credential: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9_.-]+$",
+        description="Name of the systemd credential (LoadCredential=) holding the password.",
+    )
+    tls: TlsSettings | None = Field(None, description="TLS settings; omit for plain TCP on a trusted network.")
+    topic_prefix: str = Field("store", pattern=r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$", description="First levels of every topic.")
+    keepalive_s: int = Field(30, ge=5, le=3600, description="MQTT keep-alive interval in seconds.")
+
+    @model_validator(mode="after")
+    def _one_password_source(self) -> MqttSection:
+        if self.password_env and self.password_credential:
+            raise ValueError("give password_env or password_credential, not both")
+        return self
+
+
+class OutboxSettings(Section):
+    max_rows: int = Field(200_000, gt=0, description="Most events kept while the hub is unreachable.")
+    max_bytes: int = Field(256 * 1024 * 1024, gt=0, description="Most bytes of event payloads kept on disk.")
+    commit_window_ms: int = Field(
+        25, ge=0, le=1000, description="Events arriving within this window are committed together (saves SD cards)."
+    )
+
+
+class StorageSection(Section):
+    state_dir: Path = Field(
+        Path("/var/lib/store-agent"), description="Where the outbox, gallery and counters live (systemd StateDirectory)."
+    )
+    outbox: OutboxSettings = Field(default_factory=OutboxSettings, description="Limits of the on-disk outbox.")
+
+
+class RetentionSettings(Section):
+    anonymous_track_s: float = Field(
+        300.0, gt=0, description="How long an anonymous person track may live before its id is forgotten."
+    )
+    events_days: int = Field(7, gt=0, description="Undelivered events older than this are dropped from the outbox.")
+
+
+class EgressSettings(Section):
+    biometric_templates: bool = Field(False, description="Allow face/gait templates to leave the device (off: never).")
+    face_snapshots: bool = Field(False, description="Allow face images to leave the device (off: never).")
+    transcripts: bool = Field(False, description="Include speech transcripts in events (off: intents only).")
+    audio: bool = Field(False, description="Allow raw audio to leave the device (off: never).")
+
+
+class PrivacySection(Section):
+    retention: RetentionSettings = Field(default_factory=RetentionSettings, description="How long things are kept.")
+    egress: EgressSettings = Field(default_factory=EgressSettings, description="What may leave the device.")
+
+
+class ModelsSection(Section):
+    directory: Path = Field(Path("/var/lib/store-agent/models"), description="Where provisioned model files live.")
+    providers: list[str] = Field(
+        default_factory=lambda: ["CPUExecutionProvider"],
+        min_length=1,
+        description="onnxruntime execution providers in order of preference (CUDA/TensorRT on Jetson).",
+    )
+    threads: int = Field(1, ge=1, le=16, description="Threads per model session.")
+
+
+class LoggingSection(Section):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Root log level.")
+    levels: dict[str, Literal["DEBUG", "INFO", "WARNING", "ERROR"]] = Field(
+        default_factory=dict, description="Per-logger levels, e.g. {'drivers.serial': 'DEBUG'}."
+    )
+    format: Literal["journal", "text"] = Field(
+        "text", description="'journal' omits timestamps (journald adds them); 'text' includes them."
+    )
+
+
+def _device_list(kind: DeviceKind) -> Any:
+    """``list[<union of the registered drivers' options, picked by type>]``."""
+    models = tuple(options_models(kind))
+    if not models:
+        return list[DeviceOptions]
+    item: Any = models[0] if len(models) == 1 else Annotated[Union[models], Field(discriminator="type")]  # noqa: UP007
+    return list[item]  # type: ignore[valid-type]
+
+
+CameraList = _device_list("camera")
+MicrophoneList = _device_list("microphone")
+SerialList = _device_list("serial")
+
+
+class StoreConfig(Section):
+    """One store terminal's whole configuration."""
+
+    version: Literal[1] = Field(description="Config format version; 1 is the only one so far.")
+    store: StoreSection = Field(description="The store this terminal belongs to.")
+    terminal: TerminalSection = Field(description="This terminal.")
+    mqtt: MqttSection = Field(default_factory=MqttSection, description="Connection to the hub's MQTT broker.")
+    storage: StorageSection = Field(default_factory=StorageSection, description="Local state and the outbox.")
+    cameras: CameraList = Field(default_factory=list, description="Cameras; each entry's `type:` picks its driver.")  # type: ignore[valid-type]
+    microphones: MicrophoneList = Field(default_factory=list, description="Microphones; `type:` picks the driver.")  # type: ignore[valid-type]
+    serial: SerialList = Field(default_factory=list, description="Serial sensors (card readers, scanners); `type:` picks the protocol.")  # type: ignore[valid-type]
+    pipelines: PipelinesConfig = Field(default_factory=PipelinesConfig, description="What the agent computes; each can be off.")  # type: ignore[arg-type]
+    privacy: PrivacySection = Field(default_factory=PrivacySection, description="Retention and egress of personal data.")
+    models: ModelsSection = Field(default_factory=ModelsSection, description="Model files and execution providers.")
+    logging: LoggingSection = Field(default_factory=LoggingSection, description="Log levels and format.")
+
+    @model_validator(mode="after")
+    def _unique_names_and_references(self) -> StoreConfig:
+        seen: dict[str, str] = {}
+        for section in ("cameras", "microphones", "serial"):
+            for i, device in enumerate(getattr(self, section)):
+                where = f"{section}[{i}]"
+                if device.name in seen:
+                    raise ValueError(f"{where}.name: device name {device.name!r} is already used by {seen[device.name]}")
+                seen[device.name] = where
+        self.pipelines.check_references(self)
+        return self
+
+    def devices(self) -> list[tuple[DeviceKind, DeviceOptions]]:
+        """Every enabled device with its kind, in config order."""
+        out: list[tuple[DeviceKind, DeviceOptions]] = []
+        for kind, section in (("camera", self.cameras), ("microphone", self.microphones), ("serial", self.serial)):
+            out.extend((kind, d) for d in section if d.enabled)  # type: ignore[misc]
+        return out
+
+    def device_names(self, kind: DeviceKind) -> set[str]:
+        return {d.name for k, d in self.devices() if k == kind}

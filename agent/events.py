@@ -1,0 +1,185 @@
+"""Events: what the agent tells the hub, as frozen dataclasses with one JSON form.
+
+A producer (a pipeline, a device runner) builds an :class:`EventBody` subclass
+with what it observed. The :class:`EventStamper` wraps it in an
+:class:`Event` with the envelope (``event_id``, ``seq``, store and terminal,
+emit time) exactly once, where it enters delivery. ``Event.to_payload()`` is
+the one place an event becomes JSON; each type's JSON Schema lives in
+``agent/schemas/<type>.json`` and tests validate real payloads against it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import json
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+SCHEMA_VERSION = 1
+
+
+class Retention(enum.StrEnum):
+    """How the outbox treats an event class when it runs out of space."""
+
+    PROTECTED = "protected"  # identity, consent and erasure: never dropped for space
+    NORMAL = "normal"  # shopper and scene events: dropped oldest-first after telemetry
+    TELEMETRY = "telemetry"  # device state, motion: dropped first
+
+
+def iso_time(wall_time: float) -> str:
+    """RFC 3339 UTC with milliseconds, the one time format in payloads."""
+    return datetime.fromtimestamp(wall_time, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def new_event_id(now_ns: int | None = None) -> str:
+    """A UUIDv7 string: sorts by creation time, unique without coordination (RFC 9562)."""
+    ms = (now_ns if now_ns is not None else time.time_ns()) // 1_000_000
+    rand = int.from_bytes(os.urandom(10), "big")
+    value = (ms & ((1 << 48) - 1)) << 80
+    value |= 0x7 << 76
+    value |= ((rand >> 62) & 0xFFF) << 64
+    value |= 0b10 << 62
+    value |= rand & ((1 << 62) - 1)
+    h = f"{value:032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class EventBody:
+    """What a producer observed. Subclasses set ``TYPE`` and add their fields.
+
+    ``captured_at`` is the wall-clock time of the capture that caused the event
+    (the frame, chunk or serial read), not the time it was processed.
+    """
+
+    TYPE: ClassVar[str]
+    RETENTION: ClassVar[Retention] = Retention.NORMAL
+    captured_at: float
+
+    def fields(self) -> dict[str, Any]:
+        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        data.pop("captured_at")
+        return _plain(data)
+
+
+def _plain(value: Any) -> Any:
+    """Turn tuples, enums and nested dataclasses into JSON-ready values."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, float):
+        return round(value, 6)
+    return value
+
+
+@dataclass(frozen=True)
+class Event:
+    """A stamped event: envelope plus body, ready for the outbox."""
+
+    event_id: str
+    seq: int
+    store_id: str
+    terminal_id: str
+    emitted_at: float
+    body: EventBody
+
+    @property
+    def type(self) -> str:
+        return self.body.TYPE
+
+    @property
+    def retention(self) -> Retention:
+        return self.body.RETENTION
+
+    def to_payload(self) -> dict[str, Any]:
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "type": self.body.TYPE,
+            "event_id": self.event_id,
+            "store_id": self.store_id,
+            "terminal_id": self.terminal_id,
+            "seq": self.seq,
+            "captured_at": iso_time(self.body.captured_at),
+            "emitted_at": iso_time(self.emitted_at),
+            **self.body.fields(),
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_payload(), ensure_ascii=False, separators=(",", ":"))
+
+
+@dataclass
+class EventStamper:
+    """Assigns ``seq`` and ``event_id`` under one lock so seq order matches emit order.
+
+    ``next_seq`` is supplied by the state store so sequence numbers keep rising
+    across restarts.
+    """
+
+    store_id: str
+    terminal_id: str
+    next_seq: Callable[[], int]
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def stamp(self, body: EventBody) -> Event:
+        with self._lock:
+            now_ns = time.time_ns()
+            return Event(
+                event_id=new_event_id(now_ns),
+                seq=self.next_seq(),
+                store_id=self.store_id,
+                terminal_id=self.terminal_id,
+                emitted_at=now_ns / 1e9,
+                body=body,
+            )
+
+
+# --- Event types emitted by the runtime itself. Pipelines define theirs beside their code
+# --- and register them in EVENT_TYPES through ``register_event_type``.
+
+EVENT_TYPES: dict[str, type[EventBody]] = {}
+
+
+def register_event_type(cls: type[EventBody]) -> type[EventBody]:
+    """Class decorator: makes the type known to schema tests and the topic documentation."""
+    if cls.TYPE in EVENT_TYPES and EVENT_TYPES[cls.TYPE] is not cls:
+        raise ValueError(f"event type {cls.TYPE!r} registered twice")
+    EVENT_TYPES[cls.TYPE] = cls
+    return cls
+
+
+@register_event_type
+@dataclass(frozen=True, kw_only=True)
+class DeviceStateChanged(EventBody):
+    """A device went online, offline, degraded, or finished (replay exhausted)."""
+
+    TYPE: ClassVar[str] = "device.state"
+    RETENTION: ClassVar[Retention] = Retention.TELEMETRY
+    device: str
+    kind: str
+    state: str
+    previous: str
+    reason: str | None = None
+
+
+@register_event_type
+@dataclass(frozen=True, kw_only=True)
+class BarcodeScanned(EventBody):
+    """A barcode scanner read one code."""
+
+    TYPE: ClassVar[str] = "barcode.scanned"
+    RETENTION: ClassVar[Retention] = Retention.NORMAL
+    device: str
+    code: str
+    symbology: str | None = None
