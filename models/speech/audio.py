@@ -1,13 +1,13 @@
 """Reading WAV files into 16 kHz mono int16, the one format the speech stack takes.
 
-Other rates and stereo are converted (and logged); anything that is not
-integer PCM is rejected with the file name and what was found.
+Other rates, sample widths and channel counts are converted (by the WAV
+replay driver's reader); anything that is not PCM WAV is rejected with the
+file name and what was found.
 """
 
 from __future__ import annotations
 
 import logging
-import wave
 from pathlib import Path
 
 import numpy as np
@@ -40,21 +40,15 @@ def to_16k_mono(samples: npt.NDArray[np.int16], rate: int, channels: int, where:
 
 
 def read_wav(path: Path) -> npt.NDArray[np.int16]:
-    """The file as 16 kHz mono int16; converts rate and channels, rejects non-PCM16 with a clear error."""
+    """The file as 16 kHz mono int16 (other rates, widths and channel counts are converted), or a clear error."""
+    from drivers.audio.replay import read_wav as driver_read_wav
+
+    if not path.is_file():
+        raise AudioFormatError(f"{path}: no such file")
     try:
-        with wave.open(str(path), "rb") as wav:
-            rate, channels, width = wav.getframerate(), wav.getnchannels(), wav.getsampwidth()
-            frames = wav.readframes(wav.getnframes())
-    except FileNotFoundError:
-        raise AudioFormatError(f"{path}: no such file") from None
-    except (wave.Error, EOFError) as exc:
-        raise AudioFormatError(f"{path}: not a PCM WAV file ({exc})") from exc
-    if width != 2:
-        raise AudioFormatError(f"{path}: {8 * width}-bit samples; the speech pipeline takes 16-bit PCM WAV")
-    samples = np.frombuffer(frames, dtype="<i2").astype(np.int16)
-    if rate != SAMPLE_RATE or channels != 1:
-        logger.info("%s: converting %d Hz, %d channel(s) to 16 kHz mono", path, rate, channels)
-    return to_16k_mono(samples, rate, channels, str(path))
+        return driver_read_wav(path, SAMPLE_RATE)
+    except ValueError as exc:
+        raise AudioFormatError(f"{path}: {exc}") from exc
 
 
 def chunks(samples: npt.NDArray[np.int16], chunk_ms: int = 30) -> list[npt.NDArray[np.int16]]:
