@@ -109,7 +109,8 @@ class ModelEntry(BaseModel):
     @model_validator(mode="after")
     def _tree_pin(self) -> ModelEntry:
         if self.files and tree_digest(self.files) != self.sha256:
-            raise ValueError(f"model {self.name!r}: sha256 must be the tree digest of its files, {tree_digest(self.files)}")
+            digest = tree_digest(self.files)
+            raise ValueError(f"model {self.name!r}: sha256 must be the tree digest of its files, {digest}")
         return self
 
     @property

@@ -26,11 +26,15 @@ EXIT_BAD_INPUT = 65
 
 
 def register(sub: Any) -> None:
-    parser = sub.add_parser("listen", help="recognise speech intents in WAV files and print one JSON line per utterance")
+    parser = sub.add_parser(
+        "listen", help="recognise speech intents in WAV files and print one JSON line per utterance"
+    )
     parser.add_argument("--config", type=Path, required=True, help="store YAML with pipelines.speech")
     parser.add_argument("--models-dir", type=Path, help="override models.directory from the config")
     parser.add_argument("--microphone", help="use this microphone's recognisers (default: the pipeline's)")
-    parser.add_argument("wavs", nargs="+", type=Path, metavar="WAV", help="16-bit PCM WAV files (converted to 16 kHz mono)")
+    parser.add_argument(
+        "wavs", nargs="+", type=Path, metavar="WAV", help="16-bit PCM WAV files (converted to 16 kHz mono)"
+    )
     parser.set_defaults(func=listen)
 
 
@@ -71,10 +75,7 @@ def listen(args: argparse.Namespace) -> int:
                 print(f"error: {exc}", file=sys.stderr)
                 code = EXIT_BAD_INPUT
                 continue
-            seq = 0
-            for block in chunks(samples):
-                seq += 1
-                # Stamps on the audio's own timeline so latency reflects decode time, not file reading.
+            for seq, block in enumerate(chunks(samples), 1):
                 pipeline.process(AudioChunk(source, Capture.now(seq), block, SAMPLE_RATE))
             pipeline.finish()
             for result in results:

@@ -52,14 +52,14 @@ class SpeechPipeline(PipelineSettings):
 
     microphones: list[str] = Field(default_factory=list, description="Microphones to listen on; empty means every one.")
     recognizers: list[RecognizerSettings] = Field(
-        default_factory=lambda: [RecognizerSettings()],  # type: ignore[call-arg]
+        default_factory=lambda: [RecognizerSettings()],
         min_length=1,
         description="Recognisers every utterance goes through (e.g. vosk zh + vosk en); the best intent wins.",
     )
     microphone_recognizers: dict[str, list[RecognizerSettings]] = Field(
         default_factory=dict, description="Per-microphone recognisers, replacing `recognizers` for that microphone."
     )
-    vad: VadSettings = Field(default_factory=VadSettings, description="Voice activity detection.")  # type: ignore[arg-type]
+    vad: VadSettings = Field(default_factory=VadSettings, description="Voice activity detection.")
     intents: list[IntentSpec] = Field(default_factory=list, description="The store's intents.")
     max_pending_utterances: int = Field(
         2, ge=1, le=32, description="Utterances waiting for the recogniser; beyond this new ones are dropped whole."

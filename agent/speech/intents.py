@@ -100,7 +100,9 @@ class IntentMatcher:
         for intent in self.intents.values():
             for phrase in intent.phrases.get(language, []):
                 names = SLOT.findall(phrase)
-                value_lists = [[f for fs in intent.slots[n].values() for f in fs] or list(intent.slots[n]) for n in names]
+                value_lists = [
+                    [f for fs in intent.slots[n].values() for f in fs] or list(intent.slots[n]) for n in names
+                ]
                 for combo in itertools.islice(itertools.product(*value_lists), MAX_EXPANSIONS):
                     filled = phrase
                     for n, v in zip(names, combo, strict=True):
@@ -119,9 +121,9 @@ class IntentMatcher:
         best: IntentMatch | None = None
         for template in templates:
             candidate = self._match_one(template, transcript, asr_confidence)
-            if candidate and candidate.confidence >= template.intent.min_confidence:
-                if best is None or candidate.confidence > best.confidence:
-                    best = candidate
+            good = candidate is not None and candidate.confidence >= template.intent.min_confidence
+            if good and candidate is not None and (best is None or candidate.confidence > best.confidence):
+                best = candidate
         return best
 
     def _match_one(self, template: _Template, transcript: str, asr_confidence: float) -> IntentMatch | None:
@@ -145,7 +147,9 @@ class IntentMatcher:
                 best_sim, best_slots = similarity, slots
         if best_sim < self.fuzzy_min:
             return None
-        return IntentMatch(template.intent.name, dict(best_slots), template.language, asr_confidence * best_sim, best_sim)
+        return IntentMatch(
+            template.intent.name, dict(best_slots), template.language, asr_confidence * best_sim, best_sim
+        )
 
 
 def matcher_from(intents: Iterable[IntentSpec]) -> IntentMatcher:

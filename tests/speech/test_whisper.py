@@ -22,11 +22,18 @@ from tests.speech.conftest import feed, load, with_silence
 pytest.importorskip("faster_whisper", reason="the whisper engine is an optional extra (faster-whisper)")
 
 AISHELL_INTENTS = [
-    IntentSpec(name="set_temperature", phrases={"zh": ["设定{t}度", "设置{t}度"]}, slots={"t": [str(i) for i in range(16, 33)]}),
+    IntentSpec(
+        name="set_temperature", phrases={"zh": ["设定{t}度", "设置{t}度"]}, slots={"t": [str(i) for i in range(16, 33)]}
+    ),
     IntentSpec(name="raise_temperature", phrases={"zh": ["调高温度", "温度调高"]}),
     IntentSpec(name="play_song", phrases={"zh": ["想听歌曲", "来一首歌曲", "播放歌曲"]}),
 ]
-AISHELL_EXPECTED = {"设定": "set_temperature", "调高温度": "raise_temperature", "想听歌曲": "play_song", "来一首歌曲": "play_song"}
+AISHELL_EXPECTED = {
+    "设定": "set_temperature",
+    "调高温度": "raise_temperature",
+    "想听歌曲": "play_song",
+    "来一首歌曲": "play_song",
+}
 QUICK_AISHELL = [0, 2, 4, 5, 40, 41, 60, 100]  # positions in the sorted list: intents and other sentences
 
 
@@ -46,7 +53,10 @@ def whisper_en(whisper_dir: Path) -> WhisperRecognizer:
 
 
 def error_rate(pairs: list[tuple[str, str]], language: str) -> float:
-    errors = sum(edit_distance(tokens(normalize(r, language), language), tokens(normalize(h, language), language)) for r, h in pairs)
+    errors = sum(
+        edit_distance(tokens(normalize(r, language), language), tokens(normalize(h, language), language))
+        for r, h in pairs
+    )
     return errors / sum(len(tokens(normalize(r, language), language)) for r, _ in pairs)
 
 
@@ -68,7 +78,9 @@ def test_librivox_word_error_rate(whisper_en: WhisperRecognizer) -> None:
 def test_go_forward_intent_in_english(whisper_dir: Path, run_pipeline: Callable[..., Any]) -> None:
     settings = {
         "recognizers": [{"engine": "whisper", "model": "whisper-base-ct2", "language": "en"}],
-        "intents": [{"name": "go_forward", "phrases": {"en": ["go forward {n} meters"]}, "slots": {"n": ["five", "ten"]}}],
+        "intents": [
+            {"name": "go_forward", "phrases": {"en": ["go forward {n} meters"]}, "slots": {"n": ["five", "ten"]}}
+        ],
     }
     pipeline, results = run_pipeline(settings, when_busy="wait")
     events = feed(pipeline, with_silence(load("en/goforward.wav")))
