@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 PIPELINES: dict[str, str] = {
     "serial-events": "agent.pipelines.serial_events:build",
     "motion": "agent.pipelines.motion:build",
+    "speech": "agent.speech.build:build",
 }
 
 Builder = Callable[["StoreConfig", "RuntimeContext"], "list[Pipeline[Any]]"]
