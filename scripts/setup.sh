@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Set up a development/demo environment in .venv: system packages where missing, then the agent itself.
 # Usage: ./scripts/setup.sh [--dev]     (--dev adds the test and lint tools)
+# The speech extra (Whisper, WebRTC VAD, OpenCC) is included: every supported board runs it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-extras=""
-[ "${1:-}" = "--dev" ] && extras="[dev]"
+extras="[speech]"
+[ "${1:-}" = "--dev" ] && extras="[dev,speech]"
 
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else return 1; fi; }
 
