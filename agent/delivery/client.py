@@ -117,7 +117,10 @@ def tls_context(settings: MqttSection) -> ssl.SSLContext | None:
 
 def describe_error(exc: BaseException) -> str:
     if isinstance(exc, ssl.SSLCertVerificationError):
-        return f"TLS: broker certificate rejected: {exc.verify_message} (check mqtt.tls.ca_file and mqtt.host)"
+        return (
+            f"TLS: broker certificate rejected (certificate verify failed: {exc.verify_message}); "
+            "check mqtt.tls.ca_file and mqtt.host"
+        )
     if isinstance(exc, ssl.SSLError):
         return f"TLS handshake failed: {exc.reason or exc}"
     if isinstance(exc, ConnectionRefusedError):
@@ -176,7 +179,7 @@ class MqttConnection:
         self._client.on_socket_register_write = self._on_register_write
         properties = None
         if v5:
-            properties = Properties(PacketTypes.CONNECT)
+            properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
             properties.SessionExpiryInterval = PERSISTENT_SESSION_S if persistent_session else 0
             self._client.connect_async(
                 settings.host,

@@ -73,7 +73,12 @@ def command(name: str, summary: str) -> Callable[[Handler], Handler]:
 
 
 def reply(name: str, request_id: str | None, *, result: Any = None, error: str | None = None) -> dict[str, Any]:
-    payload: dict[str, Any] = {"request_id": request_id, "command": name, "ok": error is None, "at": iso_time(time.time())}
+    payload: dict[str, Any] = {
+        "request_id": request_id,
+        "command": name,
+        "ok": error is None,
+        "at": iso_time(time.time()),
+    }
     if error is None:
         payload["result"] = result if result is not None else {}
     else:
@@ -90,7 +95,7 @@ def handle(host: CommandHost, name: str, raw: bytes) -> dict[str, Any]:
     except (UnicodeDecodeError, ValueError) as exc:
         return reply(name, None, error=f"malformed JSON: {exc}")
     if not isinstance(request, dict):
-        return reply(name, None, error="the request must be a JSON object such as {\"request_id\": \"...\"}")
+        return reply(name, None, error='the request must be a JSON object such as {"request_id": "..."}')
     request_id = request.pop("request_id", None)
     if request_id is not None and not isinstance(request_id, str | int):
         return reply(name, None, error="request_id must be a string")
@@ -118,7 +123,12 @@ def _no_args(name: str, args: dict[str, Any]) -> None:
 @command("ping", "Liveness check: version, uptime and boot counter.")
 def ping(host: CommandHost, args: dict[str, Any]) -> dict[str, Any]:
     _no_args("ping", args)
-    return {"pong": True, "version": __version__, "uptime_s": round(host.uptime_s(), 1), "boot_count": host.boot_count()}
+    return {
+        "pong": True,
+        "version": __version__,
+        "uptime_s": round(host.uptime_s(), 1),
+        "boot_count": host.boot_count(),
+    }
 
 
 @command("reload-config", "Validate the config file again and, if valid, restart sources and pipelines with it.")
@@ -127,7 +137,7 @@ def reload_config(host: CommandHost, args: dict[str, Any]) -> dict[str, Any]:
     return host.reload_config()
 
 
-@command("set-log-level", "Change a log level at run time: {\"level\": \"DEBUG\", \"logger\": \"drivers\"}.")
+@command("set-log-level", 'Change a log level at run time: {"level": "DEBUG", "logger": "drivers"}.')
 def set_log_level(host: CommandHost, args: dict[str, Any]) -> dict[str, Any]:
     level = args.get("level")
     name = args.get("logger")

@@ -218,7 +218,9 @@ class Daemon:
             raise CommandFailed(f"invalid config, the running one is kept:\n{exc}") from None
         changed = [s for s in RESTART_SECTIONS if getattr(new.config, s) != getattr(self.loaded.config, s)]
         if changed:
-            raise CommandFailed(f"{', '.join(changed)} changed: restart the service to apply; the running config is kept")
+            raise CommandFailed(
+                f"{', '.join(changed)} changed: restart the service to apply; the running config is kept"
+            )
         if new.sha256 == self.loaded.sha256:
             return {"changed": False, "config_sha256": new.sha256}
         old = self.loaded

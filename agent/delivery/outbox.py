@@ -257,9 +257,11 @@ class Outbox:
     def stats(self) -> dict[str, Any]:
         """Depth, bytes, oldest age and drop counters, for ``health`` and the ``outbox-stats`` command."""
         with self._read_lock:
-            oldest = None if self._closed else self._read.execute(
-                "SELECT created_at FROM events ORDER BY id LIMIT 1"
-            ).fetchone()
+            oldest = (
+                None
+                if self._closed
+                else self._read.execute("SELECT created_at FROM events ORDER BY id LIMIT 1").fetchone()
+            )
         dropped: dict[str, dict[str, int]] = {}
         for (reason, cls), n in sorted(self.dropped.items()):
             dropped.setdefault(reason, {})[cls] = n
@@ -391,9 +393,7 @@ class Outbox:
                     victims.append(int(row_id))
                     self.rows -= 1
                     self.bytes -= int(size)
-                conn.execute(
-                    "DELETE FROM events WHERE retention = ? AND id <= ?", (CLASS_CODE[cls], victims[-1])
-                )
+                conn.execute("DELETE FROM events WHERE retention = ? AND id <= ?", (CLASS_CODE[cls], victims[-1]))
                 self.dropped[("space", cls.value)] += len(victims)
                 logger.warning("outbox full: dropped %d %s events (oldest first)", len(victims), cls.value)
         if self._over():

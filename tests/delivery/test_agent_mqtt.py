@@ -20,6 +20,7 @@ def test_events_status_health_and_last_will(broker: Mosquitto, tmp_path: Path) -
     listener = Listener(broker.port, ["store/test-store/t1/#"], "test-events-listener")
     agent = start_agent(config)
     try:
+
         def enough(msgs: list[tuple[str, dict]]) -> bool:
             kinds = {parse_topic("store", t).kind for t, _ in msgs}  # type: ignore[union-attr]
             motion = [p for t, p in msgs if t.endswith("/events/scene.motion")]

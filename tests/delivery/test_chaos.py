@@ -85,13 +85,24 @@ def test_agent_sigkilled_repeatedly_loses_nothing_accepted(broker: Mosquitto, tm
     accepted_file = tmp_path / "accepted.txt"
     received: list[str] = []
     monitor = Monitor(
-        config.mqtt, config.store.id, "chaos", client_id="hub-chaos", ack=False,
+        config.mqtt,
+        config.store.id,
+        "chaos",
+        client_id="hub-chaos",
+        ack=False,
         on_event=lambda t, p, d: received.append(p["event_id"]),
     ).start()
     assert monitor.subscribed.wait(10)
     rng = random.Random(3)
-    command = [sys.executable, "-m", "tests.delivery.producer", "--config", str(config_path),
-               "--accepted", str(accepted_file)]
+    command = [
+        sys.executable,
+        "-m",
+        "tests.delivery.producer",
+        "--config",
+        str(config_path),
+        "--accepted",
+        str(accepted_file),
+    ]
     kills = 0
     for _ in range(4):
         proc = subprocess.Popen([*command, "--rate", "800"], cwd=REPO, stderr=subprocess.PIPE)

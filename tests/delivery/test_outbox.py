@@ -36,7 +36,9 @@ def barcode(i: int) -> BarcodeScanned:
 
 
 def telemetry(i: int) -> DeviceStateChanged:
-    return DeviceStateChanged(captured_at=time.time(), device=f"cam{i}", kind="camera", state="online", previous="offline")
+    return DeviceStateChanged(
+        captured_at=time.time(), device=f"cam{i}", kind="camera", state="online", previous="offline"
+    )
 
 
 def settings(**kw: int) -> OutboxSettings:
