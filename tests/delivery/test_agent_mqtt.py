@@ -21,7 +21,7 @@ def test_events_status_health_and_last_will(broker: Mosquitto, tmp_path: Path) -
     agent = start_agent(config)
     try:
 
-        def enough(msgs: list[tuple[str, dict]]) -> bool:
+        def enough(msgs: list[tuple[str, dict[str, object]]]) -> bool:
             kinds = {parse_topic("store", t).kind for t, _ in msgs}  # type: ignore[union-attr]
             motion = [p for t, p in msgs if t.endswith("/events/scene.motion")]
             return {"status", "health", "events"} <= kinds and len(motion) >= 2
