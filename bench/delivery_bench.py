@@ -21,13 +21,13 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from agent.config.schema import MqttSection, OutboxSettings  # noqa: E402
-from agent.delivery.broker import Mosquitto  # noqa: E402
-from agent.delivery.monitor import Monitor  # noqa: E402
-from agent.delivery.outbox import Outbox  # noqa: E402
-from agent.delivery.publisher import Publisher  # noqa: E402
-from agent.delivery.topics import Topics  # noqa: E402
-from agent.events import BarcodeScanned, EventStamper  # noqa: E402
+from agent.config.schema import MqttSection, OutboxSettings
+from agent.delivery.broker import Mosquitto
+from agent.delivery.monitor import Monitor
+from agent.delivery.outbox import Outbox
+from agent.delivery.publisher import Publisher
+from agent.delivery.topics import Topics
+from agent.events import BarcodeScanned, EventStamper
 
 
 class Receiver:
@@ -171,8 +171,8 @@ def main() -> int:
             broker.stop()
     print(f"events: {args.events} (flood), {lat_n} paced at {args.rate:.0f}/s; mosquitto on loopback")
     print("throughput: publish until every PUBACK (durable: accept -> committed -> published -> deleted)")
-    print(f"raw paho QoS 1      : {raw_rate:8.0f} events/s   paced p50 {pct(raw_lat, 50):6.2f} ms  p99 {pct(raw_lat, 99):6.2f} ms")
-    print(f"durable via outbox  : {dur_rate:8.0f} events/s   paced p50 {pct(dur_lat, 50):6.2f} ms  p99 {pct(dur_lat, 99):6.2f} ms")
+    print(f"raw paho QoS 1      : {raw_rate:8.0f} events/s  p50 {pct(raw_lat, 50):.2f} ms p99 {pct(raw_lat, 99):.2f} ms")
+    print(f"durable via outbox  : {dur_rate:8.0f} events/s  p50 {pct(dur_lat, 50):.2f} ms p99 {pct(dur_lat, 99):.2f} ms")
     print(f"ratio durable / raw : {dur_rate / raw_rate:.2f}")
     return 0
 
