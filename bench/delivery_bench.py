@@ -171,8 +171,8 @@ def main() -> int:
             broker.stop()
     print(f"events: {args.events} (flood), {lat_n} paced at {args.rate:.0f}/s; mosquitto on loopback")
     print("throughput: publish until every PUBACK (durable: accept -> committed -> published -> deleted)")
-    print(f"raw paho QoS 1      : {raw_rate:8.0f} events/s  p50 {pct(raw_lat, 50):.2f} ms p99 {pct(raw_lat, 99):.2f} ms")
-    print(f"durable via outbox  : {dur_rate:8.0f} events/s  p50 {pct(dur_lat, 50):.2f} ms p99 {pct(dur_lat, 99):.2f} ms")
+    for name, rate, lat in (("raw paho QoS 1", raw_rate, raw_lat), ("durable via outbox", dur_rate, dur_lat)):
+        print(f"{name:<20}: {rate:8.0f} events/s  p50 {pct(lat, 50):.2f} ms  p99 {pct(lat, 99):.2f} ms")
     print(f"ratio durable / raw : {dur_rate / raw_rate:.2f}")
     return 0
 
