@@ -26,6 +26,8 @@ EXIT_INTERRUPTED = 130
 COMMAND_MODULES = [
     "agent.cli.run_cmd",
     "agent.cli.config_cmd",
+    "agent.cli.monitor_cmd",
+    "agent.cli.demo_cmd",
     "agent.cli.listen_cmd",
 ]
 

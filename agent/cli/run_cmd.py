@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import signal
 import sys
@@ -35,7 +34,7 @@ def register(sub: Any) -> None:
 
 
 def make_sink(loaded: LoadedConfig, print_events: bool) -> EventSink:
-    """The delivery sink for this config; JSON lines on stdout when asked."""
+    """``replay``'s sink: JSON lines on stdout (``run`` delivers through the outbox and MQTT, see run())."""
     return JsonLinesSink(sys.stdout)
 
 
@@ -55,12 +54,22 @@ def _prepare(args: argparse.Namespace) -> tuple[LoadedConfig, EventSink]:
 
 
 def run(args: argparse.Namespace) -> int:
-    loaded, sink = _prepare(args)
-    agent = Agent(loaded, sink)
-    _install_signal_handlers(agent.stop_event)
-    with agent:
-        while not agent.stop_event.wait(60.0):
-            logger.debug("health %s", json.dumps(agent.health()))
+    """The daemon: pipelines into the durable outbox, MQTT delivery, health, commands, sd_notify."""
+    from agent.cli import EXIT_CONFIG
+    from agent.delivery.client import DeliveryError
+    from agent.delivery.daemon import Daemon
+
+    loaded = load_config(args.config)
+    configure_logging(loaded.config.logging, "DEBUG" if args.debug else args.log_level)
+    extra = JsonLinesSink(sys.stdout) if args.print_events else None
+    try:
+        daemon = Daemon(loaded, extra_sink=extra)
+        _install_signal_handlers(daemon.stop_event)
+        with daemon:
+            daemon.serve()
+    except DeliveryError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
     return 0
 
 

@@ -80,6 +80,17 @@ class MqttSection(Section):
         "store", pattern=r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$", description="First levels of every topic."
     )
     keepalive_s: int = Field(30, ge=5, le=3600, description="MQTT keep-alive interval in seconds.")
+    ack: Literal["broker", "hub"] = Field(
+        "broker",
+        description="When an event leaves the outbox: 'broker' on the broker's PUBACK; 'hub' only when the hub "
+        "acknowledges its event_id on <prefix>/<store>/<terminal>/ack (survives a broker crash).",
+    )
+    hub_ack_timeout_s: float = Field(
+        60.0, gt=0, le=3600, description="With ack: hub, events not acknowledged within this time are sent again."
+    )
+    health_interval_s: float = Field(
+        30.0, ge=1, le=3600, description="How often the retained health message is published."
+    )
 
     @model_validator(mode="after")
     def _one_password_source(self) -> MqttSection:

@@ -46,7 +46,9 @@ class AgentError(Exception):
 
 
 class Agent:
-    def __init__(self, loaded: LoadedConfig, sink: EventSink, *, replay: bool = False) -> None:
+    def __init__(
+        self, loaded: LoadedConfig, sink: EventSink, *, replay: bool = False, state: StateStore | None = None
+    ) -> None:
         self.loaded = loaded
         self.config = loaded.config
         self.sink = sink
@@ -61,7 +63,7 @@ class Agent:
         self.emitted: Counter[str] = Counter()
         self._emit_lock = threading.Lock()
         self._stack = ExitStack()
-        self.state: StateStore | None = None
+        self.state: StateStore | None = state  # given by the daemon so a config reload keeps the boot counter
         self._stamper: EventStamper | None = None
 
     # --- building -------------------------------------------------------------------------
@@ -89,7 +91,8 @@ class Agent:
             self._check_replay()
         config = self.config
         state_dir = Path(config.storage.state_dir)
-        self.state = StateStore(state_dir)
+        if self.state is None:
+            self.state = StateStore(state_dir)
         self._stamper = EventStamper(config.store.id, config.terminal.id, self.state.next_seq)
         context = RuntimeContext(config=config, state_dir=state_dir, models_dir=Path(config.models.directory))
         self.context = context

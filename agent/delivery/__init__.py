@@ -1,0 +1,1 @@
+"""Delivery: the durable outbox, the MQTT publisher, status / health / commands, sd_notify and the daemon."""

@@ -1,0 +1,162 @@
+"""The hub side in miniature: a persistent subscriber that de-duplicates events and acknowledges them.
+
+Used by ``store-agent monitor`` (the operator's tool), the demo, the tests and
+the benchmark. Its MQTT session is persistent (MQTT 5 with a session expiry),
+so events published while it is away wait at the broker. With ``ack=True``
+it publishes ``{"event_ids": [...]}`` to each terminal's ``ack`` topic after
+the events were handed to ``on_event`` (``ack: hub`` mode).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any
+
+from agent.config.schema import MqttSection
+from agent.delivery.client import Connected, Message, MqttConnection
+from agent.delivery.topics import EVENTS, HEALTH, STATUS, Topics, parse_topic
+
+logger = logging.getLogger(__name__)
+
+SEEN_LIMIT = 1_000_000
+ACK_BATCH = 500
+ACK_INTERVAL_S = 0.05
+
+#: on_event(terminal_id, payload, duplicate)
+EventHandler = Callable[[str, dict[str, Any], bool], None]
+#: on_status(terminal_id, kind ('status' or 'health'), payload)
+StatusHandler = Callable[[str, str, dict[str, Any]], None]
+
+
+class Monitor:
+    def __init__(
+        self,
+        settings: MqttSection,
+        store_id: str,
+        terminal_id: str | None = None,
+        *,
+        client_id: str,
+        ack: bool,
+        on_event: EventHandler,
+        on_status: StatusHandler | None = None,
+        health: bool = False,
+    ) -> None:
+        self.settings = settings
+        self.topics = Topics(settings.topic_prefix, store_id, terminal_id or "+")
+        self.ack = ack
+        self.on_event = on_event
+        self.on_status = on_status
+        self.health = health
+        self.conn = MqttConnection(settings, client_id, persistent_session=True)
+        self.received = 0
+        self.duplicates = 0
+        self.malformed = 0
+        self.seen: OrderedDict[str, None] = OrderedDict()
+        self.subscribed = threading.Event()
+        self._pending_acks: dict[str, list[str]] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="monitor", daemon=True)
+
+    @property
+    def unique(self) -> int:
+        return len(self.seen)
+
+    def start(self) -> Monitor:
+        self.conn.start()
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        self.conn.stop()
+
+    def __enter__(self) -> Monitor:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _run(self) -> None:
+        next_ack = time.monotonic() + ACK_INTERVAL_S
+        while not self._stop.is_set():
+            try:
+                item = self.conn.inbox.get(timeout=ACK_INTERVAL_S)
+            except queue.Empty:
+                item = None
+            if isinstance(item, Connected):
+                self._subscribe(item.session_present)
+            elif isinstance(item, Message):
+                self._handle(item)
+            pending = sum(len(v) for v in self._pending_acks.values())
+            if pending and (pending >= ACK_BATCH or time.monotonic() >= next_ack):
+                self._send_acks()
+            if time.monotonic() >= next_ack:
+                next_ack = time.monotonic() + ACK_INTERVAL_S
+        self._send_acks()
+
+    def _subscribe(self, session_present: bool) -> None:
+        wanted = [f"{self.topics.base}/{STATUS}", f"{self.topics.base}/{EVENTS}/+"]
+        if self.health:
+            wanted.append(f"{self.topics.base}/{HEALTH}")
+        self.conn.subscribe(wanted)
+        logger.info("monitor subscribed to %s (session %s)", self.topics.base, "resumed" if session_present else "new")
+        self.subscribed.set()
+
+    def _handle(self, message: Message) -> None:
+        parsed = parse_topic(self.topics.prefix, message.topic)
+        if parsed is None:
+            return
+        try:
+            payload = json.loads(message.payload)
+        except ValueError:
+            self.malformed += 1
+            logger.warning("not JSON on %s", message.topic)
+            return
+        if not isinstance(payload, dict):
+            self.malformed += 1
+            return
+        if parsed.kind in (STATUS, HEALTH):
+            if self.on_status is not None:
+                self.on_status(parsed.terminal_id, parsed.kind, payload)
+            return
+        if parsed.kind != EVENTS:
+            return
+        event_id = payload.get("event_id")
+        if not isinstance(event_id, str):
+            self.malformed += 1
+            return
+        self.received += 1
+        duplicate = event_id in self.seen
+        if duplicate:
+            self.duplicates += 1
+        else:
+            self.seen[event_id] = None
+            if len(self.seen) > SEEN_LIMIT:
+                self.seen.popitem(last=False)
+        self.on_event(parsed.terminal_id, payload, duplicate)
+        if self.ack:
+            self._pending_acks.setdefault(parsed.terminal_id, []).append(event_id)
+
+    def _send_acks(self) -> None:
+        for terminal, ids in list(self._pending_acks.items()):
+            if not ids:
+                continue
+            topic = self.topics.with_terminal(terminal).ack
+            body = json.dumps({"event_ids": ids}, separators=(",", ":")).encode()
+            if self.conn.publish(topic, body, qos=1) is not None:
+                self._pending_acks[terminal] = []
+
+    def wait_for(self, predicate: Callable[[], bool], timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while not predicate():
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.05)
+        return True

@@ -1,0 +1,420 @@
+"""The durable outbox: an event is accepted once it is committed to SQLite, and leaves only when acknowledged.
+
+SQLite in WAL mode with ``synchronous=FULL``; one committer thread owns every
+write and commits whatever arrived within ``commit_window_ms`` in one
+transaction (one fsync per window instead of per event keeps SD cards alive).
+Rows are capped in number and bytes. Over a cap, events are dropped by class
+(``agent.events.Retention``): telemetry first, then normal events, oldest
+first; protected events (identity, consent, erasure) are never dropped for
+space. Every drop is counted by reason and class for ``health``.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from agent.config.schema import OutboxSettings
+from agent.delivery.topics import Topics
+from agent.events import Event, Retention
+
+logger = logging.getLogger(__name__)
+
+#: Retention class as stored in the ``retention`` column (drop order: highest first).
+CLASS_CODE = {Retention.PROTECTED: 0, Retention.NORMAL: 1, Retention.TELEMETRY: 2}
+CODE_CLASS = {code: cls for cls, code in CLASS_CODE.items()}
+#: Most accepted events waiting for a commit before ``accept`` waits (memory bound if the disk stalls).
+MAX_PENDING = 50_000
+EXPIRY_CHECK_S = 60.0
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    event_id TEXT NOT NULL UNIQUE,
+    topic TEXT NOT NULL,
+    payload BLOB NOT NULL,
+    retention INTEGER NOT NULL,
+    member_id TEXT,
+    created_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_by_class ON events(retention, id);
+CREATE INDEX IF NOT EXISTS events_by_member ON events(member_id) WHERE member_id IS NOT NULL;
+"""
+
+
+class OutboxError(Exception):
+    """The outbox cannot be used (closed, or its file cannot be opened)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """One stored event as the publisher sends it."""
+
+    id: int
+    event_id: str
+    topic: str
+    payload: bytes
+
+
+_Pending = tuple[str, str, bytes, int, str | None, float]
+
+
+def _open(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30.0)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=FULL")
+    return conn
+
+
+def check_integrity(path: Path) -> str | None:
+    """``None`` when the file is a sound SQLite database (or absent), else what is wrong."""
+    if not path.exists():
+        return None
+    try:
+        conn = sqlite3.connect(path, isolation_level=None)
+        try:
+            result = conn.execute("PRAGMA quick_check").fetchall()
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError as exc:
+        return str(exc)
+    problems = [str(r[0]) for r in result if r[0] != "ok"]
+    return "; ".join(problems[:5]) or None
+
+
+def move_aside(path: Path, reason: str) -> Path:
+    """Keep a corrupt outbox (and its WAL) for inspection under a new name; never delete it."""
+    stamp = time.strftime("%Y%m%dT%H%M%S")
+    target = path.with_name(f"{path.name}.corrupt-{stamp}")
+    for suffix in ("", "-wal", "-shm"):
+        part = Path(str(path) + suffix)
+        if part.exists():
+            part.rename(Path(str(target) + suffix))
+    logger.error("outbox %s is corrupt (%s); moved aside to %s and started an empty one", path, reason, target)
+    return target
+
+
+class Outbox:
+    """SQLite outbox implementing ``EventSink``: ``accept`` queues for the next group commit."""
+
+    def __init__(
+        self,
+        path: Path,
+        settings: OutboxSettings,
+        topics: Topics,
+        *,
+        expire_after_s: float | None = None,
+    ) -> None:
+        self.path = path
+        self.settings = settings
+        self.topics = topics
+        self.expire_after_s = expire_after_s
+        path.parent.mkdir(parents=True, exist_ok=True)
+        problem = check_integrity(path)
+        self.moved_aside: Path | None = move_aside(path, problem) if problem else None
+        self._conn = _open(path)
+        self._conn.executescript(SCHEMA)
+        self._read = _open(path)
+        self._read_lock = threading.Lock()
+        rows, size = self._conn.execute("SELECT COUNT(*), COALESCE(SUM(LENGTH(payload)), 0) FROM events").fetchone()
+        self.rows, self.bytes = int(rows), int(size)
+        self._cond = threading.Condition()
+        self._pending: list[_Pending] = []
+        self._ack_rows: set[int] = set()
+        self._ack_events: set[str] = set()
+        self._jobs: list[tuple[Callable[[sqlite3.Connection], Any], Future[Any]]] = []
+        self._closing = False
+        self._closed = False
+        self.accepted = 0
+        self.committed = 0
+        self.delivered = 0
+        self.commits = 0
+        self.dropped: Counter[tuple[str, str]] = Counter()
+        self._listeners: list[Callable[[], None]] = []
+        self._next_expiry = 0.0
+        self._thread = threading.Thread(target=self._run, name="outbox-commit", daemon=True)
+        self._thread.start()
+        if self.rows:
+            logger.info("outbox %s holds %d undelivered events (%d bytes)", path, self.rows, self.bytes)
+
+    # --- EventSink ----------------------------------------------------------------------
+
+    def accept(self, event: Event) -> None:
+        """Queue ``event`` for the next group commit (waits only if the disk is far behind)."""
+        payload = event.to_payload()
+        member = payload.get("member_id")
+        data = event.to_json().encode()
+        item = (
+            event.event_id,
+            self.topics.event(event.type),
+            data,
+            CLASS_CODE[event.retention],
+            str(member) if member is not None else None,
+            event.emitted_at,
+        )
+        with self._cond:
+            while len(self._pending) >= MAX_PENDING and not self._closing:
+                self._cond.wait(0.1)
+            if self._closing:
+                raise OutboxError(f"outbox {self.path} is closed; event {event.event_id} not accepted")
+            self._pending.append(item)
+            self.accepted += 1
+            self._cond.notify_all()
+
+    def close(self) -> None:
+        """Commit everything accepted so far, then close the database."""
+        with self._cond:
+            if self._closed:
+                return
+            self._closing = True
+            self._cond.notify_all()
+        self._thread.join()
+        with self._read_lock:
+            self._read.close()
+        self._conn.close()
+        self._closed = True
+
+    # --- for the publisher and the daemon ------------------------------------------------
+
+    def add_listener(self, callback: Callable[[], None]) -> None:
+        """``callback()`` runs in the committer thread after each commit that added rows (keep it quick)."""
+        self._listeners.append(callback)
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until every event accepted before this call is committed."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._cond:
+            target = self.accepted
+            while self.committed < target and not self._closed:
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return False
+                self._cond.wait(remaining)
+            return self.committed >= target
+
+    def fetch(self, after_id: int, limit: int) -> list[Row]:
+        """Committed, unacknowledged events with ``id > after_id`` in order (for replay and sending)."""
+        with self._cond:
+            hidden_rows = set(self._ack_rows)
+            hidden_events = set(self._ack_events)
+        with self._read_lock:
+            found = self._read.execute(
+                "SELECT id, event_id, topic, payload FROM events WHERE id > ? ORDER BY id LIMIT ?",
+                (after_id, limit + len(hidden_rows) + len(hidden_events)),
+            ).fetchall()
+        rows = [Row(int(i), e, t, bytes(p)) for i, e, t, p in found if i not in hidden_rows and e not in hidden_events]
+        return rows[:limit]
+
+    def ack_rows(self, row_ids: Iterable[int]) -> None:
+        """Broker acknowledged these rows (``ack: broker``): delete them in the next commit."""
+        with self._cond:
+            self._ack_rows.update(row_ids)
+            self._cond.notify_all()
+
+    def ack_events(self, event_ids: Iterable[str]) -> None:
+        """The hub acknowledged these events (``ack: hub``): delete them in the next commit."""
+        with self._cond:
+            self._ack_events.update(event_ids)
+            self._cond.notify_all()
+
+    def delete_member_events(self, member_id: str, timeout: float = 30.0) -> int:
+        """Erasure: remove every queued event whose payload carries ``member_id``; returns how many."""
+
+        def job(conn: sqlite3.Connection) -> int:
+            gone = conn.execute("DELETE FROM events WHERE member_id = ? RETURNING LENGTH(payload)", (member_id,))
+            sizes = [int(r[0]) for r in gone.fetchall()]
+            self.rows -= len(sizes)
+            self.bytes -= sum(sizes)
+            return len(sizes)
+
+        with self._cond:
+            before = len(self._pending)
+            self._pending = [p for p in self._pending if p[4] != member_id]
+            in_memory = before - len(self._pending)
+            self.accepted -= in_memory
+        removed: int = self._submit(job).result(timeout)
+        self.dropped[("erased", "any")] += removed + in_memory
+        logger.info("erased %d queued events of a member", removed + in_memory)
+        return removed + in_memory
+
+    def _submit(self, job: Callable[[sqlite3.Connection], Any]) -> Future[Any]:
+        future: Future[Any] = Future()
+        with self._cond:
+            if self._closing:
+                raise OutboxError(f"outbox {self.path} is closed")
+            self._jobs.append((job, future))
+            self._cond.notify_all()
+        return future
+
+    def stats(self) -> dict[str, Any]:
+        """Depth, bytes, oldest age and drop counters, for ``health`` and the ``outbox-stats`` command."""
+        with self._read_lock:
+            oldest = (
+                None
+                if self._closed
+                else self._read.execute("SELECT created_at FROM events ORDER BY id LIMIT 1").fetchone()
+            )
+        dropped: dict[str, dict[str, int]] = {}
+        for (reason, cls), n in sorted(self.dropped.items()):
+            dropped.setdefault(reason, {})[cls] = n
+        return {
+            "depth": self.rows,
+            "bytes": self.bytes,
+            "oldest_age_s": round(time.time() - float(oldest[0]), 3) if oldest else None,
+            "max_rows": self.settings.max_rows,
+            "max_bytes": self.settings.max_bytes,
+            "accepted": self.accepted,
+            "committed": self.committed,
+            "delivered": self.delivered,
+            "commits": self.commits,
+            "dropped": dropped,
+            "dropped_total": sum(self.dropped.values()),
+            "moved_aside": str(self.moved_aside) if self.moved_aside else None,
+        }
+
+    # --- the committer thread --------------------------------------------------------------
+
+    def _take(self) -> tuple[list[_Pending], set[int], set[str], list[Any], bool] | None:
+        window = self.settings.commit_window_ms / 1000.0
+        with self._cond:
+            while not (self._pending or self._ack_rows or self._ack_events or self._jobs or self._closing):
+                self._cond.wait(EXPIRY_CHECK_S if self.expire_after_s else None)
+                if self.expire_after_s and time.monotonic() >= self._next_expiry:
+                    break
+            if self._pending and window > 0 and not self._closing:
+                deadline = time.monotonic() + window
+                while not self._closing and (remaining := deadline - time.monotonic()) > 0:
+                    self._cond.wait(remaining)
+            batch, self._pending = self._pending, []
+            rows, self._ack_rows = self._ack_rows, set()
+            events, self._ack_events = self._ack_events, set()
+            jobs, self._jobs = self._jobs, []
+            last = self._closing and not batch and not rows and not events and not jobs
+            self._cond.notify_all()
+        return None if last else (batch, rows, events, jobs, self._closing)
+
+    def _run(self) -> None:
+        while True:
+            taken = self._take()
+            if taken is None:
+                return
+            batch, rows, events, jobs, _ = taken
+            try:
+                self._write(batch, rows, events, jobs)
+            except sqlite3.Error:
+                logger.exception("outbox commit failed; %d events kept in memory for a retry", len(batch))
+                with self._cond:
+                    self._pending[:0] = batch
+                    self._ack_rows |= rows
+                    self._ack_events |= events
+                    self._jobs[:0] = jobs
+                time.sleep(1.0)
+                continue
+            with self._cond:
+                self.committed += len(batch)
+                self.commits += 1
+                self._cond.notify_all()
+            if batch:
+                for listener in self._listeners:
+                    listener()
+
+    def _write(self, batch: list[_Pending], rows: set[int], events: set[str], jobs: list[Any]) -> None:
+        conn = self._conn
+        results: list[tuple[Future[Any], Any]] = []
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            if batch:
+                before = conn.total_changes
+                conn.executemany(
+                    "INSERT OR IGNORE INTO events (event_id, topic, payload, retention, member_id, created_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?)",
+                    batch,
+                )
+                if conn.total_changes - before == len(batch):
+                    self.rows += len(batch)
+                    self.bytes += sum(len(p[2]) for p in batch)
+                else:
+                    self._recount(conn)
+            delivered = self._delete(conn, "id", list(rows)) + self._delete(conn, "event_id", list(events))
+            for job, future in jobs:
+                results.append((future, job(conn)))
+            self._trim(conn)
+            self._expire(conn)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            self._recount(conn)
+            raise
+        self.delivered += delivered
+        for future, value in results:
+            future.set_result(value)
+
+    def _recount(self, conn: sqlite3.Connection) -> None:
+        rows, size = conn.execute("SELECT COUNT(*), COALESCE(SUM(LENGTH(payload)), 0) FROM events").fetchone()
+        self.rows, self.bytes = int(rows), int(size)
+
+    def _delete(self, conn: sqlite3.Connection, column: str, keys: list[Any]) -> int:
+        count = 0
+        for start in range(0, len(keys), 500):
+            chunk = keys[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            gone = conn.execute(f"DELETE FROM events WHERE {column} IN ({marks}) RETURNING LENGTH(payload)", chunk)
+            sizes = [int(r[0]) for r in gone.fetchall()]
+            count += len(sizes)
+            self.rows -= len(sizes)
+            self.bytes -= sum(sizes)
+        return count
+
+    def _over(self) -> bool:
+        return self.rows > self.settings.max_rows or self.bytes > self.settings.max_bytes
+
+    def _trim(self, conn: sqlite3.Connection) -> None:
+        """Drop telemetry, then normal events, oldest first, until under both caps."""
+        for cls in (Retention.TELEMETRY, Retention.NORMAL):
+            while self._over():
+                candidates = conn.execute(
+                    "SELECT id, LENGTH(payload) FROM events WHERE retention = ? ORDER BY id LIMIT 512",
+                    (CLASS_CODE[cls],),
+                ).fetchall()
+                if not candidates:
+                    break
+                victims = []
+                for row_id, size in candidates:
+                    if not self._over():
+                        break
+                    victims.append(int(row_id))
+                    self.rows -= 1
+                    self.bytes -= int(size)
+                conn.execute("DELETE FROM events WHERE retention = ? AND id <= ?", (CLASS_CODE[cls], victims[-1]))
+                self.dropped[("space", cls.value)] += len(victims)
+                logger.warning("outbox full: dropped %d %s events (oldest first)", len(victims), cls.value)
+        if self._over():
+            logger.error(
+                "outbox over its cap with protected events only (%d rows, %d bytes); they are kept",
+                self.rows,
+                self.bytes,
+            )
+
+    def _expire(self, conn: sqlite3.Connection) -> None:
+        if not self.expire_after_s or time.monotonic() < self._next_expiry:
+            return
+        self._next_expiry = time.monotonic() + EXPIRY_CHECK_S
+        cutoff = time.time() - self.expire_after_s
+        gone = conn.execute(
+            "DELETE FROM events WHERE created_at < ? AND retention != ? RETURNING retention, LENGTH(payload)",
+            (cutoff, CLASS_CODE[Retention.PROTECTED]),
+        ).fetchall()
+        for code, size in gone:
+            self.rows -= 1
+            self.bytes -= int(size)
+            self.dropped[("expired", CODE_CLASS[int(code)].value)] += 1
+        if gone:
+            logger.warning("outbox: dropped %d undelivered events older than the retention limit", len(gone))

@@ -1,0 +1,135 @@
+"""A real mosquitto per test session (and per chaos test), configs pointing at it, and MQTT helpers."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from agent.config.loader import LoadedConfig, load_config
+from agent.delivery.broker import Mosquitto, mosquitto_binary
+from agent.delivery.client import Connected, Message, MqttConnection
+from agent.schemas import SCHEMA_DIR
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def need_mosquitto() -> None:
+    if mosquitto_binary() is None:
+        pytest.skip("mosquitto is not installed (.ci/run installs it; apt install mosquitto)")
+
+
+@pytest.fixture(scope="session")
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mosquitto]:
+    """One mosquitto on a free localhost port for the session; tests may stop/kill/restart it."""
+    need_mosquitto()
+    server = Mosquitto(tmp_path_factory.mktemp("mosquitto")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def own_broker(tmp_path: Path) -> Iterator[Mosquitto]:
+    """A broker of this test's own, for tests that kill it."""
+    need_mosquitto()
+    server = Mosquitto(tmp_path / "mosquitto").start()
+    yield server
+    server.stop()
+
+
+def write_config(directory: Path, port: int, **sections: Any) -> Path:
+    """A store YAML with no devices unless ``sections`` adds some; the outbox lives in ``directory``."""
+    data: dict[str, Any] = {
+        "version": 1,
+        "store": {"id": "test-store", "name": "Test"},
+        "terminal": {"id": "t1"},
+        "mqtt": {"host": "127.0.0.1", "port": port, "health_interval_s": 1},
+        "storage": {"state_dir": str(directory / "state")},
+        "logging": {"level": "INFO"},
+    }
+    for key, value in sections.items():
+        if isinstance(value, dict) and isinstance(data.get(key), dict):
+            data[key] = {**data[key], **value}
+        else:
+            data[key] = value
+    path = directory / "store.yaml"
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    return path
+
+
+def loaded_config(directory: Path, port: int, **sections: Any) -> LoadedConfig:
+    return load_config(write_config(directory, port, **sections))
+
+
+PATTERN_CAMERA = {"name": "cam", "type": "test-pattern", "width": 640, "height": 480, "fps": 10, "walkers": 1}
+
+
+def start_agent(config: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    """``store-agent run`` as a real subprocess."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "agent", "run", "--config", str(config)],
+        cwd=REPO,
+        env={**os.environ, **(env or {})},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+
+
+class Listener:
+    """A plain subscriber (through the agent's own MQTT client module) that records every message."""
+
+    def __init__(self, port: int, topics: list[str], client_id: str = "test-listener") -> None:
+        from agent.config.schema import MqttSection
+
+        self.conn = MqttConnection(MqttSection(host="127.0.0.1", port=port), client_id)
+        self.topics = topics
+        self.messages: list[tuple[str, dict[str, Any]]] = []
+        self.conn.start()
+        assert self.conn.wait_connected(10), self.conn.last_error
+        self._pump(0.2)
+
+    def _pump(self, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            try:
+                item = self.conn.inbox.get(timeout=0.05)
+            except Exception:
+                continue
+            if isinstance(item, Connected):
+                self.conn.subscribe(self.topics)
+            elif isinstance(item, Message):
+                self.messages.append((item.topic, json.loads(item.payload)))
+
+    def wait(self, predicate: Callable[[list[tuple[str, dict[str, Any]]]], bool], timeout: float = 15.0) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if predicate(self.messages):
+                return True
+            self._pump(0.1)
+        return predicate(self.messages)
+
+    def publish(self, topic: str, payload: bytes) -> None:
+        assert self.conn.publish(topic, payload) is not None
+
+    def close(self) -> None:
+        self.conn.stop()
+
+
+def validator(name: str) -> Any:
+    """A draft 2020-12 validator for ``agent/schemas/<name>.json`` resolving ``envelope.json``."""
+    from jsonschema import Draft202012Validator
+    from referencing import Registry, Resource
+
+    resources = [
+        (p.name, Resource.from_contents(json.loads(p.read_text(encoding="utf-8")))) for p in SCHEMA_DIR.glob("*.json")
+    ]
+    schema = json.loads((SCHEMA_DIR / f"{name}.json").read_text(encoding="utf-8"))
+    return Draft202012Validator(schema, registry=Registry().with_resources(resources))

@@ -1,0 +1,42 @@
+"""sd_notify: a real ``store-agent run`` tells a NOTIFY_SOCKET READY, then WATCHDOG, then STOPPING."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import time
+from pathlib import Path
+
+from agent.delivery.broker import Mosquitto
+from tests.delivery.conftest import PATTERN_CAMERA, start_agent, write_config
+
+
+def test_ready_watchdog_stopping_in_order(broker: Mosquitto, tmp_path: Path) -> None:
+    config = write_config(tmp_path, broker.port, cameras=[PATTERN_CAMERA], pipelines={"motion": {"enabled": True}})
+    name = f"store-agent-test-{os.getpid()}"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.bind("\0" + name)  # an abstract socket, as systemd may hand out
+        sock.settimeout(0.5)
+        agent = start_agent(config, {"NOTIFY_SOCKET": "@" + name, "WATCHDOG_USEC": "400000"})
+        seen: list[str] = []
+        try:
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and "WATCHDOG=1" not in seen:
+                with contextlib.suppress(TimeoutError):
+                    seen.extend(sock.recv(4096).decode().split("\n"))
+            agent.send_signal(signal.SIGTERM)
+            deadline = time.monotonic() + 15
+            while time.monotonic() < deadline and "STOPPING=1" not in seen:
+                with contextlib.suppress(TimeoutError):
+                    seen.extend(sock.recv(4096).decode().split("\n"))
+            assert agent.wait(15) == 0
+        finally:
+            if agent.poll() is None:
+                agent.kill()
+    states = [s for s in seen if s in ("READY=1", "WATCHDOG=1", "STOPPING=1")]
+    assert states[0] == "READY=1" and "WATCHDOG=1" in states and states[-1] == "STOPPING=1", states
+    assert states.index("WATCHDOG=1") < states.index("STOPPING=1")
+    statuses = [s for s in seen if s.startswith("STATUS=")]
+    assert any("MQTT connected" in s for s in statuses), statuses

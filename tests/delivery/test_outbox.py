@@ -1,0 +1,169 @@
+"""The SQLite outbox on its own: group commit, durability across reopen, caps and drop policy, erasure, corruption."""
+
+from __future__ import annotations
+
+import itertools
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+from agent.config.schema import OutboxSettings
+from agent.delivery.outbox import Outbox
+from agent.delivery.topics import Topics
+from agent.events import BarcodeScanned, DeviceStateChanged, EventBody, EventStamper, Retention
+
+TOPICS = Topics("store", "s1", "t1")
+
+
+@dataclass(frozen=True, kw_only=True)
+class MemberSeen(EventBody):
+    """A protected event carrying a member id, shaped like the face pipeline's identity events."""
+
+    TYPE: ClassVar[str] = "test.member_seen"
+    RETENTION: ClassVar[Retention] = Retention.PROTECTED
+    member_id: str
+
+
+def stamper() -> EventStamper:
+    counter = itertools.count(1)
+    return EventStamper("s1", "t1", lambda: next(counter))
+
+
+def barcode(i: int) -> BarcodeScanned:
+    return BarcodeScanned(captured_at=time.time(), device="scanner", code=f"{i:013d}")
+
+
+def telemetry(i: int) -> DeviceStateChanged:
+    return DeviceStateChanged(
+        captured_at=time.time(), device=f"cam{i}", kind="camera", state="online", previous="offline"
+    )
+
+
+def settings(**kw: int) -> OutboxSettings:
+    return OutboxSettings(**{"commit_window_ms": 20, **kw})
+
+
+def test_group_commit_survives_reopen_in_order(tmp_path: Path) -> None:
+    path = tmp_path / "outbox.sqlite3"
+    stamp = stamper()
+    box = Outbox(path, settings(), TOPICS)
+    events = [stamp.stamp(barcode(i)) for i in range(500)]
+    for event in events:
+        box.accept(event)
+    box.close()
+    assert box.commits < 100, "500 events arriving together share commits"
+    reopened = Outbox(path, settings(), TOPICS)
+    try:
+        rows = reopened.fetch(0, 1000)
+        assert [r.event_id for r in rows] == [e.event_id for e in events]
+        assert rows[0].topic == "store/s1/t1/events/barcode.scanned"
+        assert rows[0].payload == events[0].to_json().encode()
+        assert reopened.stats()["depth"] == 500
+        reopened.ack_rows([r.id for r in rows[:200]])
+        reopened.ack_events([e.event_id for e in events[200:300]])
+        assert reopened.flush(5)
+        time.sleep(0.2)
+        assert [r.event_id for r in reopened.fetch(0, 1000)] == [e.event_id for e in events[300:]]
+        assert reopened.delivered == 300
+    finally:
+        reopened.close()
+
+
+def test_full_outbox_drops_telemetry_then_normal_never_protected(tmp_path: Path) -> None:
+    stamp = stamper()
+    box = Outbox(tmp_path / "o.sqlite3", settings(max_rows=100), TOPICS)
+    protected = [stamp.stamp(MemberSeen(captured_at=time.time(), member_id=f"m{i}")) for i in range(30)]
+    normal = [stamp.stamp(barcode(i)) for i in range(50)]
+    tele = [stamp.stamp(telemetry(i)) for i in range(50)]
+    for event in [*protected[:10], *tele, *normal, *protected[10:]]:
+        box.accept(event)
+    box.close()
+    box = Outbox(tmp_path / "o.sqlite3", settings(max_rows=100), TOPICS)
+    try:
+        kept = {r.event_id for r in box.fetch(0, 1000)}
+        assert len(kept) == 100
+        assert {e.event_id for e in protected} <= kept, "protected events are never dropped for space"
+        assert {e.event_id for e in normal} <= kept
+        assert len(kept & {e.event_id for e in tele}) == 20
+        assert kept >= {e.event_id for e in tele[-20:]}, "telemetry is dropped oldest first"
+    finally:
+        box.close()
+    # Now only normal and protected: normal goes, oldest first; counters say so.
+    box = Outbox(tmp_path / "o2.sqlite3", settings(max_rows=40), TOPICS)
+    for event in [*protected, *normal]:
+        box.accept(event)
+    assert box.flush(10)
+    stats = box.stats()
+    box.close()
+    assert stats["depth"] == 40
+    assert stats["dropped"] == {"space": {"normal": 40}}
+    assert stats["dropped_total"] == 40
+
+
+def test_only_protected_over_cap_are_kept(tmp_path: Path) -> None:
+    stamp = stamper()
+    box = Outbox(tmp_path / "o.sqlite3", settings(max_rows=5), TOPICS)
+    for i in range(12):
+        box.accept(stamp.stamp(MemberSeen(captured_at=time.time(), member_id=f"m{i}")))
+    assert box.flush(10)
+    assert box.stats()["depth"] == 12 and box.stats()["dropped_total"] == 0
+    box.close()
+
+
+def test_byte_cap(tmp_path: Path) -> None:
+    stamp = stamper()
+    box = Outbox(tmp_path / "o.sqlite3", settings(max_bytes=20_000), TOPICS)
+    for i in range(200):
+        box.accept(stamp.stamp(barcode(i)))
+    assert box.flush(10)
+    stats = box.stats()
+    box.close()
+    assert stats["bytes"] <= 20_000 and stats["depth"] + stats["dropped"]["space"]["normal"] == 200
+
+
+def test_delete_member_events(tmp_path: Path) -> None:
+    stamp = stamper()
+    box = Outbox(tmp_path / "o.sqlite3", settings(), TOPICS)
+    try:
+        for i in range(10):
+            box.accept(stamp.stamp(MemberSeen(captured_at=time.time(), member_id="alice" if i % 2 else "bob")))
+            box.accept(stamp.stamp(barcode(i)))
+        assert box.delete_member_events("alice") == 5
+        payloads = [r.payload for r in box.fetch(0, 100)]
+        assert len(payloads) == 15 and not any(b'"alice"' in p for p in payloads)
+        assert box.stats()["dropped"]["erased"] == {"any": 5}
+    finally:
+        box.close()
+
+
+def test_corrupt_file_is_moved_aside_not_deleted(tmp_path: Path) -> None:
+    path = tmp_path / "outbox.sqlite3"
+    garbage = b"this is not an SQLite database" * 100
+    path.write_bytes(garbage)
+    box = Outbox(path, settings(), TOPICS)
+    try:
+        assert box.moved_aside is not None and box.moved_aside.read_bytes() == garbage
+        assert box.stats()["moved_aside"] == str(box.moved_aside)
+        box.accept(stamper().stamp(barcode(1)))
+        assert box.flush(5) and box.stats()["depth"] == 1
+    finally:
+        box.close()
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_close_commits_everything_and_rejects_later_events(tmp_path: Path) -> None:
+    stamp = stamper()
+    box = Outbox(tmp_path / "o.sqlite3", settings(commit_window_ms=500), TOPICS)
+    for i in range(50):
+        box.accept(stamp.stamp(barcode(i)))
+    box.close()
+    assert box.committed == 50
+    try:
+        box.accept(stamp.stamp(barcode(99)))
+    except Exception as exc:
+        assert "closed" in str(exc)
+    else:
+        raise AssertionError("accept after close must fail loudly")
