@@ -229,7 +229,7 @@ def parse_barcode_line(
         if not text[2].isalnum():
             return None
         text = text[3:]
-    if not text or len(text) > max_length or text != text.strip():
+    if not text or len(text) > max_length or text != text.strip(" \t"):
         return None
     if any((ord(c) < 0x20 and c != "\x1d") or ord(c) == 0x7F for c in text):
         return None
