@@ -69,6 +69,8 @@ def _hex_bytes(text: str, where: str) -> bytes:
     tokens = text.split()
     if len(tokens) == 1 and len(tokens[0]) > 2:  # "0000FF00FF00" without spaces
         compact = tokens[0]
+        if not all(c in "0123456789abcdefABCDEF" for c in compact):
+            raise ScriptError(f"{where}: {compact!r} is not hex bytes (write e.g. 00 FF or 00FF)")
         if len(compact) % 2:
             raise ScriptError(f"{where}: odd number of hex digits in {compact!r}")
         tokens = [compact[i : i + 2] for i in range(0, len(compact), 2)]
@@ -128,11 +130,11 @@ def parse_script(text: str, source: str = "<script>") -> list[Step]:
         keyword, _, rest = line.partition(" ")
         rest = rest.strip()
         if keyword == "hex":
-            steps.append(Send(_hex_bytes(rest, where), number))
+            steps.append(Send(_hex_bytes(rest, f"{where}: hex"), number))
         elif keyword == "text":
             steps.append(Send(_quoted(rest, where), number))
         elif keyword == "pn532-frame":
-            payload = _hex_bytes(rest, where)
+            payload = _hex_bytes(rest, f"{where}: pn532-frame")
             if len(payload) > 254:
                 raise ScriptError(f"{where}: pn532-frame holds at most 254 bytes (got {len(payload)})")
             steps.append(Send(information_frame(payload), number))

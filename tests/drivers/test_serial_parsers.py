@@ -83,7 +83,9 @@ def test_parse_frames_never_raises_and_consumes_within_bounds(data: bytes) -> No
 
 @FUZZ
 @given(no_ff, uids, no_ff, st.lists(st.integers(0, 80), max_size=6))
-def test_garbage_and_splits_never_lose_or_invent_a_tap(before: bytes, uid: bytes, after: bytes, cuts: list[int]) -> None:
+def test_garbage_and_splits_never_lose_or_invent_a_tap(
+    before: bytes, uid: bytes, after: bytes, cuts: list[int]
+) -> None:
     stream = before + pn532.target_list_response([uid]) + after
     assert taps(stream) == [uid.hex().upper()]
     parser = pn532.FrameParser()

@@ -35,9 +35,7 @@ def collect(driver: SerialDriver, seconds: float, until: int | None = None) -> l
 @pytest.fixture
 def pn532_rig(tmp_path: Path) -> Iterator[tuple[PtyDevice, Pn532Simulator, Pn532Reader]]:
     device = PtyDevice(tmp_path / "serial" / "by-id" / "usb-NXP_PN532-if00-port0")
-    options = Pn532Options(
-        name="nfc", type="pn532", port=device.path, poll_interval_s=0.05, response_timeout_s=0.3
-    )
+    options = Pn532Options(name="nfc", type="pn532", port=device.path, poll_interval_s=0.05, response_timeout_s=0.3)
     driver = Pn532Reader(options)
     with Pn532Simulator(device) as sim:
         yield device, sim, driver
@@ -73,9 +71,7 @@ def test_pn532_card_held_ten_seconds_is_one_tap(pn532_rig: tuple[PtyDevice, Pn53
 
 
 @pytest.mark.parametrize("fault", ["garbage", "split", "bad_lcs", "bad_dcs", "error", "silent"])
-def test_pn532_recovers_from_line_faults(
-    pn532_rig: tuple[PtyDevice, Pn532Simulator, Pn532Reader], fault: str
-) -> None:
+def test_pn532_recovers_from_line_faults(pn532_rig: tuple[PtyDevice, Pn532Simulator, Pn532Reader], fault: str) -> None:
     _, sim, driver = pn532_rig
     driver.open()
     sim.faults.extend([fault, fault])
