@@ -185,7 +185,8 @@ def test_rtsp_server_killed_and_restarted(server: RtspServer, monkeypatch: pytes
         runner.thread.join(15)
     assert not runner.thread.is_alive()
     print(
-        f"\nRTSP: {fps_before:.1f} fps before; kill->offline {offline_after:.2f} s; restart->online {online_after:.2f} s; "
+        f"\nRTSP: {fps_before:.1f} fps before; kill->offline {offline_after:.2f} s; "
+        f"restart->online {online_after:.2f} s; "
         f"{fps_after:.1f} fps after; reopens {runner.reopens}"
     )
     os.environ.pop("TEST_RTSP_PASSWORD", None)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -29,10 +31,8 @@ def taps(stream: bytes) -> list[str]:
     out: list[str] = []
     for f in frames:
         if isinstance(f, pn532.Information) and f.tfi == pn532.TFI_CHIP and f.command == 0x4B:
-            try:
+            with contextlib.suppress(pn532.ResponseError):
                 out += [t.uid_hex for t in pn532.parse_target_list(f.data)]
-            except pn532.ResponseError:
-                pass
     return out
 
 
@@ -72,7 +72,7 @@ def test_target_list_with_ats_and_errors() -> None:
 @FUZZ
 @given(st.binary(max_size=300))
 def test_parse_frames_never_raises_and_consumes_within_bounds(data: bytes) -> None:
-    frames, used = pn532.parse_frames(data)
+    _frames, used = pn532.parse_frames(data)
     assert 0 <= used <= len(data)
     parser = pn532.FrameParser()
     parser.feed(data)
@@ -91,7 +91,7 @@ def test_garbage_and_splits_never_lose_or_invent_a_tap(
     parser = pn532.FrameParser()
     frames: list[pn532.Pn532Frame] = []
     last = 0
-    for cut in sorted(c % (len(stream) + 1) for c in cuts) + [len(stream)]:
+    for cut in [*sorted(c % (len(stream) + 1) for c in cuts), len(stream)]:
         frames += parser.feed(stream[last:cut])
         last = cut
     assert frames == pn532.parse_frames(stream)[0]
@@ -114,7 +114,7 @@ def test_line_splitter_is_split_invariant(data: bytes, cuts: list[int]) -> None:
     splitter = LineSplitter(max_line=64)
     parts: list[bytes] = []
     last = 0
-    for cut in sorted(c % (len(data) + 1) for c in cuts) + [len(data)]:
+    for cut in [*sorted(c % (len(data) + 1) for c in cuts), len(data)]:
         parts += splitter.feed(data[last:cut])
         last = cut
     assert parts == whole

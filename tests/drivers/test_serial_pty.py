@@ -124,7 +124,7 @@ def test_exclusive_open(pn532_rig: tuple[PtyDevice, Pn532Simulator, Pn532Reader]
     device, _, driver = pn532_rig
     driver.open()
     other = Pn532Reader(Pn532Options(name="nfc2", type="pn532", port=device.path))
-    with pytest.raises(DeviceError, match="nfc2.*cannot open.*lock"):
+    with pytest.raises(DeviceError, match=r"nfc2.*cannot open.*lock"):
         other.open()
 
 

@@ -64,7 +64,7 @@ def test_registry_yaml_and_csv(tmp_path: Path) -> None:
         load_registry(csv_file)
     bad_header = tmp_path / "bad.csv"
     bad_header.write_text("uid,member\n")
-    with pytest.raises(CardIdentityError, match="bad.csv:1: header must name"):
+    with pytest.raises(CardIdentityError, match=r"bad\.csv:1: header must name"):
         load_registry(bad_header)
 
 
