@@ -19,11 +19,20 @@ REGISTRY: dict[DeviceKind, dict[str, str]] = {
         "video-file": "drivers.camera.replay:VideoFileCamera",
         "image-folder": "drivers.camera.replay:ImageFolderCamera",
         "test-pattern": "drivers.camera.pattern:TestPatternCamera",
+        "v4l2": "drivers.camera.v4l2:V4l2Camera",
+        "rtsp": "drivers.camera.rtsp:RtspCamera",
+        "picamera2": "drivers.camera.picamera2:Picamera2Camera",
+        "gstreamer": "drivers.camera.gstreamer:GStreamerCamera",
     },
     "microphone": {
         "wav-file": "drivers.audio.replay:WavFileMicrophone",
+        "sounddevice": "drivers.audio.sounddevice_mic:SoundDeviceMicrophone",
     },
-    "serial": {},
+    "serial": {
+        "pn532": "drivers.serial.pn532_reader:Pn532Reader",
+        "ascii-reader": "drivers.serial.readers:AsciiCardReader",
+        "barcode": "drivers.serial.readers:BarcodeScanner",
+    },
 }
 
 

@@ -1,0 +1,144 @@
+"""Member cards: a tapped UID becomes a member id (from the registry) or a keyed hash, never the raw UID.
+
+The hash is HMAC-SHA256 of the upper-case hex UID under a per-store secret, so
+the hub can count repeat visits of the same unregistered card without learning
+its UID, and a UID seen in one store cannot be linked to another store's hash.
+The secret comes from an environment variable or a systemd credential, never
+from the YAML. The member registry is a file mapping card hashes (not UIDs) to
+member ids, so it can be shipped to terminals without exposing card numbers.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import hmac
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+import yaml
+
+from agent.events import EventBody, Retention, register_event_type
+
+HASH_PREFIX = "hmac-sha256:"
+_UID = re.compile(r"^(?:[0-9A-F]{2}){4,10}$")
+_HASH = re.compile(r"^[0-9a-f]{64}$")
+MIN_SECRET_BYTES = 16
+
+
+class CardIdentityError(ValueError):
+    """The secret or the registry is missing or malformed; the message says which and where."""
+
+
+def card_hash(uid_hex: str, secret: bytes) -> str:
+    """The keyed hash of a card UID: 64 lower-case hex digits of HMAC-SHA256(secret, UID as upper-case hex)."""
+    uid = uid_hex.strip().upper()
+    if not _UID.match(uid):
+        raise ValueError("card UID must be 4 to 10 bytes of hex")
+    if len(secret) < MIN_SECRET_BYTES:
+        raise CardIdentityError(f"card secret must be at least {MIN_SECRET_BYTES} bytes")
+    return hmac.new(secret, uid.encode("ascii"), hashlib.sha256).hexdigest()
+
+
+def load_secret(env: str | None = None, credential: str | None = None) -> bytes:
+    """The per-store card secret from ``$env`` or the systemd credential ``credential``."""
+    if env:
+        value = os.environ.get(env)
+        if value is None:
+            raise CardIdentityError(f"card secret: environment variable {env} is not set")
+        secret = value.encode("utf-8")
+    elif credential:
+        directory = os.environ.get("CREDENTIALS_DIRECTORY")
+        if not directory:
+            raise CardIdentityError(f"card secret: credential {credential!r} but CREDENTIALS_DIRECTORY is unset")
+        try:
+            secret = (Path(directory) / credential).read_bytes().strip()
+        except OSError as exc:
+            raise CardIdentityError(f"card secret: cannot read credential {credential!r}: {exc.strerror}") from None
+    else:
+        raise CardIdentityError("card secret: give an environment variable or a systemd credential")
+    if len(secret) < MIN_SECRET_BYTES:
+        raise CardIdentityError(f"card secret must be at least {MIN_SECRET_BYTES} bytes (got {len(secret)})")
+    return secret
+
+
+def load_registry(path: Path) -> dict[str, str]:
+    """Card hash -> member id, from YAML (a mapping) or CSV (columns ``card_hash,member_id``).
+
+    Keys may carry the ``hmac-sha256:`` prefix. Errors name the file and the line
+    (CSV) or key (YAML).
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CardIdentityError(f"{path}: cannot read member registry ({exc})") from None
+    entries: list[tuple[str, object, str]] = []
+    if path.suffix.lower() == ".csv":
+        reader = csv.DictReader(text.splitlines())
+        if reader.fieldnames is None or not {"card_hash", "member_id"} <= set(reader.fieldnames):
+            raise CardIdentityError(f"{path}:1: header must name the columns card_hash and member_id")
+        for row in reader:
+            entries.append((row["card_hash"] or "", row["member_id"], f"{path}:{reader.line_num}"))
+    else:
+        try:
+            data = yaml.safe_load(text) or {}
+        except yaml.YAMLError as exc:
+            raise CardIdentityError(f"{path}: not valid YAML ({exc})") from None
+        if not isinstance(data, dict):
+            raise CardIdentityError(f"{path}: expected a mapping of card hash to member id")
+        entries = [(str(k), v, f"{path}: {str(k)[:20]}...") for k, v in data.items()]
+    registry: dict[str, str] = {}
+    for key, member, where in entries:
+        digest = key.strip().removeprefix(HASH_PREFIX).lower()
+        if not _HASH.match(digest):
+            raise CardIdentityError(f"{where}: card hash must be 64 hex digits (HMAC-SHA256), not a raw UID")
+        if not isinstance(member, str | int) or not str(member).strip():
+            raise CardIdentityError(f"{where}: member id must be a non-empty string")
+        if digest in registry and registry[digest] != str(member).strip():
+            raise CardIdentityError(f"{where}: card hash listed twice with different members")
+        registry[digest] = str(member).strip()
+    return registry
+
+
+@dataclass(frozen=True)
+class CardIdentity:
+    """Turns a UID into what may leave the device: a member id, else the keyed hash."""
+
+    secret: bytes
+    registry: dict[str, str]
+
+    def resolve(self, uid_hex: str) -> tuple[str | None, str]:
+        """``(member_id or None, card_hash)`` for a tapped UID."""
+        digest = card_hash(uid_hex, self.secret)
+        return self.registry.get(digest), digest
+
+
+@register_event_type
+@dataclass(frozen=True, kw_only=True)
+class CardTapped(EventBody):
+    """A member card was presented to a reader: the member when registered, else the card's keyed hash.
+
+    ``card_hash`` is absent when the member is known, so a member's card number
+    (even hashed) does not travel with their id.
+    """
+
+    TYPE: ClassVar[str] = "card.tapped"
+    RETENTION: ClassVar[Retention] = Retention.PROTECTED
+    device: str
+    member_id: str | None = None
+    card_hash: str | None = None
+
+    def __post_init__(self) -> None:
+        if (self.member_id is None) == (self.card_hash is None):
+            raise ValueError("card.tapped carries exactly one of member_id or card_hash")
+
+
+def card_tapped(device: str, uid_hex: str, identity: CardIdentity, captured_at: float) -> CardTapped:
+    """The event for one tap (the raw UID is used here and dropped)."""
+    member, digest = identity.resolve(uid_hex)
+    if member is not None:
+        return CardTapped(captured_at=captured_at, device=device, member_id=member)
+    return CardTapped(captured_at=captured_at, device=device, card_hash=HASH_PREFIX + digest)

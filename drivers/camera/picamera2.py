@@ -1,0 +1,80 @@
+"""Raspberry Pi cameras through picamera2 (libcamera).
+
+picamera2 comes from Raspberry Pi OS's apt (``python3-picamera2``), so it is
+imported inside ``open()``: the config validates anywhere. Requests are copied
+out and released in the grabber thread at once, so libcamera never runs out of
+buffers while a pipeline is busy.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+from pydantic import Field
+
+from drivers.base import DeviceError, DeviceOptions
+from drivers.camera.capture import GrabberCamera
+
+
+class Picamera2Options(DeviceOptions):
+    type: Literal["picamera2"] = Field(description="Raspberry Pi camera module through libcamera/picamera2.")
+    camera_num: int = Field(0, ge=0, le=7, description="Which camera, for boards with several.")
+    width: int = Field(1280, ge=64, le=4608, description="Main stream width.")
+    height: int = Field(720, ge=64, le=3496, description="Main stream height.")
+    format: Literal["RGB888", "BGR888", "XRGB8888", "XBGR8888"] = Field(
+        "RGB888",
+        description="Main stream pixel format; libcamera's RGB888 is B,G,R in memory (OpenCV order). "
+        "X formats carry a 4th byte (dropped).",
+    )
+    fps: float = Field(15.0, gt=0, le=120, description="Frame rate, set through FrameDurationLimits.")
+    buffer_count: int = Field(4, ge=2, le=12, description="libcamera buffers in the queue.")
+
+
+class Picamera2Camera(GrabberCamera[Picamera2Options]):
+    Options: ClassVar[type[DeviceOptions]] = Picamera2Options
+
+    def acquire(self) -> Any:
+        try:
+            from picamera2 import Picamera2
+        except ImportError as exc:
+            raise DeviceError(
+                f"camera {self.name}: picamera2 is not importable ({exc}); on Raspberry Pi OS: "
+                "apt install python3-picamera2 and create the venv with --system-site-packages"
+            ) from None
+        o = self.options
+        frame_us = int(1_000_000 / o.fps)
+        try:
+            camera = Picamera2(o.camera_num)
+            config = camera.create_video_configuration(
+                main={"size": (o.width, o.height), "format": o.format},
+                buffer_count=o.buffer_count,
+                controls={"FrameDurationLimits": (frame_us, frame_us)},
+            )
+            camera.configure(config)
+            camera.start()
+        except Exception as exc:  # libcamera raises RuntimeError/IndexError for a missing or busy camera
+            raise DeviceError(f"camera {self.name}: cannot start Pi camera {o.camera_num}: {exc}") from exc
+        return camera
+
+    def grab(self, handle: Any) -> np.ndarray[Any, Any] | None:
+        request = handle.capture_request()
+        try:
+            image = np.array(request.make_array("main"), copy=True)
+        finally:
+            request.release()
+        if image.ndim == 3 and image.shape[2] == 4:
+            image = np.ascontiguousarray(image[:, :, :3])
+        if self.options.format in ("BGR888", "XBGR8888"):
+            image = np.ascontiguousarray(image[:, :, ::-1])
+        return image
+
+    def release(self, handle: Any) -> None:
+        try:
+            handle.stop()
+        finally:
+            handle.close()
+
+    def describe(self) -> str:
+        o = self.options
+        return f"picamera2 #{o.camera_num} {o.width}x{o.height}@{o.fps:g} {o.format}"

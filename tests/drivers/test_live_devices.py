@@ -1,0 +1,149 @@
+"""Live cameras and microphones: option checks everywhere, real hardware where present (skipped otherwise)."""
+
+from __future__ import annotations
+
+import glob
+import time
+import wave
+
+import numpy as np
+import pytest
+from pydantic import ValidationError
+from scipy.signal import resample_poly
+
+from drivers.audio.sounddevice_mic import SoundDeviceMicrophone, SoundDeviceOptions, StreamResampler
+from drivers.base import DeviceError
+from drivers.camera.gstreamer import GStreamerCamera, GStreamerOptions, full_pipeline, opencv_has_gstreamer
+from drivers.camera.picamera2 import Picamera2Camera, Picamera2Options
+from drivers.camera.v4l2 import V4l2Camera, V4l2Options
+from drivers.registry import driver_types
+from tests.conftest import require_data
+
+
+def test_registry_lists_every_driver() -> None:
+    assert {"v4l2", "rtsp", "picamera2", "gstreamer"} <= set(driver_types("camera"))
+    assert "sounddevice" in driver_types("microphone")
+    assert {"pn532", "ascii-reader", "barcode"} <= set(driver_types("serial"))
+
+
+def test_stream_resampler_matches_whole_file_conversion() -> None:
+    """A real 16 kHz recording taken to 44.1 kHz, then back in 30 ms blocks, equals converting it whole."""
+    wav = require_data("media/speech/synth")
+    files = sorted(wav.glob("*.wav"))
+    if not files:
+        pytest.skip(f"no WAV files in {wav}")
+    with wave.open(str(files[0]), "rb") as f:
+        rate = f.getframerate()
+        audio = np.frombuffer(f.readframes(f.getnframes()), "<i2").astype(np.float32) / 32768.0
+    device = resample_poly(audio, 441, rate // 100).astype(np.float32)  # what a 44.1 kHz card would capture
+    whole = resample_poly(device, 160, 441)
+    resampler = StreamResampler(44100, 16000)
+    block = 1323  # 30 ms at 44.1 kHz
+    out = np.concatenate([resampler.feed(device[i : i + block]) for i in range(0, len(device), block)])
+    lag = resampler.pad * 160 // 441
+    n = min(len(out), len(whole) - lag) - 200
+    assert n > 16000 * 0.5
+    error = np.abs(out[lag : lag + n] - whole[lag : lag + n]).max()
+    assert error < 1e-3, error
+
+
+def test_options_are_checked() -> None:
+    with pytest.raises(ValidationError, match="FOURCC is 4 ASCII"):
+        V4l2Options(name="usb", type="v4l2", device="/dev/video0", fourcc="MJPEG")
+    with pytest.raises(ValidationError, match="/dev/"):
+        V4l2Options(name="usb", type="v4l2", device="video0")
+    with pytest.raises(ValidationError, match="empty pipeline"):
+        GStreamerOptions(name="csi", type="gstreamer", pipeline=" ! ")
+    assert full_pipeline("videotestsrc !").endswith("appsink drop=true max-buffers=1 sync=false")
+    assert full_pipeline("videotestsrc ! appsink") == "videotestsrc ! appsink"
+
+
+def test_missing_v4l2_device_is_named() -> None:
+    camera = V4l2Camera(V4l2Options(name="usb", type="v4l2", device="/dev/v4l/by-id/usb-none-video-index0"))
+    with pytest.raises(DeviceError, match="camera usb: /dev/v4l/by-id/usb-none-video-index0 not found"):
+        camera.open()
+    camera.close()
+
+
+def test_gstreamer_without_support_says_so() -> None:
+    if opencv_has_gstreamer():
+        pytest.skip("this OpenCV has GStreamer; the refusal path does not apply")
+    camera = GStreamerCamera(GStreamerOptions(name="csi", type="gstreamer", pipeline="videotestsrc"))
+    with pytest.raises(DeviceError, match="built without GStreamer"):
+        camera.open()
+
+
+@pytest.mark.skipif(not opencv_has_gstreamer(), reason="OpenCV built without GStreamer (pip wheels are)")
+def test_gstreamer_videotestsrc() -> None:
+    camera = GStreamerCamera(GStreamerOptions(name="csi", type="gstreamer", pipeline="videotestsrc is-live=true"))
+    with camera:
+        frames = [f for f in (camera.read(2.0) for _ in range(5)) if f is not None]
+    assert frames and frames[0].image.shape[2] == 3
+
+
+def test_picamera2_absent_is_explained() -> None:
+    try:
+        import picamera2  # noqa: F401
+    except ImportError:
+        camera = Picamera2Camera(Picamera2Options(name="pi", type="picamera2"))
+        with pytest.raises(DeviceError, match=r"python3-picamera2.*system-site-packages"):
+            camera.open()
+        return
+    pytest.skip("picamera2 is installed: covered by test_picamera2_frames")
+
+
+@pytest.mark.skipif(not glob.glob("/dev/v4l/by-id/*") and not glob.glob("/dev/video*"), reason="no V4L2 device")
+def test_v4l2_frames() -> None:
+    device = (sorted(glob.glob("/dev/v4l/by-id/*-video-index0")) or sorted(glob.glob("/dev/video*")))[0]
+    camera = V4l2Camera(V4l2Options(name="usb", type="v4l2", device=device, width=640, height=480))
+    with camera:
+        frames = [f for f in (camera.read(2.0) for _ in range(10)) if f is not None]
+    assert frames and frames[-1].image.ndim == 3
+
+
+def _picamera2_present() -> bool:
+    try:
+        import picamera2  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not _picamera2_present(), reason="picamera2 not installed (Raspberry Pi OS only)")
+def test_picamera2_frames() -> None:
+    camera = Picamera2Camera(Picamera2Options(name="pi", type="picamera2", width=640, height=480))
+    with camera:
+        frames = [f for f in (camera.read(2.0) for _ in range(10)) if f is not None]
+    assert frames and frames[-1].image.shape == (480, 640, 3)
+
+
+def _input_device_present() -> bool:
+    try:
+        import sounddevice as sd
+
+        return any(d["max_input_channels"] > 0 for d in sd.query_devices())
+    except Exception:
+        return False
+
+
+def test_microphone_without_portaudio_or_card_fails_clearly() -> None:
+    if _input_device_present():
+        pytest.skip("an input device is present: covered by test_microphone_chunks")
+    mic = SoundDeviceMicrophone(SoundDeviceOptions(name="mic", type="sounddevice"))
+    with pytest.raises(DeviceError, match="microphone mic: "):
+        mic.open()
+    mic.close()
+
+
+@pytest.mark.skipif(not _input_device_present(), reason="no PortAudio input device (libportaudio2 and a sound card)")
+def test_microphone_chunks() -> None:
+    mic = SoundDeviceMicrophone(SoundDeviceOptions(name="mic", type="sounddevice", chunk_ms=30))
+    chunks = []
+    with mic:
+        end = time.monotonic() + 2.0
+        while time.monotonic() < end:
+            chunk = mic.read(0.5)
+            if chunk is not None:
+                chunks.append(chunk)
+    assert len(chunks) > 30
+    assert all(c.sample_rate == 16000 and len(c.samples) == 480 for c in chunks)
