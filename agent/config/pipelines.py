@@ -23,10 +23,14 @@ class MotionPipeline(PipelineSettings):
     """Frame-difference motion detection: cheap, needs no model, useful to check a camera works."""
 
     cameras: list[str] = Field(default_factory=list, description="Cameras to watch; empty means every camera.")
-    min_area: float = Field(0.01, gt=0, lt=1, description="Smallest moving area, as a fraction of the frame, that counts.")
+    min_area: float = Field(
+        0.01, gt=0, lt=1, description="Smallest moving area, as a fraction of the frame, that counts."
+    )
     threshold: int = Field(25, ge=1, le=255, description="Per-pixel grey-level change that counts as motion.")
     end_after_s: float = Field(2.0, gt=0, description="Motion ends after this long without any.")
-    downscale_width: int = Field(320, ge=64, le=1920, description="Frames are shrunk to this width before differencing.")
+    downscale_width: int = Field(
+        320, ge=64, le=1920, description="Frames are shrunk to this width before differencing."
+    )
 
 
 class FacePipeline(PipelineSettings):

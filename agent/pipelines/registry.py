@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from agent.runtime.pipeline import Pipeline, RuntimeContext
 
 PIPELINES: dict[str, str] = {
+    "serial-events": "agent.pipelines.serial_events:build",
     "motion": "agent.pipelines.motion:build",
 }
 
