@@ -89,11 +89,16 @@ class PeoplePipeline(PipelineSettings):
     lost_track_s: float = Field(3.0, gt=0, description="How long a lost track may be re-associated by motion.")
     enter_frames: int = Field(3, ge=1, le=100, description="Frames inside (or outside) before zone entry (or exit).")
     line_deadband: float = Field(
-        0.015, ge=0, lt=0.2, description="Band either side of a line, as a fraction of frame height, that absorbs jitter."
+        0.015,
+        ge=0,
+        lt=0.2,
+        description="Band either side of a line, as a fraction of frame height, that absorbs jitter.",
     )
     occupancy_min_interval_s: float = Field(5.0, ge=0, description="Least time between two zone.occupancy changes.")
     occupancy_every_s: float = Field(60.0, ge=0, description="Periodic zone.occupancy heartbeat; 0 turns it off.")
-    relink_window_s: float = Field(30.0, ge=0, description="How long an identified member's lost track can be re-linked.")
+    relink_window_s: float = Field(
+        30.0, ge=0, description="How long an identified member's lost track can be re-linked."
+    )
     relink_threshold: float = Field(0.7, gt=0, lt=1, description="Fused gait+appearance similarity needed to re-link.")
     reid_every: int = Field(3, ge=1, le=30, description="Pose and appearance on identified tracks every N frames.")
 

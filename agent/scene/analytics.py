@@ -124,7 +124,9 @@ class SceneAnalyzer:
         return events
 
     def occupancy(self) -> dict[str, int]:
-        return {z.name: sum(1 for s in self._tracks.values() if s.zones.get(z.name, _Presence()).inside) for z in self.zones}
+        return {
+            z.name: sum(1 for s in self._tracks.values() if s.zones.get(z.name, _Presence()).inside) for z in self.zones
+        }
 
     def _lines(self, track_id: str, state: _TrackState, p: Point, wall: float) -> list[EventBody]:
         events: list[EventBody] = []
@@ -144,8 +146,13 @@ class SceneAnalyzer:
                 cls = PersonEntered if entering else PersonExited
                 self.crossings[line.name]["in" if entering else "out"] += 1
                 events.append(
-                    cls(captured_at=wall, camera=self.camera, line=line.name, track_id=track_id,
-                        identity=self.identity(track_id))  # fmt: skip
+                    cls(
+                        captured_at=wall,
+                        camera=self.camera,
+                        line=line.name,
+                        track_id=track_id,
+                        identity=self.identity(track_id),
+                    )
                 )
             state.lines[line.name] = _LineSide(side, p)
         return events
@@ -169,8 +176,13 @@ class SceneAnalyzer:
             if inside:
                 presence.since = presence.first_seen_inside
                 events.append(
-                    ZoneEntered(captured_at=wall, camera=self.camera, zone=zone.name, track_id=track_id,
-                                identity=self.identity(track_id))  # fmt: skip
+                    ZoneEntered(
+                        captured_at=wall,
+                        camera=self.camera,
+                        zone=zone.name,
+                        track_id=track_id,
+                        identity=self.identity(track_id),
+                    )
                 )
             else:
                 events.append(self._left(track_id, zone.name, presence.since, now, wall, ended=False))
@@ -178,28 +190,44 @@ class SceneAnalyzer:
 
     def _left(self, track_id: str, zone: str, since: float, now: float, wall: float, ended: bool) -> ZoneLeft:
         return ZoneLeft(
-            captured_at=wall, camera=self.camera, zone=zone, track_id=track_id, dwell_s=max(0.0, now - since),
-            track_ended=ended, identity=self.identity(track_id),
-        )  # fmt: skip
+            captured_at=wall,
+            camera=self.camera,
+            zone=zone,
+            track_id=track_id,
+            dwell_s=max(0.0, now - since),
+            track_ended=ended,
+            identity=self.identity(track_id),
+        )
 
     def _counts(self, now: float, wall: float) -> list[EventBody]:
         events: list[EventBody] = []
-        s = self.settings
         for zone in self.zones:
-            inside = [st.zones[zone.name] for st in self._tracks.values() if st.zones.get(zone.name, _Presence()).inside]
+            inside = [
+                st.zones[zone.name] for st in self._tracks.values() if st.zones.get(zone.name, _Presence()).inside
+            ]
             counter = self._occupancy[zone.name]
             reason = self._due(counter, len(inside), now)
             if reason:
-                events.append(ZoneOccupancy(captured_at=wall, camera=self.camera, zone=zone.name,
-                                            count=len(inside), reason=reason))  # fmt: skip
+                events.append(
+                    ZoneOccupancy(
+                        captured_at=wall, camera=self.camera, zone=zone.name, count=len(inside), reason=reason
+                    )
+                )
             if zone.queue:
                 min_wait = self.queue_min_wait_s.get(zone.name, 0.0)
                 waits = [now - pr.since for pr in inside if now - pr.since >= min_wait]
                 qc = self._queues[zone.name]
                 reason = self._due(qc, len(waits), now)
                 if reason:
-                    events.append(QueueLength(captured_at=wall, camera=self.camera, zone=zone.name,
-                                              length=len(waits), longest_wait_s=max(waits, default=0.0)))  # fmt: skip
+                    events.append(
+                        QueueLength(
+                            captured_at=wall,
+                            camera=self.camera,
+                            zone=zone.name,
+                            length=len(waits),
+                            longest_wait_s=max(waits, default=0.0),
+                        )
+                    )
         return events
 
     def _due(self, counter: _Counter, value: int, now: float) -> str | None:

@@ -35,11 +35,14 @@ class GaitSignature:
     frames: int
 
 
-def _angle(a: npt.NDArray[np.float64], b: npt.NDArray[np.float64], c: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+def _angle(
+    a: npt.NDArray[np.float64], b: npt.NDArray[np.float64], c: npt.NDArray[np.float64]
+) -> npt.NDArray[np.float64]:
     """Angle at b (degrees) for each row."""
     u, v = a - b, c - b
     cos = np.sum(u * v, axis=1) / np.maximum(np.linalg.norm(u, axis=1) * np.linalg.norm(v, axis=1), 1e-9)
-    return np.degrees(np.arccos(np.clip(cos, -1, 1)))
+    out: npt.NDArray[np.float64] = np.degrees(np.arccos(np.clip(cos, -1, 1)))
+    return out
 
 
 def stride_period(signal: npt.NDArray[np.float64], dt: float) -> float:
@@ -63,7 +66,11 @@ def gait_signature(times: Sequence[float], poses: Sequence[Keypoints]) -> GaitSi
     """Signature of one walking window; None when too few frames have usable legs."""
     if len(times) != len(poses):
         raise ValueError(f"gait_signature: {len(times)} times for {len(poses)} poses")
-    good = [i for i, k in enumerate(poses) if np.all(k.score[[L_SH, R_SH, L_HIP, R_HIP, L_KN, R_KN, L_AN, R_AN]] >= MIN_SCORE)]
+    good = [
+        i
+        for i, k in enumerate(poses)
+        if np.all(k.score[[L_SH, R_SH, L_HIP, R_HIP, L_KN, R_KN, L_AN, R_AN]] >= MIN_SCORE)
+    ]
     if len(good) < MIN_FRAMES:
         return None
     xy = np.stack([poses[i].xy for i in good]).astype(np.float64)  # T x 17 x 2
@@ -73,7 +80,8 @@ def gait_signature(times: Sequence[float], poses: Sequence[Keypoints]) -> GaitSi
     torso = np.maximum(np.linalg.norm(shoulder_mid - hip_mid, axis=1), 1e-6)
 
     def seg(a: int, b: int) -> npt.NDArray[np.float64]:
-        return np.linalg.norm(xy[:, a] - xy[:, b], axis=1)
+        length: npt.NDArray[np.float64] = np.linalg.norm(xy[:, a] - xy[:, b], axis=1)
+        return length
 
     thigh = (seg(L_HIP, L_KN) + seg(R_HIP, R_KN)) / 2
     shin = (seg(L_KN, L_AN) + seg(R_KN, R_AN)) / 2
@@ -87,8 +95,12 @@ def gait_signature(times: Sequence[float], poses: Sequence[Keypoints]) -> GaitSi
         period = stride_period(np.interp(uniform, t, ankle_sep), dt)
     else:
         period = float("nan")
-    knees = np.concatenate([_angle(xy[:, L_HIP], xy[:, L_KN], xy[:, L_AN]), _angle(xy[:, R_HIP], xy[:, R_KN], xy[:, R_AN])])
-    elbows = np.concatenate([_angle(xy[:, L_SH], xy[:, L_EL], xy[:, L_WR]), _angle(xy[:, R_SH], xy[:, R_EL], xy[:, R_WR])])
+    knees = np.concatenate(
+        [_angle(xy[:, L_HIP], xy[:, L_KN], xy[:, L_AN]), _angle(xy[:, R_HIP], xy[:, R_KN], xy[:, R_AN])]
+    )
+    elbows = np.concatenate(
+        [_angle(xy[:, L_SH], xy[:, L_EL], xy[:, L_WR]), _angle(xy[:, R_SH], xy[:, R_EL], xy[:, R_WR])]
+    )
     swing = np.abs(xy[:, L_WR, 0] - xy[:, R_WR, 0]) / torso
     values = np.array(
         [

@@ -13,7 +13,9 @@ from dataclasses import dataclass
 Point = tuple[float, float]
 
 
-def resolve_points(points: Sequence[Sequence[float]], normalized: bool, width: int, height: int, where: str) -> list[Point]:
+def resolve_points(
+    points: Sequence[Sequence[float]], normalized: bool, width: int, height: int, where: str
+) -> list[Point]:
     """Config points to pixels; raises naming ``where`` when a point is malformed or outside the frame."""
     out: list[Point] = []
     for i, p in enumerate(points):
@@ -54,7 +56,7 @@ def signed_distance(p: Point, a: Point, b: Point) -> float:
     length = (dx * dx + dy * dy) ** 0.5
     if length == 0:
         raise ValueError(f"line from {a} to {b} has zero length")
-    return (dx * (p[1] - a[1]) - dy * (p[0] - a[0])) / length
+    return float((dx * (p[1] - a[1]) - dy * (p[0] - a[0])) / length)
 
 
 def segments_intersect(p1: Point, p2: Point, q1: Point, q2: Point, slack: float = 0.0) -> bool:

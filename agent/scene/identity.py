@@ -51,7 +51,9 @@ class IdentityFusion:
         self._ids: dict[tuple[str, str], _TrackIdentity] = {}
         self._boxes: dict[str, dict[str, Box]] = {}
 
-    def assign_identity(self, camera: str, track_id: str, member_id: str, modality: str, confidence: float) -> IdentityClaim:
+    def assign_identity(
+        self, camera: str, track_id: str, member_id: str, modality: str, confidence: float
+    ) -> IdentityClaim:
         """Attach ``member_id`` to a track with one modality's confidence; returns the fused claim.
 
         A different member replaces the current one only with a higher confidence than the current fusion
@@ -68,7 +70,9 @@ class IdentityFusion:
             current = self._ids.get(key)
             if current is None or (current.member_id != member_id and confidence > fuse(current.modalities)):
                 if current is not None:
-                    logger.info("track %s/%s re-identified by %s (confidence %.2f)", camera, track_id, modality, confidence)
+                    logger.info(
+                        "track %s/%s re-identified by %s (confidence %.2f)", camera, track_id, modality, confidence
+                    )
                 current = self._ids[key] = _TrackIdentity(member_id)
             elif current.member_id != member_id:
                 logger.info("track %s/%s: ignoring weaker %s identity (%.2f)", camera, track_id, modality, confidence)
@@ -86,9 +90,7 @@ class IdentityFusion:
             found = self._ids.get((camera, track_id))
             return found.member_id if found else None
 
-    def relink(
-        self, old: tuple[str, str], new: tuple[str, str], evidence: dict[str, float]
-    ) -> IdentityClaim | None:
+    def relink(self, old: tuple[str, str], new: tuple[str, str], evidence: dict[str, float]) -> IdentityClaim | None:
         """Move an identity from a lost track to the track it was re-linked to.
 
         The carried modalities keep their values scaled by how sure the re-link is; the re-link's own
@@ -117,5 +119,9 @@ class IdentityFusion:
         """The current track whose box contains pixel (x, y), the tightest box if several overlap."""
         with self._lock:
             boxes = self._boxes.get(camera, {})
-            hits = [(abs((b[2] - b[0]) * (b[3] - b[1])), t) for t, b in boxes.items() if b[0] <= x <= b[2] and b[1] <= y <= b[3]]
+            hits = [
+                (abs((b[2] - b[0]) * (b[3] - b[1])), t)
+                for t, b in boxes.items()
+                if b[0] <= x <= b[2] and b[1] <= y <= b[3]
+            ]
         return min(hits)[1] if hits else None

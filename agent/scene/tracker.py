@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+import numpy.typing as npt
 from scipy.optimize import linear_sum_assignment
 
 from agent.scene.kalman import KalmanBoxFilter, Matrix, Vector, box_to_xyah, xyah_to_box
@@ -70,6 +71,8 @@ class ByteTracker:
         self.tracks: list[Track] = []
         self.removed: list[Track] = []  # filled by each update, for the caller to conclude
         self._next_id = first_id
+        #: Detector runs a lost track is kept; the pipeline sets it from the frame rate.
+        self.max_lost_updates = self.settings.max_lost_updates
 
     def predict(self) -> list[Track]:
         """Advance every live track one frame on its motion model (a frame without detection)."""
@@ -127,11 +130,12 @@ class ByteTracker:
 
         for di in remaining_high[rest_high2]:
             if scores[di] >= s.new_track_score:
-                self._start(tuple(float(v) for v in boxes[di]), float(scores[di]))  # type: ignore[arg-type]
+                b = boxes[di]
+                self._start((float(b[0]), float(b[1]), float(b[2]), float(b[3])), float(scores[di]))
 
         for t in self.tracks:
             t.age += 1
-            if t.state is TrackState.LOST and t.lost_for > s.max_lost_updates:
+            if t.state is TrackState.LOST and t.lost_for > self.max_lost_updates:
                 t.state = TrackState.REMOVED
         self.removed = [t for t in self.tracks if t.state is TrackState.REMOVED]
         self.tracks = [t for t in self.tracks if t.state is not TrackState.REMOVED]
@@ -144,7 +148,7 @@ class ByteTracker:
         track.history.append(box)
         self.tracks.append(track)
 
-    def _apply(self, track: Track, box: np.ndarray, score: float) -> None:  # type: ignore[type-arg]
+    def _apply(self, track: Track, box: npt.NDArray[np.float32], score: float) -> None:
         b: Box = (float(box[0]), float(box[1]), float(box[2]), float(box[3]))
         track.mean, track.cov = self.kf.update(track.mean, track.cov, box_to_xyah(b))
         track.score = score
@@ -159,7 +163,10 @@ class ByteTracker:
 
     @staticmethod
     def _associate(
-        tracks: Sequence[Track], boxes: np.ndarray, min_iou: float, scores: np.ndarray | None  # type: ignore[type-arg]
+        tracks: Sequence[Track],
+        boxes: npt.NDArray[np.float32],
+        min_iou: float,
+        scores: npt.NDArray[np.float32] | None,
     ) -> tuple[list[tuple[int, int]], list[int], list[int]]:
         """Hungarian assignment on 1 - IoU (fused with the score, as ByteTrack does in stage one)."""
         if not len(tracks) or not len(boxes):

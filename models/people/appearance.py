@@ -43,4 +43,5 @@ class AppearanceEmbedder:
             return np.zeros((0, 512), dtype=np.float32)
         batch = np.stack([osnet_input(image, b) for b in boxes])
         out = np.asarray(self.session.run(None, {self._input: batch})[0], dtype=np.float32)
-        return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-9)
+        normed: npt.NDArray[np.float32] = out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-9)
+        return normed

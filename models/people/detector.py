@@ -72,7 +72,9 @@ def decode_yolox(raw: FloatArray, size: int = INPUT_SIZE) -> FloatArray:
         raise ValueError(f"decode_yolox: expected N x (5 + classes) predictions, got shape {raw.shape}")
     grid, stride = _grids(size)
     if raw.shape[0] != grid.shape[0]:
-        raise ValueError(f"decode_yolox: {raw.shape[0]} predictions do not match a {size} input ({grid.shape[0]} cells)")
+        raise ValueError(
+            f"decode_yolox: {raw.shape[0]} predictions do not match a {size} input ({grid.shape[0]} cells)"
+        )
     centre = (raw[:, :2] + grid) * stride
     wh = np.exp(np.clip(raw[:, 2:4], -10.0, 10.0)) * stride
     out = np.empty((raw.shape[0], 6), dtype=np.float32)
@@ -93,7 +95,8 @@ def iou_matrix(a: FloatArray, b: FloatArray) -> FloatArray:
     area_a = np.prod(np.clip(a[:, 2:4] - a[:, :2], 0, None), axis=1)
     area_b = np.prod(np.clip(b[:, 2:4] - b[:, :2], 0, None), axis=1)
     union = area_a[:, None] + area_b[None, :] - inter
-    return (inter / np.maximum(union, 1e-9)).astype(np.float32)
+    result: FloatArray = (inter / np.maximum(union, 1e-9)).astype(np.float32)
+    return result
 
 
 def nms(boxes: FloatArray, scores: FloatArray, iou_threshold: float) -> list[int]:
