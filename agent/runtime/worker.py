@@ -85,5 +85,8 @@ class Worker:
             "emitted": self.emitted,
             "errors": dict(self.errors),
             "busy_s": round(self.busy_s, 3),
+            "last_activity_age_s": None
+            if self.last_activity_mono is None
+            else round(time.monotonic() - self.last_activity_mono, 3),
             "queue": self.queue.stats(),
         }

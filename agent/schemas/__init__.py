@@ -22,3 +22,21 @@ def load_schema(name: str) -> dict[str, Any]:
 
 def schema_names() -> list[str]:
     return sorted(p.stem for p in SCHEMA_DIR.glob("*.json"))
+
+
+def validate_payload(payload: dict[str, Any], name: str | None = None) -> None:
+    """Validate ``payload`` against the schema of its ``type`` (or ``name``); raises ``jsonschema.ValidationError``.
+
+    Needs the ``jsonschema`` package (a dev extra): tests and the docs generator use it, the daemon does not.
+    """
+    import jsonschema
+    from referencing import Registry, Resource
+
+    schema_name = name or str(payload.get("type"))
+    registry: Registry[Any] = Registry().with_resources(
+        (f"{n}.json", Resource.from_contents(load_schema(n))) for n in schema_names()
+    )
+    validator = jsonschema.Draft202012Validator(
+        load_schema(schema_name), registry=registry, format_checker=jsonschema.FormatChecker()
+    )
+    validator.validate(payload)

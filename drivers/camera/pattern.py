@@ -17,6 +17,7 @@ from drivers.pacing import Pacer
 
 
 class TestPatternOptions(DeviceOptions):
+    __test__ = False  # not a pytest class despite the name
     type: Literal["test-pattern"] = Field(description="Synthetic camera: figures walking across a static scene.")
     width: int = Field(640, ge=64, le=3840, description="Frame width in pixels.")
     height: int = Field(480, ge=48, le=2160, description="Frame height in pixels.")
