@@ -27,7 +27,7 @@ from agent.scene.geometry import (
     LineGeometry,
     Point,
     ZoneGeometry,
-    point_in_polygon,
+    polygon_depth,
     segments_intersect,
     signed_distance,
 )
@@ -50,7 +50,7 @@ class _Presence:
     inside: bool = False
     streak: int = 0  # consecutive frames disagreeing with ``inside``
     since: float = 0.0  # when the confirmed entry started (first inside frame)
-    first_seen_inside: float = 0.0
+    flip_at: float = 0.0  # first frame of the current disagreeing streak
 
 
 @dataclass
@@ -160,21 +160,24 @@ class SceneAnalyzer:
     def _zones(self, track_id: str, state: _TrackState, p: Point, now: float, wall: float) -> list[EventBody]:
         events: list[EventBody] = []
         need = self.settings.enter_frames
+        band = self.settings.deadband_px
         for zone in self.zones:
             presence = state.zones.setdefault(zone.name, _Presence())
-            inside = point_in_polygon(p, zone.polygon)
+            # A point within the dead band of the edge agrees with the current state: no flapping on edges.
+            depth = polygon_depth(p, zone.polygon)
+            inside = depth > band if not presence.inside else depth >= -band
             if inside == presence.inside:
                 presence.streak = 0
                 continue
-            if presence.streak == 0 and inside:
-                presence.first_seen_inside = now
+            if presence.streak == 0:
+                presence.flip_at = now
             presence.streak += 1
             if presence.streak < need:
                 continue
             presence.streak = 0
             presence.inside = inside
             if inside:
-                presence.since = presence.first_seen_inside
+                presence.since = presence.flip_at
                 events.append(
                     ZoneEntered(
                         captured_at=wall,
@@ -185,7 +188,7 @@ class SceneAnalyzer:
                     )
                 )
             else:
-                events.append(self._left(track_id, zone.name, presence.since, now, wall, ended=False))
+                events.append(self._left(track_id, zone.name, presence.since, presence.flip_at, wall, ended=False))
         return events
 
     def _left(self, track_id: str, zone: str, since: float, now: float, wall: float, ended: bool) -> ZoneLeft:

@@ -47,6 +47,19 @@ def point_in_polygon(p: Point, polygon: Sequence[Point]) -> bool:
     return inside
 
 
+def polygon_depth(p: Point, polygon: Sequence[Point]) -> float:
+    """Distance from ``p`` to the polygon's boundary: positive inside, negative outside."""
+    best = float("inf")
+    n = len(polygon)
+    for i in range(n):
+        (x1, y1), (x2, y2) = polygon[i], polygon[(i + 1) % n]
+        dx, dy = x2 - x1, y2 - y1
+        length2 = dx * dx + dy * dy
+        u = 0.0 if length2 == 0 else max(0.0, min(1.0, ((p[0] - x1) * dx + (p[1] - y1) * dy) / length2))
+        best = min(best, ((p[0] - x1 - u * dx) ** 2 + (p[1] - y1 - u * dy) ** 2) ** 0.5)
+    return best if point_in_polygon(p, polygon) else -best
+
+
 def signed_distance(p: Point, a: Point, b: Point) -> float:
     """Distance of ``p`` from the infinite line a→b: positive on the right of a→b in image coordinates.
 

@@ -89,6 +89,7 @@ class PeopleScenePipeline(Pipeline[Frame]):
         self._signatures: dict[str, TrackSignature] = {}
         self._candidates: set[str] = set()  # new tracks being compared against lost members
         self._last_anchor: dict[str, tuple[float, float]] = {}  # normalised centre, for re-link plausibility
+        self._last_velocity: dict[str, tuple[float, float]] = {}  # normalised units per second
         self._last_wall = 0.0
         self._last_now = 0.0
         self.detector_runs = 0
@@ -147,13 +148,15 @@ class PeopleScenePipeline(Pipeline[Frame]):
         for track_id in ended:
             signature = self._signatures.pop(track_id, None)
             last = self._last_anchor.pop(track_id, (0.5, 0.5))
+            velocity = self._last_velocity.pop(track_id, (0.0, 0.0))
             self._candidates.discard(track_id)
             member = self.fusion.member_of(self.source, track_id)
             appearance = signature.appearance() if signature else None
             if member is None or appearance is None or signature is None:
                 self.fusion.forget(self.source, track_id)
                 continue
-            self.reid.add_lost(LostMember(self.source, track_id, member, appearance, signature.gait(), last, now))
+            lost = LostMember(self.source, track_id, member, appearance, signature.gait(), last, velocity, now)
+            self.reid.add_lost(lost)
             logger.debug("member track %s lost; kept for re-linking", track_id)
         for expired in self.reid.expire(now):
             if expired.camera == self.source:
@@ -183,6 +186,7 @@ class PeopleScenePipeline(Pipeline[Frame]):
             signature.add(now, emb, keypoints)
             cx, cy = anchor_of(t.box, "centre")
             self._last_anchor[key] = (cx / w, cy / h)
+            self._last_velocity[key] = (float(t.mean[4]) / w / self._dt, float(t.mean[5]) / h / self._dt)
             if key in self._candidates:
                 link = self.reid.match(self.source, signature, self._last_anchor[key], now)
                 if link is not None:

@@ -25,7 +25,8 @@ logger = logging.getLogger(__name__)
 
 SERVICE_NAME = "people_reid"
 MIN_APPEARANCE_SAMPLES = 3
-GAIT_WEIGHT = 0.3  # gait is weaker than appearance at shop-camera resolutions
+GAIT_WEIGHT = 0.2  # gait is weaker than appearance at shop-camera resolutions
+PLACE_WEIGHT = 0.25  # same camera: where the lost track was heading
 APPEARANCE_FLOOR, APPEARANCE_CEIL = 0.4, 0.85  # cosine mapped to a 0..1 confidence between these
 
 
@@ -63,7 +64,8 @@ class LostMember:
     member_id: str
     appearance: npt.NDArray[np.float32]
     gait: GaitSignature | None
-    position: tuple[float, float]  # normalised anchor where it was last seen
+    position: tuple[float, float]  # normalised centre where it was last seen
+    velocity: tuple[float, float]  # normalised frame units per second when last seen
     lost_at: float
 
 
@@ -78,28 +80,44 @@ def appearance_confidence(cosine: float) -> float:
     return float(np.clip((cosine - APPEARANCE_FLOOR) / (APPEARANCE_CEIL - APPEARANCE_FLOOR), 0.0, 1.0))
 
 
+def place_plausibility(lost: LostMember, position: tuple[float, float], gap_s: float) -> float:
+    """0..1: how close the new track is to where the lost one was heading (same camera only)."""
+    expected = (lost.position[0] + lost.velocity[0] * gap_s, lost.position[1] + lost.velocity[1] * gap_s)
+    distance = float(np.hypot(position[0] - expected[0], position[1] - expected[1]))
+    spread = 0.05 + 0.05 * gap_s  # the longer the gap, the less the motion model says
+    return float(np.exp(-((distance / spread) ** 2)))
+
+
 def link_score(
     appearance_a: npt.NDArray[np.float32],
     appearance_b: npt.NDArray[np.float32],
     gait_a: GaitSignature | None,
     gait_b: GaitSignature | None,
+    place: float | None = None,
 ) -> tuple[float, dict[str, float]]:
-    """Similarity of two signatures (0..1) and the per-modality confidences behind it."""
+    """Similarity of two signatures (0..1) and the per-modality confidences behind it.
+
+    Weighted mean of the appearance cosine, the gait similarity (when both have one) and the place
+    plausibility (same camera only); the identity modalities reported are appearance and gait.
+    """
     cosine = float(np.dot(appearance_a, appearance_b))
     evidence = {"appearance": appearance_confidence(cosine)}
-    score = cosine
+    parts = [(cosine, 1.0 - GAIT_WEIGHT - PLACE_WEIGHT)]
     if gait_a is not None and gait_b is not None:
         g = gait_similarity(gait_a, gait_b)
         evidence["gait"] = g
-        score = (1 - GAIT_WEIGHT) * cosine + GAIT_WEIGHT * g
-    return score, evidence
+        parts.append((g, GAIT_WEIGHT))
+    if place is not None:
+        parts.append((place, PLACE_WEIGHT))
+    total = sum(w for _, w in parts)
+    return sum(v * w for v, w in parts) / total, evidence
 
 
 class ReidMemory:
     """Lost identified tracks of every camera of this terminal (one instance, shared, thread-safe)."""
 
     def __init__(
-        self, window_s: float = 30.0, threshold: float = 0.7, max_speed: float = 0.5, margin: float = 0.05
+        self, window_s: float = 30.0, threshold: float = 0.6, max_speed: float = 0.5, margin: float = 0.05
     ) -> None:
         self.window_s = window_s
         self.threshold = threshold
@@ -135,11 +153,13 @@ class ReidMemory:
                 gap = now - lost.lost_at
                 if gap < 0 or gap > self.window_s:
                     continue
+                place = None
                 if lost.camera == camera:
                     dist = float(np.hypot(position[0] - lost.position[0], position[1] - lost.position[1]))
                     if dist > 0.15 + self.max_speed * gap:
                         continue
-                score, evidence = link_score(appearance, lost.appearance, gait, lost.gait)
+                    place = place_plausibility(lost, position, gap)
+                score, evidence = link_score(appearance, lost.appearance, gait, lost.gait, place)
                 scored.append((score, lost, evidence))
             if not scored:
                 return None
