@@ -1,7 +1,8 @@
 """Frames per second of the people pipeline per camera at 640x480 on this machine.
 
 Modes: detection + tracking (detect every 1, 2, 3 frames) and with pose + appearance on every
-tracked person. Frames are the PETS2009 clip scaled to 640x480. Prints the mean time per frame (detector and tracking-only frames alternate) as fps.
+tracked person. Frames are the PETS2009 clip scaled to 640x480. Prints the mean time per
+frame (detector and tracking-only frames alternate) as fps.
 
     STORE_AGENT_DATA=../shared/data python bench/people_fps.py [--frames 200]
 """
@@ -55,8 +56,10 @@ def main() -> None:
                 people.append(len(tracks))
             per_frame = float(np.mean(times))  # mean: detector frames and tracking-only frames alternate
             label = "detect+track" + (" + pose+appearance (all people)" if reid else "")
-            print(f"detect every {every}: {label:<48} {1 / per_frame:6.1f} fps  "
-                  f"({per_frame * 1000:.1f} ms/frame, median {statistics.median(people):.0f} people)")
+            print(
+                f"detect every {every}: {label:<48} {1 / per_frame:6.1f} fps  "
+                f"({per_frame * 1000:.1f} ms/frame, median {statistics.median(people):.0f} people)"
+            )
 
 
 if __name__ == "__main__":

@@ -115,6 +115,8 @@ def zones(args: argparse.Namespace) -> int:
         raise SystemExit(f"{args.config}: {exc}") from None
     if not cv2.imwrite(str(args.snapshot), drawn):
         raise SystemExit(f"cannot write {args.snapshot} (is the folder there and the suffix .png or .jpg?)")
-    print(f"{args.snapshot}: {image.shape[1]}x{image.shape[0]} frame of {args.camera} with "
-          f"{len(scene.zones)} zone(s) and {len(scene.lines)} line(s)")
+    print(
+        f"{args.snapshot}: {image.shape[1]}x{image.shape[0]} frame of {args.camera} with "
+        f"{len(scene.zones)} zone(s) and {len(scene.lines)} line(s)"
+    )
     return 0

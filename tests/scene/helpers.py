@@ -20,8 +20,22 @@ def frame(camera: str, index: int, image: np.ndarray, fps: float = 10.0) -> Fram
     return Frame(source=camera, capture=Capture(seq=index, mono_ns=int(t * 1e9), wall_time=EPOCH + t), image=image)
 
 
-def pipeline(camera: str, settings: dict[str, Any], detector: Any, pose: Any = None, appearance: Any = None,
-             fusion: IdentityFusion | None = None, reid: ReidMemory | None = None) -> PeopleScenePipeline:
+def pipeline(
+    camera: str,
+    settings: dict[str, Any],
+    detector: Any,
+    pose: Any = None,
+    appearance: Any = None,
+    fusion: IdentityFusion | None = None,
+    reid: ReidMemory | None = None,
+) -> PeopleScenePipeline:
     s = PeoplePipeline.model_validate({"enabled": True, "cameras": [camera], **settings})
-    return PeopleScenePipeline(camera, s, detector, pose, appearance, fusion or IdentityFusion(),
-                               reid or ReidMemory(s.relink_window_s, s.relink_threshold))
+    return PeopleScenePipeline(
+        camera,
+        s,
+        detector,
+        pose,
+        appearance,
+        fusion or IdentityFusion(),
+        reid or ReidMemory(s.relink_window_s, s.relink_threshold),
+    )

@@ -50,7 +50,7 @@ def test_weaker_conflicting_identity_is_ignored_stronger_replaces() -> None:
     assert fusion.assign_identity("cam", "t1", "bob", "card", 0.99).member_id == "bob"
     with pytest.raises(ValueError, match="unknown modality 'iris'"):
         fusion.assign_identity("cam", "t1", "bob", "iris", 0.5)
-    with pytest.raises(ValueError, match="within 0..1"):
+    with pytest.raises(ValueError, match=r"within 0\.\.1"):
         fusion.assign_identity("cam", "t1", "bob", "face", 1.5)
 
 
@@ -68,8 +68,9 @@ def test_track_at_and_concurrent_assignments() -> None:
     fusion.publish_tracks("cam", {"big": (0, 0, 200, 400), "small": (50, 50, 100, 200)})
     assert fusion.track_at("cam", 75, 60) == "small" and fusion.track_at("cam", 150, 300) == "big"
     assert fusion.track_at("cam", 500, 500) is None
-    threads = [threading.Thread(target=lambda k=k: fusion.assign_identity("cam", f"t{k}", "m", "face", 0.5))
-               for k in range(50)]
+    threads = [
+        threading.Thread(target=lambda k=k: fusion.assign_identity("cam", f"t{k}", "m", "face", 0.5)) for k in range(50)
+    ]
     for t in threads:
         t.start()
     for t in threads:

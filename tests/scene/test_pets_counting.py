@@ -35,16 +35,18 @@ def crossings(pets_frames: list[Any], detector: Any, truth: dict[str, Any]) -> l
 
 
 @pytest.mark.parametrize("direction", ["in", "out"])
-def test_counts_within_ten_percent_of_annotation(crossings: list[tuple[int, str, str]], truth: dict[str, Any],
-                                                 direction: str) -> None:
+def test_counts_within_ten_percent_of_annotation(
+    crossings: list[tuple[int, str, str]], truth: dict[str, Any], direction: str
+) -> None:
     expected = sum(1 for c in truth["crossings"] if c["direction"] == direction)
     counted = sum(1 for c in crossings if c[1] == direction)
     print(f"PETS2009 line {direction}: counted {counted}, annotated {expected}")
     assert abs(counted - expected) <= 0.1 * expected
 
 
-def test_each_crossing_matches_an_annotated_one_in_time(crossings: list[tuple[int, str, str]],
-                                                        truth: dict[str, Any]) -> None:
+def test_each_crossing_matches_an_annotated_one_in_time(
+    crossings: list[tuple[int, str, str]], truth: dict[str, Any]
+) -> None:
     unmatched = list(truth["crossings"])
     for f, direction, _ in crossings:
         hit = next((c for c in unmatched if c["direction"] == direction and abs(c["frame"] - f) <= 8), None)
@@ -61,5 +63,8 @@ def test_identity_swaps_at_the_line_are_bounded(crossings: list[tuple[int, str, 
         people_by_track.setdefault(track, set()).add(hit["person"])
     swaps = sum(len(people) - 1 for people in people_by_track.values())
     fragments = len(people_by_track) - len({c["person"] for c in truth["crossings"]})
-    print(f"PETS2009 line: {swaps} identity swap(s), {fragments:+d} extra track ids for {len(truth['crossings'])} crossings")
+    print(
+        f"PETS2009 line: {swaps} identity swap(s), {fragments:+d} extra track ids "
+        f"for {len(truth['crossings'])} crossings"
+    )
     assert swaps <= 2

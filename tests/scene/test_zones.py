@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 
 import pytest
@@ -15,11 +16,19 @@ SQUARE = [(100.0, 100.0), (300.0, 100.0), (300.0, 300.0), (100.0, 300.0)]
 
 
 def analyzer(**kw: float) -> SceneAnalyzer:
-    settings = AnalyticsSettings(enter_frames=3, deadband_px=5.0, occupancy_min_interval_s=kw.get("interval", 0.0),
-                                 occupancy_every_s=kw.get("every", 0.0))
-    return SceneAnalyzer("cam", [ZoneGeometry("counter", SQUARE, queue=True)],
-                         [LineGeometry("door", (200.0, 0.0), (200.0, 400.0), False)], settings,
-                         queue_min_wait_s={"counter": 2.0})
+    settings = AnalyticsSettings(
+        enter_frames=3,
+        deadband_px=5.0,
+        occupancy_min_interval_s=kw.get("interval", 0.0),
+        occupancy_every_s=kw.get("every", 0.0),
+    )
+    return SceneAnalyzer(
+        "cam",
+        [ZoneGeometry("counter", SQUARE, queue=True)],
+        [LineGeometry("door", (200.0, 0.0), (200.0, 400.0), False)],
+        settings,
+        queue_min_wait_s={"counter": 2.0},
+    )
 
 
 def of(events: list[EventBody], cls: type[EventBody]) -> list[EventBody]:
@@ -97,7 +106,7 @@ def test_occupancy_is_rate_limited_and_queue_counts_waiters() -> None:
         events += a.update(t, t, anchors)
     occ = of(events, ZoneOccupancy)
     times = [e.captured_at for e in occ]
-    assert all(b - a_ >= 5.0 - 1e-9 for a_, b in zip(times, times[1:], strict=False) if True)
+    assert all(b - a_ >= 5.0 - 1e-9 for a_, b in itertools.pairwise(times))
     assert occ[-1].count == 5  # type: ignore[attr-defined]
     assert any(e.reason == "periodic" for e in occ)  # type: ignore[attr-defined]
     queue = of(events, QueueLength)
@@ -113,3 +122,17 @@ def test_geometry_helpers() -> None:
         resolve_points([[0.1, 0.1], [1.5, 0.2]], True, 640, 480, "zones[0].points")
     with pytest.raises(ValueError, match="outside the 640x480 frame"):
         resolve_points([[700, 10]], False, 640, 480, "lines[0].points")
+
+
+def test_people_settings_reject_bad_scenes() -> None:
+    from pydantic import ValidationError
+
+    from agent.config.pipelines import PeoplePipeline
+
+    zone = {"name": "a", "points": [[0, 0], [1, 0], [1, 1]]}
+    with pytest.raises(ValidationError, match="repeated: a"):
+        PeoplePipeline.model_validate({"scenes": {"cam": {"zones": [zone, zone]}}})
+    with pytest.raises(ValidationError, match=r"not in pipelines\.people\.cameras: other"):
+        PeoplePipeline.model_validate({"cameras": ["cam"], "scenes": {"other": {}}})
+    with pytest.raises(ValidationError, match="at least 3"):
+        PeoplePipeline.model_validate({"scenes": {"cam": {"zones": [{"name": "z", "points": [[0, 0], [1, 1]]}]}}})
