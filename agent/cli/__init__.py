@@ -29,6 +29,7 @@ COMMAND_MODULES = [
     "agent.cli.monitor_cmd",
     "agent.cli.demo_cmd",
     "agent.cli.listen_cmd",
+    "agent.cli.zones_cmd",
 ]
 
 

@@ -19,6 +19,7 @@ PIPELINES: dict[str, str] = {
     "serial-events": "agent.pipelines.serial_events:build",
     "motion": "agent.pipelines.motion:build",
     "speech": "agent.speech.build:build",
+    "people": "agent.scene.pipeline:build",
 }
 
 Builder = Callable[["StoreConfig", "RuntimeContext"], "list[Pipeline[Any]]"]

@@ -1,0 +1,122 @@
+"""``store-agent zones --config C --camera NAME --snapshot out.png``: draw a camera's zones and lines on a frame.
+
+Installers draw zones by editing coordinates; this shows them on what the
+camera actually sees (one frame read through the camera's own driver), with
+each line's 'in' direction, so a mistake is visible before counting starts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from agent.config.loader import load_config
+from agent.config.pipelines import PeopleScene
+from agent.scene.geometry import signed_distance
+from agent.scene.pipeline import build_scene
+from drivers.base import Frame
+from drivers.registry import create_driver
+
+logger = logging.getLogger(__name__)
+
+ZONE_COLOUR = (0, 200, 255)
+QUEUE_COLOUR = (255, 160, 0)
+LINE_COLOUR = (0, 0, 255)
+
+
+def register(sub: Any) -> None:
+    parser = sub.add_parser("zones", help="render a camera's configured zones and lines on a frame (PNG)")
+    parser.add_argument("--config", type=Path, required=True, help="the store YAML file")
+    parser.add_argument("--camera", required=True, help="camera name from the config")
+    parser.add_argument("--snapshot", type=Path, required=True, help="where to write the PNG")
+    parser.add_argument("--frame", type=int, default=0, help="frame index to draw on (replay sources)")
+    parser.set_defaults(func=zones)
+
+
+def render(image: np.ndarray, camera: str, scene: PeopleScene) -> np.ndarray:
+    """A copy of ``image`` with zones (filled, outlined, named) and directed lines (arrow towards 'in')."""
+    h, w = image.shape[:2]
+    zones, lines = build_scene(camera, scene, w, h)
+    out = image.copy()
+    overlay = image.copy()
+    for z in zones:
+        pts = np.round(np.array(z.polygon)).astype(np.int32)
+        colour = QUEUE_COLOUR if z.queue else ZONE_COLOUR
+        cv2.fillPoly(overlay, [pts], colour)
+        cv2.polylines(out, [pts], True, colour, 2)
+    out = cv2.addWeighted(overlay, 0.25, out, 0.75, 0)
+    for z in zones:
+        x, y = np.array(z.polygon).mean(axis=0)
+        _label(out, f"{z.name}{' (queue)' if z.queue else ''}", int(x), int(y))
+    for ln in lines:
+        a = (round(ln.a[0]), round(ln.a[1]))
+        b = (round(ln.b[0]), round(ln.b[1]))
+        cv2.line(out, a, b, LINE_COLOUR, 2)
+        mx, my = (ln.a[0] + ln.b[0]) / 2, (ln.a[1] + ln.b[1]) / 2
+        dx, dy = ln.b[0] - ln.a[0], ln.b[1] - ln.a[1]
+        length = max((dx * dx + dy * dy) ** 0.5, 1e-6)
+        # 'in' goes from the left of A->B to its right (positive signed distance side).
+        nx, ny = -dy / length, dx / length
+        if signed_distance((mx + nx, my + ny), ln.a, ln.b) < 0:
+            nx, ny = -nx, -ny
+        if ln.invert:
+            nx, ny = -nx, -ny
+        arrow = 0.08 * min(w, h)
+        start = (round(mx - nx * arrow), round(my - ny * arrow))
+        end = (round(mx + nx * arrow), round(my + ny * arrow))
+        cv2.arrowedLine(out, start, end, LINE_COLOUR, 2, tipLength=0.3)
+        text = f"{ln.name}: in"
+        width = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 0.5, 1)[0][0]
+        _label(out, text, end[0] + 4 if nx >= 0 else end[0] - width - 4, end[1] - 8)
+        _label(out, "A", a[0] + 4, a[1] + 4)
+        _label(out, "B", b[0] + 4, b[1] + 4)
+    return out
+
+
+def _label(image: np.ndarray, text: str, x: int, y: int) -> None:
+    cv2.putText(image, text, (x, y), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 3, cv2.LINE_AA)
+    cv2.putText(image, text, (x, y), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1, cv2.LINE_AA)
+
+
+def grab_frame(config_path: Path, camera: str, index: int) -> tuple[np.ndarray, PeopleScene]:
+    """One frame from the named camera through its configured driver, and that camera's scene."""
+    config = load_config(config_path).config
+    options = next((o for k, o in config.devices() if k == "camera" and o.name == camera), None)
+    if options is None:
+        known = ", ".join(sorted(config.device_names("camera"))) or "none"
+        raise SystemExit(f"{config_path}: no enabled camera named {camera!r} (configured: {known})")
+    scene = config.pipelines.people.scenes.get(camera)
+    if scene is None:
+        raise SystemExit(f"{config_path}: pipelines.people.scenes has no entry for camera {camera!r}")
+    with create_driver("camera", options) as driver:
+        item: Frame | None = None
+        for _ in range(index + 1):
+            item = None
+            for _attempt in range(50):
+                item = driver.read(0.2)
+                if item is not None:
+                    break
+            if item is None:
+                raise SystemExit(f"camera {camera}: no frame within 10 s")
+    assert item is not None
+    return np.asarray(item.image), scene
+
+
+def zones(args: argparse.Namespace) -> int:
+    image, scene = grab_frame(args.config, args.camera, args.frame)
+    try:
+        drawn = render(image, args.camera, scene)
+    except ValueError as exc:
+        raise SystemExit(f"{args.config}: {exc}") from None
+    if not cv2.imwrite(str(args.snapshot), drawn):
+        raise SystemExit(f"cannot write {args.snapshot} (is the folder there and the suffix .png or .jpg?)")
+    print(
+        f"{args.snapshot}: {image.shape[1]}x{image.shape[0]} frame of {args.camera} with "
+        f"{len(scene.zones)} zone(s) and {len(scene.lines)} line(s)"
+    )
+    return 0

@@ -1,0 +1,41 @@
+"""Helpers for scene tests: frames with a capture stamp, and a pipeline built from settings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from agent.config.pipelines import PeoplePipeline
+from agent.scene.identity import IdentityFusion
+from agent.scene.pipeline import PeopleScenePipeline
+from agent.scene.reid import ReidMemory
+from drivers.base import Capture, Frame
+
+EPOCH = 1_700_000_000.0
+
+
+def frame(camera: str, index: int, image: np.ndarray, fps: float = 10.0) -> Frame:
+    t = index / fps
+    return Frame(source=camera, capture=Capture(seq=index, mono_ns=int(t * 1e9), wall_time=EPOCH + t), image=image)
+
+
+def pipeline(
+    camera: str,
+    settings: dict[str, Any],
+    detector: Any,
+    pose: Any = None,
+    appearance: Any = None,
+    fusion: IdentityFusion | None = None,
+    reid: ReidMemory | None = None,
+) -> PeopleScenePipeline:
+    s = PeoplePipeline.model_validate({"enabled": True, "cameras": [camera], **settings})
+    return PeopleScenePipeline(
+        camera,
+        s,
+        detector,
+        pose,
+        appearance,
+        fusion or IdentityFusion(),
+        reid or ReidMemory(s.relink_window_s, s.relink_threshold),
+    )
