@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 
 PIPELINES: dict[str, str] = {
     "motion": "agent.pipelines.motion:build",
+    "face": "agent.face.pipeline:build",
 }
 
 Builder = Callable[["StoreConfig", "RuntimeContext"], "list[Pipeline[Any]]"]

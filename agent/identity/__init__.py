@@ -1,0 +1,1 @@
+"""Identity: the encrypted gallery of consenting members, consent records, audit chain, enrollment and erasure."""
