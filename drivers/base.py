@@ -11,15 +11,17 @@ reopens it with backoff).
 from __future__ import annotations
 
 import enum
+import os
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import TracebackType
-from typing import Any, ClassVar, Generic, Literal, TypeVar
+from typing import Annotated, Any, ClassVar, Generic, Literal, TypeVar
 
 import numpy as np
 import numpy.typing as npt
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo
 
 
 class DeviceError(Exception):
@@ -163,15 +165,27 @@ class Driver(ABC, Generic[ItemT, OptionsT]):
         self.options = options
         self.name = options.name
         self._seq = 0
+        self._timeline_origin: tuple[int, float] | None = None
 
     @property
     def realtime(self) -> bool:
         return True
 
-    def next_capture(self) -> Capture:
-        """Stamp a new item; sequence numbers are gap-free per open driver instance lifetime."""
+    def next_capture(self, media_offset_s: float | None = None) -> Capture:
+        """Stamp a new item; sequence numbers are gap-free for the driver's lifetime.
+
+        Replay sources that run faster than real time pass the item's offset in
+        the recording: its stamp then follows the recorded timeline, so dwell
+        times, cool-downs and rates computed downstream are the same at any
+        replay speed.
+        """
         self._seq += 1
-        return Capture.now(self._seq)
+        if media_offset_s is None or self.realtime:
+            return Capture.now(self._seq)
+        if self._timeline_origin is None:
+            self._timeline_origin = (time.monotonic_ns(), time.time())
+        mono0, wall0 = self._timeline_origin
+        return Capture(seq=self._seq, mono_ns=mono0 + int(media_offset_s * 1e9), wall_time=wall0 + media_offset_s)
 
     @abstractmethod
     def open(self) -> None:
@@ -203,3 +217,39 @@ class Driver(ABC, Generic[ItemT, OptionsT]):
 
 
 DriverSelf = TypeVar("DriverSelf", bound="Driver[Any, Any]")
+
+
+def _resolve_path(value: Path, info: ValidationInfo) -> Path:
+    """Resolve a relative path against the directory of the config file being validated."""
+    value = Path(os.path.expandvars(str(value))).expanduser()
+    base = (info.context or {}).get("base_dir") if info.context else None
+    if not value.is_absolute() and base is not None:
+        value = Path(base) / value
+    return Path(os.path.normpath(value))
+
+
+def device_disabled(info: ValidationInfo) -> bool:
+    """A disabled device entry is parked: its files need not exist (checked when it is enabled)."""
+    return info.data.get("enabled") is False
+
+
+def _existing_file(value: Path, info: ValidationInfo) -> Path:
+    value = _resolve_path(value, info)
+    if not value.is_file() and not device_disabled(info):
+        raise ValueError(f"file not found: {value}")
+    return value
+
+
+def _existing_dir(value: Path, info: ValidationInfo) -> Path:
+    value = _resolve_path(value, info)
+    if not value.is_dir() and not device_disabled(info):
+        raise ValueError(f"directory not found: {value}")
+    return value
+
+
+ConfigPath = Annotated[Path, AfterValidator(_resolve_path)]
+"""A path in the config; relative paths are relative to the config file."""
+ExistingFile = Annotated[Path, AfterValidator(_existing_file)]
+"""A path in the config that must name an existing file."""
+ExistingDir = Annotated[Path, AfterValidator(_existing_dir)]
+"""A path in the config that must name an existing directory."""

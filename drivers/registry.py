@@ -23,9 +23,7 @@ REGISTRY: dict[DeviceKind, dict[str, str]] = {
     "microphone": {
         "wav-file": "drivers.audio.replay:WavFileMicrophone",
     },
-    "serial": {
-        "barcode": "drivers.serial.barcode:BarcodeScanner",
-    },
+    "serial": {},
 }
 
 
@@ -39,9 +37,7 @@ def driver_class(kind: DeviceKind, type_name: str) -> type[Driver[Any, Any]]:
     try:
         target = REGISTRY[kind][type_name]
     except KeyError:
-        raise KeyError(
-            f"unknown {kind} type {type_name!r}; known types: {', '.join(driver_types(kind))}"
-        ) from None
+        raise KeyError(f"unknown {kind} type {type_name!r}; known types: {', '.join(driver_types(kind))}") from None
     module_name, _, class_name = target.partition(":")
     module = importlib.import_module(module_name)
     cls: type[Driver[Any, Any]] = getattr(module, class_name)

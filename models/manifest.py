@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 MANIFEST_DIR = Path(__file__).with_name("manifests")
 
@@ -49,11 +49,48 @@ class LocalSource(BaseModel):
     directory: str = Field(description="Directory holding a file of the entry's name; '~' and $VARS are expanded.")
 
 
-Source = Annotated[WheelSource | UrlSource | LocalSource, Field(discriminator="kind")]
+class CustomSource(BaseModel):
+    """A model built from several pieces (joined wheel parts, a directory inside a wheel).
+
+    ``function`` is ``"module:function"`` inside ``models`` and is called as
+    ``function(entry, models_dir, source, cache_dir)``; it writes the entry's
+    file or directory under ``models_dir`` and returns its path. ``requirements``
+    lists the wheels it downloads (exact pins), so an offline mirror knows what to hold.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    kind: Literal["custom"]
+    function: str = Field(pattern=r"^models(\.[a-z_][a-z0-9_]*)+:[a-z_][a-z0-9_]*$", description="'module:function'.")
+    requirements: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+==[^=\s]+$")]] = Field(
+        default_factory=list, description="Exact pins of the wheels the function downloads."
+    )
+    options: dict[str, str | list[str]] = Field(default_factory=dict, description="Arguments for the function.")
+
+
+Source = Annotated[WheelSource | UrlSource | LocalSource | CustomSource, Field(discriminator="kind")]
+
+
+class MemberFile(BaseModel):
+    """One file of a directory entry (a Vosk model, a CTranslate2 Whisper model)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    path: str = Field(pattern=r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$", description="Path inside the directory.")
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="Expected sha256 of the file.")
+    size: int | None = Field(None, gt=0, description="Expected size in bytes.")
+
+
+def tree_digest(files: list[MemberFile]) -> str:
+    """One sha256 for a whole directory: over ``"<sha256>  <path>\\n"`` lines sorted by path."""
+    lines = "".join(f"{f.sha256}  {f.path}\n" for f in sorted(files, key=lambda f: f.path))
+    return hashlib.sha256(lines.encode("utf-8")).hexdigest()
 
 
 class ModelEntry(BaseModel):
-    """One model file the agent may load."""
+    """One model file, or with ``files`` one model directory, that the agent may load.
+
+    A directory entry's ``file`` names the directory and its ``sha256`` is the
+    :func:`tree_digest` of ``files``, so one pin still covers every byte.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$", description="Name used by config and code.")
@@ -65,6 +102,20 @@ class ModelEntry(BaseModel):
     input: str = Field(description="Input format in words: layout, size, colour order, scaling.")
     output: str = Field("", description="Output in words.")
     sources: list[Source] = Field(min_length=1, description="Where to provision it from, tried in order.")
+    files: list[MemberFile] = Field(
+        default_factory=list, description="For a directory entry: every file in it; empty for a one-file entry."
+    )
+
+    @model_validator(mode="after")
+    def _tree_pin(self) -> ModelEntry:
+        if self.files and tree_digest(self.files) != self.sha256:
+            digest = tree_digest(self.files)
+            raise ValueError(f"model {self.name!r}: sha256 must be the tree digest of its files, {digest}")
+        return self
+
+    @property
+    def is_directory(self) -> bool:
+        return bool(self.files)
 
 
 class Manifest(BaseModel):
@@ -131,9 +182,23 @@ def verify_file(model: ModelEntry, path: Path) -> None:
         _verified[key] = model.sha256
 
 
+def verify_directory(model: ModelEntry, path: Path) -> None:
+    """Raise :class:`ModelError` unless every member file of a directory entry is present and intact."""
+    if not path.is_dir():
+        raise ModelError(
+            f"model {model.name!r} is missing: directory {path} not found; "
+            f"provision it with `store-agent models fetch {model.name}`"
+        )
+    for member in model.files:
+        verify_file(model.model_copy(update={"sha256": member.sha256, "files": []}), path / member.path)
+
+
 def resolve(name: str, models_dir: Path) -> Path:
-    """The verified path of model ``name`` inside ``models_dir``."""
+    """The verified path of model ``name`` (a file, or a directory for entries with ``files``) in ``models_dir``."""
     model = entry(name)
     path = models_dir / model.file
-    verify_file(model, path)
+    if model.is_directory:
+        verify_directory(model, path)
+    else:
+        verify_file(model, path)
     return path

@@ -9,7 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from agent.speech.spec import IntentSpec, RecognizerSettings, VadSettings
 
 if TYPE_CHECKING:
     from agent.config.schema import StoreConfig
@@ -24,10 +26,14 @@ class MotionPipeline(PipelineSettings):
     """Frame-difference motion detection: cheap, needs no model, useful to check a camera works."""
 
     cameras: list[str] = Field(default_factory=list, description="Cameras to watch; empty means every camera.")
-    min_area: float = Field(0.01, gt=0, lt=1, description="Smallest moving area, as a fraction of the frame, that counts.")
+    min_area: float = Field(
+        0.01, gt=0, lt=1, description="Smallest moving area, as a fraction of the frame, that counts."
+    )
     threshold: int = Field(25, ge=1, le=255, description="Per-pixel grey-level change that counts as motion.")
     end_after_s: float = Field(2.0, gt=0, description="Motion ends after this long without any.")
-    downscale_width: int = Field(320, ge=64, le=1920, description="Frames are shrunk to this width before differencing.")
+    downscale_width: int = Field(
+        320, ge=64, le=1920, description="Frames are shrunk to this width before differencing."
+    )
 
 
 class FacePipeline(PipelineSettings):
@@ -64,9 +70,33 @@ class PeoplePipeline(PipelineSettings):
 
 
 class SpeechPipeline(PipelineSettings):
-    """Offline speech intents from microphones."""
+    """Offline speech intents from microphones (docs/speech.md)."""
 
-    microphones: list[str] = Field(default_factory=list, description="Microphones to listen on.")
+    microphones: list[str] = Field(default_factory=list, description="Microphones to listen on; empty means every one.")
+    recognizers: list[RecognizerSettings] = Field(
+        default_factory=lambda: [RecognizerSettings()],
+        min_length=1,
+        description="Recognisers every utterance goes through (e.g. vosk zh + vosk en); the best intent wins.",
+    )
+    microphone_recognizers: dict[str, list[RecognizerSettings]] = Field(
+        default_factory=dict, description="Per-microphone recognisers, replacing `recognizers` for that microphone."
+    )
+    vad: VadSettings = Field(default_factory=VadSettings, description="Voice activity detection.")
+    intents: list[IntentSpec] = Field(default_factory=list, description="The store's intents.")
+    max_pending_utterances: int = Field(
+        2, ge=1, le=32, description="Utterances waiting for the recogniser; beyond this new ones are dropped whole."
+    )
+    when_busy: Literal["drop", "wait"] = Field(
+        "drop", description="'drop' whole utterances when the recogniser lags (live); 'wait' blocks (replay)."
+    )
+
+    @model_validator(mode="after")
+    def _unique_intents(self) -> SpeechPipeline:
+        names = [i.name for i in self.intents]
+        for name in names:
+            if names.count(name) > 1:
+                raise ValueError(f"intents: {name!r} is declared twice")
+        return self
 
 
 class ProductPipeline(PipelineSettings):

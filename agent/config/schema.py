@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import zoneinfo
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from agent.config.pipelines import PipelinesConfig
-from drivers.base import DeviceOptions
+from drivers.base import ConfigPath, DeviceOptions, ExistingFile
 from drivers.registry import DeviceKind, options_models
 
 ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
@@ -26,9 +26,13 @@ class Section(BaseModel):
 
 
 class StoreSection(Section):
-    id: str = Field(pattern=ID_PATTERN, description="Store identifier used in MQTT topics and events, e.g. 'sh-nanjing-rd-01'.")
+    id: str = Field(
+        pattern=ID_PATTERN, description="Store identifier used in MQTT topics and events, e.g. 'sh-nanjing-rd-01'."
+    )
     name: str = Field(min_length=1, description="Human name of the store.")
-    timezone: str = Field("UTC", description="IANA time zone of the store, e.g. 'Asia/Shanghai'; used for opening hours and reports.")
+    timezone: str = Field(
+        "UTC", description="IANA time zone of the store, e.g. 'Asia/Shanghai'; used for opening hours and reports."
+    )
 
     @field_validator("timezone")
     @classmethod
@@ -46,9 +50,9 @@ class TerminalSection(Section):
 
 
 class TlsSettings(Section):
-    ca_file: Path = Field(description="CA certificate (PEM) that signed the broker's certificate.")
-    cert_file: Path | None = Field(None, description="Client certificate (PEM) when the broker requires one.")
-    key_file: Path | None = Field(None, description="Private key (PEM) of the client certificate.")
+    ca_file: ExistingFile = Field(description="CA certificate (PEM) that signed the broker's certificate.")
+    cert_file: ExistingFile | None = Field(None, description="Client certificate (PEM) when the broker requires one.")
+    key_file: ExistingFile | None = Field(None, description="Private key (PEM) of the client certificate.")
 
     @model_validator(mode="after")
     def _pair(self) -> TlsSettings:
@@ -72,7 +76,9 @@ class MqttSection(Section):
         description="Name of the systemd credential (LoadCredential=) holding the password.",
     )
     tls: TlsSettings | None = Field(None, description="TLS settings; omit for plain TCP on a trusted network.")
-    topic_prefix: str = Field("store", pattern=r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$", description="First levels of every topic.")
+    topic_prefix: str = Field(
+        "store", pattern=r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$", description="First levels of every topic."
+    )
     keepalive_s: int = Field(30, ge=5, le=3600, description="MQTT keep-alive interval in seconds.")
 
     @model_validator(mode="after")
@@ -91,8 +97,9 @@ class OutboxSettings(Section):
 
 
 class StorageSection(Section):
-    state_dir: Path = Field(
-        Path("/var/lib/store-agent"), description="Where the outbox, gallery and counters live (systemd StateDirectory)."
+    state_dir: ConfigPath = Field(
+        Path("/var/lib/store-agent"),
+        description="Where the outbox, gallery and counters live (systemd StateDirectory).",
     )
     outbox: OutboxSettings = Field(default_factory=OutboxSettings, description="Limits of the on-disk outbox.")
 
@@ -117,7 +124,9 @@ class PrivacySection(Section):
 
 
 class ModelsSection(Section):
-    directory: Path = Field(Path("/var/lib/store-agent/models"), description="Where provisioned model files live.")
+    directory: ConfigPath = Field(
+        Path("/var/lib/store-agent/models"), description="Where provisioned model files live."
+    )
     providers: list[str] = Field(
         default_factory=lambda: ["CPUExecutionProvider"],
         min_length=1,
@@ -142,12 +151,17 @@ def _device_list(kind: DeviceKind) -> Any:
     if not models:
         return list[DeviceOptions]
     item: Any = models[0] if len(models) == 1 else Annotated[Union[models], Field(discriminator="type")]  # noqa: UP007
-    return list[item]  # type: ignore[valid-type]
+    return list[item]
 
 
-CameraList = _device_list("camera")
-MicrophoneList = _device_list("microphone")
-SerialList = _device_list("serial")
+if TYPE_CHECKING:
+    CameraList = list[DeviceOptions]
+    MicrophoneList = list[DeviceOptions]
+    SerialList = list[DeviceOptions]
+else:
+    CameraList = _device_list("camera")
+    MicrophoneList = _device_list("microphone")
+    SerialList = _device_list("serial")
 
 
 class StoreConfig(Section):
@@ -158,11 +172,17 @@ class StoreConfig(Section):
     terminal: TerminalSection = Field(description="This terminal.")
     mqtt: MqttSection = Field(default_factory=MqttSection, description="Connection to the hub's MQTT broker.")
     storage: StorageSection = Field(default_factory=StorageSection, description="Local state and the outbox.")
-    cameras: CameraList = Field(default_factory=list, description="Cameras; each entry's `type:` picks its driver.")  # type: ignore[valid-type]
-    microphones: MicrophoneList = Field(default_factory=list, description="Microphones; `type:` picks the driver.")  # type: ignore[valid-type]
-    serial: SerialList = Field(default_factory=list, description="Serial sensors (card readers, scanners); `type:` picks the protocol.")  # type: ignore[valid-type]
-    pipelines: PipelinesConfig = Field(default_factory=PipelinesConfig, description="What the agent computes; each can be off.")  # type: ignore[arg-type]
-    privacy: PrivacySection = Field(default_factory=PrivacySection, description="Retention and egress of personal data.")
+    cameras: CameraList = Field(default_factory=list, description="Cameras; each entry's `type:` picks its driver.")
+    microphones: MicrophoneList = Field(default_factory=list, description="Microphones; `type:` picks the driver.")
+    serial: SerialList = Field(
+        default_factory=list, description="Serial sensors (card readers, scanners); `type:` picks the protocol."
+    )
+    pipelines: PipelinesConfig = Field(
+        default_factory=PipelinesConfig, description="What the agent computes; each can be off."
+    )
+    privacy: PrivacySection = Field(
+        default_factory=PrivacySection, description="Retention and egress of personal data."
+    )
     models: ModelsSection = Field(default_factory=ModelsSection, description="Model files and execution providers.")
     logging: LoggingSection = Field(default_factory=LoggingSection, description="Log levels and format.")
 
@@ -173,7 +193,9 @@ class StoreConfig(Section):
             for i, device in enumerate(getattr(self, section)):
                 where = f"{section}[{i}]"
                 if device.name in seen:
-                    raise ValueError(f"{where}.name: device name {device.name!r} is already used by {seen[device.name]}")
+                    raise ValueError(
+                        f"{where}.name: device name {device.name!r} is already used by {seen[device.name]}"
+                    )
                 seen[device.name] = where
         self.pipelines.check_references(self)
         return self
@@ -181,8 +203,13 @@ class StoreConfig(Section):
     def devices(self) -> list[tuple[DeviceKind, DeviceOptions]]:
         """Every enabled device with its kind, in config order."""
         out: list[tuple[DeviceKind, DeviceOptions]] = []
-        for kind, section in (("camera", self.cameras), ("microphone", self.microphones), ("serial", self.serial)):
-            out.extend((kind, d) for d in section if d.enabled)  # type: ignore[misc]
+        sections: tuple[tuple[DeviceKind, list[DeviceOptions]], ...] = (
+            ("camera", self.cameras),
+            ("microphone", self.microphones),
+            ("serial", self.serial),
+        )
+        for kind, section in sections:
+            out.extend((kind, d) for d in section if d.enabled)
         return out
 
     def device_names(self, kind: DeviceKind) -> set[str]:

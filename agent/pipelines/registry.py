@@ -16,8 +16,10 @@ if TYPE_CHECKING:
     from agent.runtime.pipeline import Pipeline, RuntimeContext
 
 PIPELINES: dict[str, str] = {
+    "serial-events": "agent.pipelines.serial_events:build",
     "motion": "agent.pipelines.motion:build",
     "face": "agent.face.pipeline:build",
+    "speech": "agent.speech.build:build",
 }
 
 Builder = Callable[["StoreConfig", "RuntimeContext"], "list[Pipeline[Any]]"]

@@ -54,7 +54,7 @@ class Pipeline(ABC, Generic[ItemT]):
         self.source = source
         self.logger = logging.getLogger(f"agent.pipeline.{name}.{source}")
 
-    def warm_up(self) -> None:  # noqa: B027 - optional hook
+    def warm_up(self) -> None:
         """Load models and run them once; called before the agent reports ready."""
 
     @abstractmethod
@@ -65,5 +65,5 @@ class Pipeline(ABC, Generic[ItemT]):
         """The source ended or the agent is stopping: conclude what is open (tracks, utterances)."""
         return ()
 
-    def close(self) -> None:  # noqa: B027 - optional hook
+    def close(self) -> None:
         """Release what ``warm_up`` acquired."""

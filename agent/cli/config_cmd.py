@@ -1,0 +1,35 @@
+"""``store-agent check-config PATH``: validate a store YAML and print a one-screen summary."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from agent.config.loader import load_config
+from drivers.registry import create_driver
+
+
+def register(sub: Any) -> None:
+    parser = sub.add_parser("check-config", help="validate a store config file (exit 78 if invalid)")
+    parser.add_argument("path", type=Path, help="the store YAML file")
+    parser.set_defaults(func=check_config)
+
+
+def check_config(args: argparse.Namespace) -> int:
+    loaded = load_config(args.path)
+    c = loaded.config
+    print(f"{args.path}: valid (sha256 {loaded.sha256[:12]})")
+    print(f"  store     {c.store.id} ({c.store.name}, {c.store.timezone})")
+    print(f"  terminal  {c.terminal.id} {c.terminal.location}".rstrip())
+    tls = "TLS" if c.mqtt.tls else "plain TCP"
+    topics = f"{c.mqtt.topic_prefix}/{c.store.id}/{c.terminal.id}/"
+    print(f"  mqtt      {c.mqtt.host}:{c.mqtt.port} MQTT {c.mqtt.protocol}, {tls}, topics {topics}")
+    print(f"  state     {c.storage.state_dir}")
+    for kind, options in c.devices():
+        print(f"  {kind:<9} {options.name:<16} {create_driver(kind, options).describe()}")
+    print(f"  pipelines {', '.join(c.pipelines.enabled_names()) or 'none'}")
+    print(f"  models    {c.models.directory} on {', '.join(c.models.providers)}")
+    egress = [name for name, allowed in c.privacy.egress.model_dump().items() if allowed]
+    print(f"  egress    {', '.join(egress) or 'nothing biometric or raw leaves the device'}")
+    return 0

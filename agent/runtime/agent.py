@@ -1,0 +1,221 @@
+"""The agent: builds sources, pipelines and workers from the config, runs them, stops them cleanly.
+
+Everything is started and closed through one ``ExitStack`` in reverse order:
+sources stop first (their queues close), workers drain for a bounded time and
+conclude what is open, and the sink is closed last so every event emitted on
+the way down is delivered.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import Counter
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+from agent import __version__
+from agent.config.loader import LoadedConfig
+from agent.events import DeviceStateChanged, EventBody, EventStamper
+from agent.pipelines.registry import builder
+from agent.runtime.pipeline import Pipeline, RuntimeContext
+from agent.runtime.queues import DropPolicy, StageQueue
+from agent.runtime.sink import EventSink
+from agent.runtime.source import SourceRunner
+from agent.runtime.state import StateStore
+from agent.runtime.worker import Worker
+from drivers.base import DeviceState
+from drivers.registry import DeviceKind, create_driver
+
+logger = logging.getLogger(__name__)
+
+#: Queue length and drop policy per source kind (see agent.runtime.queues).
+QUEUE_POLICY: dict[DeviceKind, tuple[int, DropPolicy]] = {
+    "camera": (2, DropPolicy.LATEST_WINS),
+    "microphone": (400, DropPolicy.DROP_NEWEST),  # about 12 s of 30 ms chunks
+    "serial": (256, DropPolicy.NEVER_DROP),
+}
+
+OPEN_WAIT_S = 15.0
+
+
+class AgentError(Exception):
+    """The agent cannot run with this config (a message for the operator)."""
+
+
+class Agent:
+    def __init__(self, loaded: LoadedConfig, sink: EventSink, *, replay: bool = False) -> None:
+        self.loaded = loaded
+        self.config = loaded.config
+        self.sink = sink
+        self.replay = replay
+        self.stop_event = threading.Event()
+        self.ready = threading.Event()
+        self.started_mono = time.monotonic()
+        self.ready_after_s: float | None = None
+        self.sources: list[SourceRunner] = []
+        self.workers: list[Worker] = []
+        self.pipelines: list[Pipeline[Any]] = []
+        self.emitted: Counter[str] = Counter()
+        self._emit_lock = threading.Lock()
+        self._stack = ExitStack()
+        self.state: StateStore | None = None
+        self._stamper: EventStamper | None = None
+
+    # --- building -------------------------------------------------------------------------
+
+    def _check_replay(self) -> None:
+        for kind, options in self.config.devices():
+            from drivers.registry import driver_class
+
+            cls = driver_class(kind, options.type)  # type: ignore[attr-defined]
+            if not cls.is_replay:
+                raise AgentError(f"replay needs replay sources only; {kind} {options.name!r} is a live {options.type}")  # type: ignore[attr-defined]
+            if getattr(options, "loop", False) or getattr(options, "frames", 1) == 0:
+                raise AgentError(f"replay would never finish: {kind} {options.name!r} loops forever")
+
+    def _build_pipelines(self, context: RuntimeContext) -> list[Pipeline[Any]]:
+        pipelines: list[Pipeline[Any]] = []
+        names = ["serial-events", *self.config.pipelines.enabled_names()]
+        for name in names:
+            pipelines.extend(builder(name)(self.config, context))
+        return pipelines
+
+    def start(self) -> None:
+        """Warm up pipelines, open devices, start threads; returns once the agent is ready."""
+        if self.replay:
+            self._check_replay()
+        config = self.config
+        state_dir = Path(config.storage.state_dir)
+        self.state = StateStore(state_dir)
+        self._stamper = EventStamper(config.store.id, config.terminal.id, self.state.next_seq)
+        context = RuntimeContext(config=config, state_dir=state_dir, models_dir=Path(config.models.directory))
+        self.context = context
+        self._stack.callback(self.sink.close)
+        self.pipelines = self._build_pipelines(context)
+        for pipeline in self.pipelines:
+            pipeline.warm_up()
+            self._stack.callback(pipeline.close)
+
+        queues_by_source: dict[str, list[StageQueue[Any]]] = {}
+        kinds = dict((options.name, kind) for kind, options in config.devices())
+        drivers = {options.name: create_driver(kind, options) for kind, options in config.devices()}
+        for pipeline in self.pipelines:
+            kind = kinds[pipeline.source]
+            size, policy = QUEUE_POLICY[kind]
+            backpressure = not drivers[pipeline.source].realtime
+            queue: StageQueue[Any] = StageQueue(f"{pipeline.name}/{pipeline.source}", size, policy, backpressure)
+            queues_by_source.setdefault(pipeline.source, []).append(queue)
+            self.workers.append(Worker(pipeline, queue, self.emit, self.stop_event))
+        for name, driver in drivers.items():
+            runner = SourceRunner(kinds[name], driver, queues_by_source.get(name, []), self.stop_event, self._on_state)
+            self.sources.append(runner)
+
+        self._stack.callback(self._join_workers)
+        self._stack.callback(self._join_sources)
+        for worker in self.workers:
+            worker.start()
+        for source in self.sources:
+            source.start()
+        deadline = time.monotonic() + OPEN_WAIT_S
+        for source in self.sources:
+            source.opened_once.wait(max(0.0, deadline - time.monotonic()))
+        self.ready_after_s = time.monotonic() - self.started_mono
+        self.ready.set()
+        logger.info(
+            "ready in %.2f s: %d devices, pipelines %s",
+            self.ready_after_s,
+            len(self.sources),
+            ", ".join(config.pipelines.enabled_names()) or "none",
+        )
+
+    # --- running --------------------------------------------------------------------------
+
+    def emit(self, body: EventBody) -> None:
+        """Stamp and deliver one event (called from workers and source threads)."""
+        assert self._stamper is not None
+        event = self._stamper.stamp(body)
+        self.sink.accept(event)
+        with self._emit_lock:
+            self.emitted[event.type] += 1
+
+    def _on_state(
+        self, device: str, kind: DeviceKind, state: DeviceState, previous: DeviceState, reason: str | None
+    ) -> None:
+        self.emit(
+            DeviceStateChanged(
+                captured_at=time.time(),
+                device=device,
+                kind=kind,
+                state=state.value,
+                previous=previous.value,
+                reason=reason,
+            )
+        )
+
+    def request_stop(self) -> None:
+        self.stop_event.set()
+
+    def wait_finished(self, timeout: float | None = None) -> bool:
+        """Replay: wait until every source is exhausted and every worker has drained."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for thread in [s.thread for s in self.sources] + [w.thread for w in self.workers]:
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            thread.join(remaining)
+            if thread.is_alive():
+                return False
+        return True
+
+    def _join_sources(self) -> None:
+        self.stop_event.set()
+        for source in self.sources:
+            source.thread.join(5.0)
+            if source.thread.is_alive():
+                logger.error("device %s did not stop within 5 s", source.name)
+
+    def _join_workers(self) -> None:
+        for worker in self.workers:
+            worker.thread.join(5.0)
+            if worker.thread.is_alive():
+                logger.error("worker %s did not stop within 5 s", worker.name)
+
+    def close(self) -> None:
+        """Stop everything in reverse order of starting; safe to call twice."""
+        self.stop_event.set()
+        self._stack.close()
+
+    def __enter__(self) -> Agent:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- observing ------------------------------------------------------------------------
+
+    def watchdog_ok(self, max_age_s: float | None = None) -> bool:
+        """Every enabled source is producing fresh data (serial readers are idle by nature)."""
+        for source in self.sources:
+            if source.kind == "serial":
+                if source.state is DeviceState.OFFLINE:
+                    return False
+                continue
+            limit = max_age_s if max_age_s is not None else source.driver.options.stale_after_s
+            if not source.fresh(limit):
+                return False
+        return all(w.thread.is_alive() for w in self.workers) or self.replay
+
+    def health(self) -> dict[str, Any]:
+        with self._emit_lock:
+            emitted = dict(self.emitted)
+        return {
+            "version": __version__,
+            "uptime_s": round(time.monotonic() - self.started_mono, 1),
+            "ready": self.ready.is_set(),
+            "boot_count": self.state.boot_count if self.state else None,
+            "devices": {s.name: s.stats() for s in self.sources},
+            "pipelines": {w.name: w.stats() for w in self.workers},
+            "events_emitted": emitted,
+        }

@@ -1,0 +1,1 @@
+"""Offline speech intents: utterances from microphones become ``speech.intent`` events, nothing more."""

@@ -1,0 +1,187 @@
+"""Replay cameras: a video file or a folder of images, registered like real cameras.
+
+The demo config and most tests use them. In real-time mode frames arrive at the
+recorded rate; otherwise as fast as the pipeline takes them.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import ClassVar, Literal
+
+import cv2
+import numpy as np
+from pydantic import Field, ValidationInfo, field_validator
+
+from drivers.base import (
+    DeviceError,
+    DeviceOptions,
+    Driver,
+    EndOfStream,
+    ExistingDir,
+    ExistingFile,
+    Frame,
+    device_disabled,
+)
+from drivers.pacing import Pacer
+
+logger = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+
+
+class ReplayOptions(DeviceOptions):
+    realtime: bool = Field(
+        True, description="Pace frames like a live camera; false: as fast as the pipeline takes them."
+    )
+    loop: bool = Field(False, description="Start again at the end instead of finishing.")
+    fps: float | None = Field(None, gt=0, le=240, description="Replay rate; default: the file's own rate.")
+    width: int | None = Field(None, ge=16, le=7680, description="Resize frames to this width (keeps aspect ratio).")
+
+
+class VideoFileOptions(ReplayOptions):
+    type: Literal["video-file"] = Field(description="Replay a video file (any format OpenCV's FFmpeg can decode).")
+    path: ExistingFile = Field(description="The video file; relative paths are relative to the config file.")
+
+    @field_validator("path")
+    @classmethod
+    def _decodable(cls, value: Path, info: ValidationInfo) -> Path:
+        if device_disabled(info):
+            return value
+        capture = cv2.VideoCapture(str(value))
+        try:
+            ok, _ = capture.read() if capture.isOpened() else (False, None)
+        finally:
+            capture.release()
+        if not ok:
+            raise ValueError(f"not a readable video file: OpenCV could not decode a frame from {value}")
+        return value
+
+
+class ImageFolderOptions(ReplayOptions):
+    type: Literal["image-folder"] = Field(description="Replay the images of a folder in name order.")
+    path: ExistingDir = Field(description="Folder of .jpg/.png/.bmp/.webp images.")
+
+    @field_validator("path")
+    @classmethod
+    def _has_images(cls, value: Path, info: ValidationInfo) -> Path:
+        if device_disabled(info):
+            return value
+        if not _images_in(value):
+            raise ValueError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {value}")
+        return value
+
+
+def _images_in(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+
+
+def _resize(image: np.ndarray, width: int | None) -> np.ndarray:
+    if width is None or image.shape[1] == width:
+        return image
+    height = round(image.shape[0] * width / image.shape[1])
+    return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
+
+
+class VideoFileCamera(Driver[Frame, VideoFileOptions]):
+    Options: ClassVar[type[DeviceOptions]] = VideoFileOptions
+    is_replay: ClassVar[bool] = True
+
+    def __init__(self, options: VideoFileOptions) -> None:
+        super().__init__(options)
+        self._capture: cv2.VideoCapture | None = None
+        self._pacer: Pacer | None = None
+        self._index = 0
+        self._played_s = 0.0
+
+    @property
+    def realtime(self) -> bool:
+        return self.options.realtime
+
+    def open(self) -> None:
+        capture = cv2.VideoCapture(str(self.options.path))
+        if not capture.isOpened():
+            raise DeviceError(f"camera {self.name}: cannot open video file {self.options.path}")
+        file_fps = capture.get(cv2.CAP_PROP_FPS) or 0.0
+        rate = self.options.fps or (file_fps if 0 < file_fps <= 240 else 25.0)
+        self._capture = capture
+        self._pacer = Pacer(rate, self.options.realtime)
+        self._index = 0
+
+    def read(self, timeout: float) -> Frame | None:
+        if self._capture is None or self._pacer is None:
+            raise DeviceError(f"camera {self.name}: read before open")
+        if not self._pacer.wait_for(self._index, timeout):
+            return None
+        ok, image = self._capture.read()
+        if not ok:
+            if not self.options.loop:
+                raise EndOfStream(f"camera {self.name}: end of {self.options.path}")
+            self._capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
+            self._played_s += self._index / self._pacer.rate_hz
+            self._pacer.restart()
+            self._index = 0
+            ok, image = self._capture.read()
+            if not ok:
+                raise DeviceError(f"camera {self.name}: cannot rewind {self.options.path}")
+        offset = self._played_s + self._index / self._pacer.rate_hz
+        self._index += 1
+        return Frame(source=self.name, capture=self.next_capture(offset), image=_resize(image, self.options.width))
+
+    def close(self) -> None:
+        if self._capture is not None:
+            self._capture.release()
+            self._capture = None
+
+    def describe(self) -> str:
+        return f"video-file {self.options.path}"
+
+
+class ImageFolderCamera(Driver[Frame, ImageFolderOptions]):
+    Options: ClassVar[type[DeviceOptions]] = ImageFolderOptions
+    is_replay: ClassVar[bool] = True
+
+    def __init__(self, options: ImageFolderOptions) -> None:
+        super().__init__(options)
+        self._files: list[Path] = []
+        self._pacer: Pacer | None = None
+        self._index = 0
+        self._loops = 0
+
+    @property
+    def realtime(self) -> bool:
+        return self.options.realtime
+
+    def open(self) -> None:
+        self._files = _images_in(self.options.path)
+        if not self._files:
+            raise DeviceError(f"camera {self.name}: no images in {self.options.path}")
+        self._pacer = Pacer(self.options.fps or 5.0, self.options.realtime)
+        self._index = 0
+
+    def read(self, timeout: float) -> Frame | None:
+        if self._pacer is None:
+            raise DeviceError(f"camera {self.name}: read before open")
+        if self._index >= len(self._files):
+            if not self.options.loop:
+                raise EndOfStream(f"camera {self.name}: end of {self.options.path}")
+            self._index = 0
+            self._loops += 1
+            self._pacer.restart()
+        if not self._pacer.wait_for(self._index, timeout):
+            return None
+        path = self._files[self._index]
+        offset = (self._loops * len(self._files) + self._index) / self._pacer.rate_hz
+        self._index += 1
+        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if image is None:
+            logger.warning("camera %s: skipping unreadable image %s", self.name, path)
+            return None
+        return Frame(source=self.name, capture=self.next_capture(offset), image=_resize(image, self.options.width))
+
+    def close(self) -> None:
+        self._files = []
+
+    def describe(self) -> str:
+        return f"image-folder {self.options.path}"

@@ -1,0 +1,1 @@
+"""Speech models: provisioning of multi-part models, voice activity detection and recognisers."""

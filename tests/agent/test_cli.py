@@ -1,0 +1,112 @@
+"""The ``store-agent`` command line: exit codes, messages, replay output and clean SIGTERM shutdown."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from agent.schemas import validate_payload
+from tests.conftest import REPO
+from tests.media import config_text
+
+
+def cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "agent", *args], cwd=REPO, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def test_version() -> None:
+    from agent import __version__
+
+    result = cli("version")
+    assert result.returncode == 0 and result.stdout.strip() == f"store-agent {__version__}"
+
+
+def test_check_config_ok_prints_a_summary() -> None:
+    result = cli("check-config", "config/store-example.yaml")
+    assert result.returncode == 0, result.stderr
+    assert "config/store-example.yaml: valid" in result.stdout
+    assert "camera    entrance" in result.stdout
+
+
+def test_check_config_invalid_exits_78_without_traceback(tmp_path: Path) -> None:
+    bad = tmp_path / "store.yaml"
+    bad.write_text(config_text(tmp_path, "cameras:\n  - {name: c, type: test-pattern, fps: -5}\n"))
+    result = cli("check-config", str(bad))
+    assert result.returncode == 78
+    assert f"{bad}:8: cameras[0].fps: must be greater than 0 (got -5)" in result.stderr
+    assert "Traceback" not in result.stderr
+    debug = cli("--debug", "check-config", str(bad))
+    assert debug.returncode != 0 and "Traceback" in debug.stderr
+
+
+def test_missing_config_file_exits_78() -> None:
+    result = cli("check-config", "/nonexistent/store.yaml")
+    assert result.returncode == 78 and "cannot read config file" in result.stderr
+
+
+def test_usage_error_exits_2() -> None:
+    assert cli("no-such-command").returncode == 2
+
+
+def test_replay_demo_prints_schema_valid_events() -> None:
+    result = cli("replay", "--config", "config/demo.yaml", "--print-events")
+    assert result.returncode == 0, result.stderr
+    payloads = [json.loads(line) for line in result.stdout.splitlines()]
+    assert {p["type"] for p in payloads} >= {"device.state", "scene.motion"}
+    for payload in payloads:
+        validate_payload(payload)
+    assert "replay finished" in result.stderr
+
+
+def test_replay_refuses_sources_that_never_end(tmp_path: Path) -> None:
+    path = tmp_path / "store.yaml"
+    path.write_text(config_text(tmp_path, "cameras:\n  - {name: c, type: test-pattern}\n"))
+    result = cli("replay", "--config", str(path))
+    assert result.returncode == 78 and "loops forever" in result.stderr
+
+
+def test_sigterm_stops_within_5_s_and_concludes_open_episodes(tmp_path: Path) -> None:
+    path = tmp_path / "store.yaml"
+    path.write_text(
+        config_text(
+            tmp_path,
+            "cameras:\n  - {name: c, type: test-pattern, fps: 25, walkers: 3, width: 320, height: 240}\n"
+            "pipelines:\n  motion: {enabled: true, end_after_s: 30}\n",
+        ).replace("level: WARNING", "level: INFO")
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "agent", "run", "--config", str(path), "--print-events"],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    assert proc.stdout is not None
+    seen: list[dict[str, object]] = []
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        seen.append(json.loads(line))
+        if seen[-1]["type"] == "scene.motion":
+            break
+    assert seen and seen[-1]["type"] == "scene.motion" and seen[-1]["state"] == "started"
+    started = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=10)
+    elapsed = time.monotonic() - started
+    assert proc.returncode == 0, err
+    assert elapsed < 5.0, f"shutdown took {elapsed:.1f} s"
+    rest = [json.loads(line) for line in out.splitlines()]
+    # the open motion episode is concluded on the way down, not lost
+    assert any(p["type"] == "scene.motion" and p["state"] == "ended" for p in rest)
+    assert "received SIGTERM, stopping" in err

@@ -1,0 +1,65 @@
+"""Events: ids sort by time, the envelope is complete, and every event type has a JSON Schema that its payloads meet."""
+
+from __future__ import annotations
+
+import importlib
+import time
+
+import jsonschema
+import pytest
+
+from agent.events import EVENT_TYPES, BarcodeScanned, DeviceStateChanged, EventStamper, new_event_id
+from agent.pipelines.registry import PIPELINES
+from agent.schemas import load_schema, schema_names, validate_payload
+
+
+def all_event_types() -> dict[str, type]:
+    for target in PIPELINES.values():
+        importlib.import_module(target.partition(":")[0])
+    return dict(EVENT_TYPES)
+
+
+def test_event_ids_are_uuid7_and_sort_by_time() -> None:
+    ids = [new_event_id(1_700_000_000_000_000_000 + i * 1_000_000) for i in range(100)]
+    assert ids == sorted(ids)
+    assert len(set(ids)) == 100
+    assert all(i[14] == "7" and i[19] in "89ab" for i in ids)
+    same_ms = {new_event_id(1_700_000_000_000_000_000) for _ in range(1000)}
+    assert len(same_ms) == 1000
+
+
+def test_every_event_type_has_a_schema() -> None:
+    types = all_event_types()
+    assert {"device.state", "barcode.scanned", "scene.motion"} <= set(types)
+    missing = sorted(t for t in types if t not in schema_names())
+    assert missing == []
+    for name in schema_names():
+        jsonschema.Draft202012Validator.check_schema(load_schema(name))
+
+
+def test_stamped_payloads_validate_and_carry_the_envelope() -> None:
+    counter = iter(range(1, 100))
+    stamper = EventStamper("store-1", "t-1", lambda: next(counter))
+    now = time.time()
+    events = [
+        stamper.stamp(
+            DeviceStateChanged(
+                captured_at=now, device="cam", kind="camera", state="offline", previous="online", reason="unplugged"
+            )
+        ),
+        stamper.stamp(BarcodeScanned(captured_at=now, device="scanner", code="4006381333931", symbology="EAN-13")),
+    ]
+    for event in events:
+        payload = event.to_payload()
+        validate_payload(payload)
+        assert payload["store_id"] == "store-1" and payload["terminal_id"] == "t-1"
+        assert payload["captured_at"].endswith("Z")
+    assert [e.seq for e in events] == [1, 2]
+
+
+def test_schema_rejects_a_payload_with_unknown_fields() -> None:
+    stamper = EventStamper("store-1", "t-1", lambda: 1)
+    payload = stamper.stamp(BarcodeScanned(captured_at=time.time(), device="s", code="1")).to_payload()
+    payload["raw_uid"] = "04A1B2"
+    with pytest.raises(jsonschema.ValidationError):
+        validate_payload(payload)

@@ -1,0 +1,136 @@
+"""The pipeline runtime: sources, queues, workers and the agent, on real drivers and real frames."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+from agent.config.loader import LoadedConfig, parse_config
+from agent.events import EventBody
+from agent.runtime.agent import Agent
+from agent.runtime.pipeline import Pipeline
+from agent.runtime.queues import DropPolicy, StageQueue
+from agent.runtime.sink import MemorySink
+from agent.runtime.source import Backoff, SourceRunner
+from agent.runtime.state import StateStore
+from agent.runtime.worker import Worker
+from agent.schemas import validate_payload
+from drivers.base import DeviceState, Frame
+from drivers.camera.pattern import TestPatternCamera, TestPatternOptions
+from drivers.camera.replay import VideoFileCamera, VideoFileOptions
+from tests.media import config_text, write_video
+
+
+def loaded(tmp_path: Path, body: str) -> LoadedConfig:
+    config = parse_config(config_text(tmp_path / "state", body), base_dir=tmp_path)
+    return LoadedConfig(config=config, path=tmp_path / "store.yaml", sha256="0" * 64)
+
+
+def test_replay_runs_to_the_end_with_valid_events(tmp_path: Path) -> None:
+    sink = MemorySink()
+    agent = Agent(
+        loaded(
+            tmp_path,
+            "cameras:\n  - {name: door, type: test-pattern, frames: 200, realtime: false, width: 320, height: 240}\n"
+            "pipelines:\n  motion: {enabled: true}\n",
+        ),
+        sink,
+        replay=True,
+    )
+    with agent:
+        assert agent.wait_finished(timeout=60)
+    assert sink.closed
+    types = [e.type for e in sink.events]
+    states = [e.body.state for e in sink.events if e.type == "device.state"]  # type: ignore[attr-defined]
+    assert states == ["online", "finished"]
+    motion = [e.body.state for e in sink.events if e.type == "scene.motion"]  # type: ignore[attr-defined]
+    assert motion and motion[0] == "started" and motion.count("started") == motion.count("ended")
+    assert [e.seq for e in sink.events] == sorted(e.seq for e in sink.events)
+    assert len({e.event_id for e in sink.events}) == len(sink.events)
+    for event in sink.events:
+        validate_payload(event.to_payload())
+    health = agent.health()
+    assert health["devices"]["door"]["items"] == 200
+    assert health["pipelines"]["motion/door"]["processed"] >= 200
+    assert health["pipelines"]["motion/door"]["queue"]["dropped"] == {}  # replay is lossless
+    assert types.count("scene.motion") == len(motion)
+
+
+class SlowPipeline(Pipeline[Frame]):
+    """A pipeline slower than its camera, to overload the worker."""
+
+    source_kind = "camera"
+
+    def __init__(self) -> None:
+        super().__init__("slow", "cam")
+        self.seqs: list[int] = []
+
+    def process(self, item: Frame) -> Iterable[EventBody]:
+        time.sleep(0.05)
+        self.seqs.append(item.capture.seq)
+        return []
+
+
+def test_overloaded_video_worker_drops_stale_frames_and_counts_them() -> None:
+    stop = threading.Event()
+    camera = TestPatternCamera(TestPatternOptions(name="cam", type="test-pattern", fps=100, width=160, height=120))
+    queue: StageQueue[Frame] = StageQueue("slow/cam", 2, DropPolicy.LATEST_WINS)
+    pipeline = SlowPipeline()
+    states: list[str] = []
+    source = SourceRunner("camera", camera, [queue], stop, lambda n, k, s, p, r: states.append(s.value))
+    worker = Worker(pipeline, queue, lambda body: None, stop)
+    worker.start()
+    source.start()
+    time.sleep(1.5)
+    stop.set()
+    source.thread.join(5)
+    worker.thread.join(5)
+    stats = queue.stats()
+    assert stats["dropped"].get("stale", 0) > 0
+    assert stats["in"] == source.items
+    assert stats["in"] == stats["out"] + stats["dropped"]["stale"] + stats["depth"]
+    assert worker.processed - 1 == len(pipeline.seqs)  # plus the finish() step
+    assert pipeline.seqs == sorted(pipeline.seqs)
+    assert max(pipeline.seqs) > len(pipeline.seqs)  # it skipped to fresh frames rather than lagging
+    assert states[0] == "online"
+
+
+def test_failed_device_goes_offline_and_is_reopened(tmp_path: Path) -> None:
+    clip = write_video(tmp_path / "clip.avi", frames=5)
+    options = VideoFileOptions(name="cam", type="video-file", path=clip, realtime=False, loop=True)
+    hidden = tmp_path / "hidden.avi"
+    clip.rename(hidden)  # the device is absent at start
+    stop = threading.Event()
+    changes: list[tuple[str, str | None]] = []
+    source = SourceRunner(
+        "camera",
+        VideoFileCamera(options),
+        [],
+        stop,
+        lambda n, k, s, p, r: changes.append((s.value, r)),
+        Backoff(initial_s=0.05, cap_s=0.2),
+    )
+    source.start()
+    deadline = time.monotonic() + 5
+    while not changes and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert changes[0][0] == "offline" and "cannot open video file" in (changes[0][1] or "")
+    hidden.rename(clip)  # plugged in
+    while source.state is not DeviceState.ONLINE and time.monotonic() < deadline:
+        time.sleep(0.01)
+    stop.set()
+    source.thread.join(5)
+    assert source.state is DeviceState.ONLINE or ("online", None) in changes
+    assert source.errors >= 1 and source.items > 0
+
+
+def test_sequence_keeps_rising_across_restarts(tmp_path: Path) -> None:
+    first = StateStore(tmp_path)
+    seqs = [first.next_seq() for _ in range(5)]
+    second = StateStore(tmp_path)  # a restart (or a crash: nothing else was written)
+    later = second.next_seq()
+    assert seqs == [1, 2, 3, 4, 5]
+    assert later > seqs[-1]
+    assert second.boot_count == first.boot_count + 1

@@ -1,0 +1,131 @@
+"""Replay drivers on generated media (always) and on the real shared media (when present)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from drivers.audio.replay import WavFileMicrophone, WavFileOptions, read_wav
+from drivers.base import AudioChunk, DeviceError, Driver, EndOfStream, Frame
+from drivers.camera.pattern import TestPatternCamera, TestPatternOptions
+from drivers.camera.replay import ImageFolderCamera, ImageFolderOptions, VideoFileCamera, VideoFileOptions
+from tests.conftest import require_data
+from tests.media import write_video, write_wav
+
+
+def drain(driver: Driver[Any, Any], limit: int = 100_000) -> list[Any]:
+    items = []
+    with driver:
+        for _ in range(limit):
+            try:
+                item = driver.read(1.0)
+            except EndOfStream:
+                break
+            if item is not None:
+                items.append(item)
+    return items
+
+
+def test_video_file_delivers_every_frame_with_stamps(tmp_path: Path) -> None:
+    path = write_video(tmp_path / "clip.avi", frames=30, fps=10)
+    frames: list[Frame] = drain(
+        VideoFileCamera(VideoFileOptions(name="cam", type="video-file", path=path, realtime=False))
+    )
+    assert len(frames) == 30
+    assert [f.capture.seq for f in frames] == list(range(1, 31))
+    assert frames[0].image.shape == (120, 160, 3) and frames[0].image.dtype == np.uint8
+    assert not frames[0].image.flags.writeable
+    # as-fast-as-possible replay stamps frames on the recording's timeline: exactly 1/fps apart
+    steps = np.diff([f.capture.mono_ns for f in frames])
+    assert np.all(steps == 100_000_000)
+    # the white square moves right: a real decode, not a repeated frame
+    xs = [int(np.argmax(f.image[50, :, 0] > 200)) for f in frames]
+    assert xs == sorted(xs) and xs[-1] > xs[0] + 100
+
+
+def test_video_file_loops_and_resizes(tmp_path: Path) -> None:
+    path = write_video(tmp_path / "clip.avi", frames=5)
+    driver = VideoFileCamera(
+        VideoFileOptions(name="cam", type="video-file", path=path, realtime=False, loop=True, width=80)
+    )
+    with driver:
+        frames = [driver.read(1.0) for _ in range(12)]
+    assert all(f is not None and f.image.shape == (60, 80, 3) for f in frames)
+    assert frames[-1] is not None and frames[-1].capture.seq == 12
+
+
+def test_realtime_pacing_waits_between_frames(tmp_path: Path) -> None:
+    import time
+
+    path = write_video(tmp_path / "clip.avi", frames=6, fps=10)
+    driver = VideoFileCamera(VideoFileOptions(name="cam", type="video-file", path=path, realtime=True, fps=20))
+    started = time.monotonic()
+    frames = drain(driver)
+    assert len(frames) == 6
+    assert time.monotonic() - started >= 5 / 20 * 0.9  # six frames at 20 fps span at least 0.25 s
+
+
+def test_image_folder_in_name_order_skipping_unreadable(tmp_path: Path) -> None:
+    import cv2
+
+    for i, value in enumerate([10, 20, 30]):
+        cv2.imwrite(str(tmp_path / f"{i:03d}.png"), np.full((40, 50, 3), value, np.uint8))
+    (tmp_path / "004.jpg").write_bytes(b"not a jpeg")
+    frames: list[Frame] = drain(
+        ImageFolderCamera(ImageFolderOptions(name="cam", type="image-folder", path=tmp_path, realtime=False))
+    )
+    assert [int(f.image[0, 0, 0]) for f in frames] == [10, 20, 30]
+
+
+def test_test_pattern_is_deterministic_and_finite() -> None:
+    options = TestPatternOptions(name="p", type="test-pattern", frames=40, realtime=False, width=320, height=240)
+    a = drain(TestPatternCamera(options))
+    b = drain(TestPatternCamera(options))
+    assert len(a) == 40
+    assert all(np.array_equal(x.image, y.image) for x, y in zip(a, b, strict=True))
+    assert not all(np.array_equal(a[0].image, f.image) for f in a[1:])  # something moves
+
+
+@pytest.mark.parametrize(("rate", "channels", "width"), [(16000, 1, 2), (44100, 2, 2), (8000, 1, 1), (48000, 1, 4)])
+def test_wav_is_converted_to_16k_mono(tmp_path: Path, rate: int, channels: int, width: int) -> None:
+    path = write_wav(tmp_path / "tone.wav", 1.0, rate, channels, freq=440.0, width=width)
+    samples = read_wav(path, 16000)
+    assert abs(len(samples) - 16000) <= 2
+    spectrum = np.abs(np.fft.rfft(samples.astype(np.float64)))
+    assert abs(int(np.argmax(spectrum)) - 440) <= 2  # 1 Hz bins over one second
+    assert 14000 < np.abs(samples).max() <= 32767
+
+
+def test_wav_microphone_chunks(tmp_path: Path) -> None:
+    path = write_wav(tmp_path / "tone.wav", 1.0, 22050)
+    chunks: list[AudioChunk] = drain(
+        WavFileMicrophone(WavFileOptions(name="mic", type="wav-file", path=path, realtime=False, chunk_ms=20))
+    )
+    assert len(chunks) == 50
+    assert {len(c.samples) for c in chunks} == {320}
+    assert chunks[0].sample_rate == 16000 and chunks[-1].capture.seq == 50
+    assert chunks[10].capture.mono_ns - chunks[9].capture.mono_ns == 20_000_000
+
+
+def test_read_before_open_is_a_device_error(tmp_path: Path) -> None:
+    path = write_wav(tmp_path / "tone.wav", 0.1, 16000)
+    with pytest.raises(DeviceError, match="mic"):
+        WavFileMicrophone(WavFileOptions(name="mic", type="wav-file", path=path)).read(0.1)
+
+
+def test_real_pedestrian_video() -> None:
+    path = require_data("media/video/vtest_pets2009_480x360.avi")
+    frames = drain(VideoFileCamera(VideoFileOptions(name="pets", type="video-file", path=path, realtime=False)))
+    assert len(frames) == 795
+    assert frames[0].image.shape == (360, 480, 3)
+
+
+def test_real_speech_wav() -> None:
+    path = require_data("media/speech/en/goforward.wav")
+    chunks = drain(WavFileMicrophone(WavFileOptions(name="mic", type="wav-file", path=path, realtime=False)))
+    audio = np.concatenate([c.samples for c in chunks])
+    assert len(chunks) > 30
+    assert np.abs(audio).max() > 3000  # real speech, not silence
