@@ -27,6 +27,8 @@ COMMAND_MODULES = [
     "agent.cli.run_cmd",
     "agent.cli.config_cmd",
     "agent.cli.listen_cmd",
+    "agent.cli.models_cmd",
+    "agent.cli.members_cmd",
 ]
 
 
