@@ -30,6 +30,8 @@ COMMAND_MODULES = [
     "agent.cli.demo_cmd",
     "agent.cli.listen_cmd",
     "agent.cli.zones_cmd",
+    "agent.cli.models_cmd",
+    "agent.cli.members_cmd",
 ]
 
 

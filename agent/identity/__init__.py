@@ -1,1 +1,2 @@
-"""Who is who: member cards now; face galleries live beside this in their own modules."""
+"""Identity of consenting members: the encrypted face gallery, consent records, audit chain, enrollment and
+erasure, and member cards (keyed hashes of card UIDs)."""

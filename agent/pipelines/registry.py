@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 PIPELINES: dict[str, str] = {
     "serial-events": "agent.pipelines.serial_events:build",
     "motion": "agent.pipelines.motion:build",
+    "face": "agent.face.pipeline:build",
     "speech": "agent.speech.build:build",
     "people": "agent.scene.pipeline:build",
 }

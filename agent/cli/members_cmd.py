@@ -1,0 +1,95 @@
+"""``store-agent members enroll | list | show | erase``: the gallery of consenting members, from the shell."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import yaml
+
+from agent.identity.enrollment import EnrollmentError, enroll_files, erase_member
+from agent.identity.gallery import Consent, GalleryError
+from agent.identity.keys import GalleryKeyError
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser("members", help="enrol, list, show and erase members")
+    sub = parser.add_subparsers(dest="members_action", required=True)
+    enroll = sub.add_parser("enroll", help="enrol a member from photos (one face each)")
+    enroll.add_argument("--member-id", required=True)
+    enroll.add_argument("--consent-ref", required=True, help="reference of the signed consent form")
+    enroll.add_argument("--scope", default="identification")
+    enroll.add_argument("--expires", help="consent expiry date, YYYY-MM-DD (templates are deleted then)")
+    enroll.add_argument("--guardian", action="store_true", help="consent given by a guardian (a minor)")
+    enroll.add_argument("photos", nargs="+")
+    sub.add_parser("list", help="enrolled members and their consent")
+    for name in ("show", "erase"):
+        p = sub.add_parser(name)
+        p.add_argument("member_id")
+    for p in sub.choices.values():
+        p.add_argument("--config", type=Path, required=True, help="store config YAML")
+    parser.set_defaults(func=run)
+
+
+def _load(config_path: Path):  # type: ignore[no-untyped-def]
+    from agent.config.schema import StoreConfig
+
+    try:
+        data = yaml.safe_load(config_path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise GalleryError(f"cannot read config {config_path}: {exc}") from exc
+    return StoreConfig.model_validate(data)
+
+
+def run(args: argparse.Namespace) -> int:
+    from agent.face.pipeline import load_analyzer, open_gallery
+
+    try:
+        config = _load(args.config)
+        gallery = open_gallery(config.pipelines.face, config.storage.state_dir)
+    except (GalleryError, GalleryKeyError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        action = args.members_action
+        if action == "enroll":
+            expires = (
+                datetime.strptime(args.expires, "%Y-%m-%d").replace(tzinfo=UTC).timestamp() if args.expires else None
+            )
+            consent = Consent(args.consent_ref, args.scope, 0.0, expires, args.guardian)
+            analyzer = load_analyzer(config, config.models.directory)
+            try:
+                result = enroll_files(
+                    gallery, analyzer, args.member_id, consent, args.photos, config.pipelines.face.liveness_threshold
+                )
+            except EnrollmentError as exc:
+                for photo, reason in exc.refusals:
+                    print(f"refused {photo}: {reason}", file=sys.stderr)
+                return 1
+            for v in result.verdicts:
+                print(f"{'accepted' if v.accepted else 'refused'} {v.photo}" + (f": {v.reason}" if v.reason else ""))
+            print(f"enrolled {args.member_id} with {result.enrolled} template(s)")
+        elif action == "list":
+            for m in gallery.members():
+                print(json.dumps({"member_id": m.member_id, "templates": m.templates, "consent_ref": m.consent.reference,
+                                  "expires_at": m.consent.expires_at, "guardian": m.consent.guardian}))
+        elif action == "show":
+            m = gallery.member(args.member_id)
+            gallery.record("export", m.member_id, {"what": "consent record"})
+            print(json.dumps({"member_id": m.member_id, "created_at": m.created_at, "templates": m.templates,
+                              "consent": m.consent.__dict__}, indent=2))
+        else:
+            result_e = erase_member(gallery, args.member_id)
+            if not result_e.was_enrolled:
+                print(f"member {args.member_id!r} is not enrolled", file=sys.stderr)
+                return 1
+            print(f"erased {args.member_id}; queued events removed: {result_e.queued_events_removed}")
+        return 0
+    except GalleryError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        gallery.close()

@@ -1,0 +1,99 @@
+"""Per-camera face tracks and the decision over several frames (pure apart from the matcher it is given).
+
+Nothing is decided from one frame: a track collects faces that passed the
+quality gates and, once it has ``min_frames`` of them, fuses liveness (mean)
+and embeddings (mean of the ``best_frames`` best by quality) and decides once:
+spoof, member, or anonymous visitor. Visitor ids are random per track, so they
+cannot be linked across cameras or days, and no template is kept for them.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+from agent.events import EventBody
+from agent.face.events import ShopperIdentified, SpoofSuspected, VisitorSeen
+from models.face.analyzer import FaceObservation
+from models.face.embedder import l2_normalise
+from models.face.match import Match
+
+Box = tuple[float, float, float, float]
+Matcher = Callable[[npt.NDArray[np.float32]], Match | None]
+
+
+@dataclass(frozen=True)
+class DecisionSettings:
+    min_frames: int = 3
+    best_frames: int = 5
+    liveness_threshold: float = 0.5
+    track_timeout_s: float = 2.0
+    iou_threshold: float = 0.2
+
+
+@dataclass
+class Track:
+    track_id: str
+    box: Box
+    last_seen: float
+    good: list[tuple[float, float, npt.NDArray[np.float32]]] = field(default_factory=list)  # quality, liveness, emb
+    decided: bool = False
+
+
+def iou(a: Box, b: Box) -> float:
+    ax2, ay2, bx2, by2 = a[0] + a[2], a[1] + a[3], b[0] + b[2], b[1] + b[3]
+    iw = max(0.0, min(ax2, bx2) - max(a[0], b[0]))
+    ih = max(0.0, min(ay2, by2) - max(a[1], b[1]))
+    inter = iw * ih
+    union = a[2] * a[3] + b[2] * b[3] - inter
+    return inter / union if union > 0 else 0.0
+
+
+class FaceTracker:
+    """Associates faces frame to frame (greedy IoU) and emits one decision per track."""
+
+    def __init__(self, camera: str, settings: DecisionSettings, matcher: Matcher) -> None:
+        self.camera = camera
+        self.settings = settings
+        self.matcher = matcher
+        self.tracks: list[Track] = []
+
+    def update(self, observations: list[FaceObservation], now: float, wall_time: float) -> list[EventBody]:
+        self.tracks = [t for t in self.tracks if now - t.last_seen <= self.settings.track_timeout_s]
+        free = list(self.tracks)
+        events: list[EventBody] = []
+        for obs in sorted(observations, key=lambda o: -o.detection.size):
+            box = obs.detection.box
+            best = max(free, key=lambda t: iou(t.box, box), default=None)
+            if best is None or iou(best.box, box) < self.settings.iou_threshold:
+                best = Track(f"f-{secrets.token_hex(6)}", box, now)
+                self.tracks.append(best)
+            else:
+                free.remove(best)
+            best.box, best.last_seen = box, now
+            if obs.quality.ok and obs.embedding is not None and obs.liveness is not None:
+                best.good.append((obs.quality.score, obs.liveness, obs.embedding))
+            if not best.decided and len(best.good) >= self.settings.min_frames:
+                events.append(self._decide(best, wall_time))
+        return events
+
+    def _decide(self, track: Track, wall_time: float) -> EventBody:
+        track.decided = True
+        frames = len(track.good)
+        liveness = float(np.mean([g[1] for g in track.good]))
+        if liveness < self.settings.liveness_threshold:
+            return SpoofSuspected(captured_at=wall_time, camera=self.camera, track=track.track_id, score=liveness, frames=frames)
+        best = sorted(track.good, key=lambda g: -g[0])[: self.settings.best_frames]
+        embedding = l2_normalise(np.mean([g[2] for g in best], axis=0))
+        track.good = []  # embeddings are not kept once decided
+        found = self.matcher(embedding)
+        if found is None:
+            return VisitorSeen(captured_at=wall_time, visitor_id=f"v-{secrets.token_hex(8)}", camera=self.camera, frames=frames)
+        return ShopperIdentified(
+            captured_at=wall_time, member_id=found.member_id, confidence=found.score, margin=found.margin,
+            liveness=liveness, camera=self.camera, track=track.track_id, frames=frames,
+        )

@@ -1,0 +1,115 @@
+"""Detection -> quality -> alignment -> liveness -> embedding for every face in one image.
+
+One ``FaceAnalyzer`` holds the shared sessions; the face pipeline, enrollment
+and ``identify`` all use it so that a photo and a video frame are treated the
+same way. Liveness and embedding run only on faces that pass the quality gates.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from models.face.align import align_face
+from models.face.detector import FaceDetection, YuNetDetector
+from models.face.embedder import EmbedderKind, FaceEmbedder
+from models.face.liveness import LivenessModel
+from models.face.quality import Quality, QualityThresholds, assess
+from models.runtime import session_for
+
+logger = logging.getLogger(__name__)
+
+EMBEDDER_MODELS: dict[EmbedderKind, str] = {
+    "sface": "face_recognition_sface_2021dec_int8bq",
+    "mobilefacenet": "mobilefacenet_192",
+}
+
+
+@dataclass
+class FaceObservation:
+    """Everything measured about one face in one image. ``embedding`` is None when a gate failed."""
+
+    detection: FaceDetection
+    quality: Quality
+    liveness: float | None = None
+    embedding: npt.NDArray[np.float32] | None = field(default=None, repr=False)
+
+
+@dataclass
+class StageTimes:
+    """Milliseconds spent per stage on the last call (for benchmarks and health)."""
+
+    detect: float = 0.0
+    align_quality: float = 0.0
+    liveness: float = 0.0
+    embed: float = 0.0
+
+
+class FaceAnalyzer:
+    def __init__(
+        self,
+        detector: YuNetDetector,
+        liveness: LivenessModel,
+        embedder: FaceEmbedder,
+        thresholds: QualityThresholds | None = None,
+    ) -> None:
+        self.detector = detector
+        self.liveness = liveness
+        self.embedder = embedder
+        self.thresholds = thresholds or QualityThresholds()
+        self.times = StageTimes()
+
+    @staticmethod
+    def load(
+        models_dir: Path,
+        providers: Sequence[str] = ("CPUExecutionProvider",),
+        threads: int = 1,
+        detector_model: str = "face_detection_yunet_2023mar",
+        embedder: EmbedderKind = "sface",
+        detection_threshold: float = 0.8,
+        thresholds: QualityThresholds | None = None,
+    ) -> FaceAnalyzer:
+        """Sessions from the manifest (verified by sha256, created once, warmed up)."""
+
+        def session(name: str):  # type: ignore[no-untyped-def]
+            return session_for(name, models_dir, providers, threads)
+
+        return FaceAnalyzer(
+            YuNetDetector(session(detector_model), score_threshold=detection_threshold),
+            LivenessModel(session("antispoof_minifasnet_v2"), session("antispoof_minifasnet_v1se")),
+            FaceEmbedder(session(EMBEDDER_MODELS[embedder]), embedder),
+            thresholds,
+        )
+
+    def analyse(
+        self, image: npt.NDArray[np.uint8], pad: float = 0.0, max_faces: int = 10, check_liveness: bool = True
+    ) -> list[FaceObservation]:
+        """All faces, best detection first; gated faces carry their reason and no embedding."""
+        t0 = time.perf_counter()
+        detections = self.detector.detect(image, pad=pad)[:max_faces]
+        t1 = time.perf_counter()
+        observations: list[FaceObservation] = []
+        aligned: list[npt.NDArray[np.uint8]] = []
+        for det in detections:
+            crop = align_face(image, det.landmarks)
+            observations.append(FaceObservation(det, assess(det.size, det.landmarks, crop, self.thresholds)))
+            aligned.append(crop)
+        t2 = time.perf_counter()
+        passed = [i for i, o in enumerate(observations) if o.quality.ok]
+        if check_liveness:
+            for i in passed:
+                observations[i].liveness = self.liveness.score(image, observations[i].detection.box)
+        t3 = time.perf_counter()
+        if passed:
+            vectors = self.embedder.embed([aligned[i] for i in passed])
+            for i, vec in zip(passed, vectors, strict=True):
+                observations[i].embedding = vec
+        t4 = time.perf_counter()
+        self.times = StageTimes((t1 - t0) * 1e3, (t2 - t1) * 1e3, (t3 - t2) * 1e3, (t4 - t3) * 1e3)
+        return observations

@@ -1,0 +1,75 @@
+"""Face embedders on aligned 112x112 crops: SFace (128-d) and MobileFaceNet (192-d), L2-normalised.
+
+Both take the ArcFace-aligned crop. SFace wants NCHW RGB 0-255 (what OpenCV's
+``FaceRecognizerSF`` feeds it); the MobileFaceNet export wants NHWC RGB scaled
+to [-1, 1] and has its batch fixed at 2, so single faces are padded.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Literal
+
+import numpy as np
+import numpy.typing as npt
+
+if TYPE_CHECKING:
+    import onnxruntime as ort
+
+logger = logging.getLogger(__name__)
+
+EmbedderKind = Literal["sface", "mobilefacenet"]
+
+
+def l2_normalise(vectors: npt.NDArray[np.floating]) -> npt.NDArray[np.float32]:
+    """Rows scaled to unit length, so a dot product is the cosine similarity."""
+    v = np.asarray(vectors, dtype=np.float32)
+    norms = np.linalg.norm(v, axis=-1, keepdims=True)
+    out: npt.NDArray[np.float32] = v / np.maximum(norms, 1e-12)
+    return out
+
+
+class FaceEmbedder:
+    """Turns aligned BGR 112x112 crops into unit-length embeddings."""
+
+    def __init__(self, session: ort.InferenceSession, kind: EmbedderKind) -> None:
+        self.session = session
+        self.kind = kind
+        inp = session.get_inputs()[0]
+        self.input_name = inp.name
+        self.output_name = session.get_outputs()[0].name
+        batch = inp.shape[0]
+        self.fixed_batch = batch if isinstance(batch, int) and batch > 0 else None
+        self.dim = int(session.get_outputs()[0].shape[-1])
+        # The int8bq SFace export still lists its weights as graph inputs; the graph only
+        # takes their *shape* (the values come from dequantised initializers), so zeros of
+        # the declared shape are the correct feed.
+        self.shape_feeds: dict[str, npt.NDArray[np.float32]] = {
+            extra.name: np.zeros([int(d) for d in extra.shape], np.float32) for extra in session.get_inputs()[1:]
+        }
+
+    def _prepare(self, crops: Sequence[npt.NDArray[np.uint8]]) -> npt.NDArray[np.float32]:
+        for crop in crops:
+            if crop.shape != (112, 112, 3):
+                raise ValueError(f"{self.kind}: expected an aligned 112x112x3 crop, got {crop.shape}")
+        rgb = np.stack([c[:, :, ::-1] for c in crops]).astype(np.float32)
+        if self.kind == "sface":
+            return np.ascontiguousarray(rgb.transpose(0, 3, 1, 2))
+        return np.ascontiguousarray((rgb - 127.5) / 128.0)
+
+    def embed(self, crops: Sequence[npt.NDArray[np.uint8]]) -> npt.NDArray[np.float32]:
+        """(N, dim) unit vectors for N aligned crops."""
+        if not crops:
+            return np.zeros((0, self.dim), np.float32)
+        batch = self._prepare(crops)
+        step = self.fixed_batch or len(batch)
+        out = []
+        for start in range(0, len(batch), step):
+            chunk = batch[start : start + step]
+            n = len(chunk)
+            if n < step:
+                chunk = np.concatenate([chunk, np.repeat(chunk[-1:], step - n, axis=0)])
+            result = self.session.run([self.output_name], {self.input_name: chunk, **self.shape_feeds})[0]
+            out.append(np.asarray(result)[:n])
+        return l2_normalise(np.concatenate(out))
