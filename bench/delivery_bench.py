@@ -75,7 +75,11 @@ def durable(port: int, workdir: Path, n: int, rate: float | None, tag: str) -> t
     settings = MqttSection(host="127.0.0.1", port=port, protocol="5")
     outbox = Outbox(workdir / f"{tag}.sqlite3", OutboxSettings(commit_window_ms=25), topics)
     publisher = Publisher(
-        settings, topics, outbox, client_id=f"bench-pub-{tag}", birth=lambda: {"state": "online"},
+        settings,
+        topics,
+        outbox,
+        client_id=f"bench-pub-{tag}",
+        birth=lambda: {"state": "online"},
         will={"state": "offline"},
     )
     publisher.start()

@@ -34,8 +34,11 @@ def main() -> None:
     for name, values in stages.items():
         print(f"{name:14s} median {statistics.median(values):7.2f} ms")
     rng = np.random.default_rng(0)
-    gallery = GalleryMatrix(l2_normalise(rng.standard_normal((100_000, 128)).astype(np.float32)),
-                            np.arange(100_000, dtype=np.int32), tuple(f"m{i}" for i in range(100_000)))
+    gallery = GalleryMatrix(
+        l2_normalise(rng.standard_normal((100_000, 128)).astype(np.float32)),
+        np.arange(100_000, dtype=np.int32),
+        tuple(f"m{i}" for i in range(100_000)),
+    )
     probe = l2_normalise(rng.standard_normal(128).astype(np.float32))
     times = []
     for _ in range(50):

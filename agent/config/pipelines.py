@@ -47,7 +47,9 @@ class FacePipeline(PipelineSettings):
     detection_threshold: float = Field(0.8, gt=0, lt=1, description="Minimum YuNet score for a face.")
     match_threshold: float = Field(0.40, gt=-1, lt=1, description="Minimum cosine similarity to a member's template.")
     match_margin: float = Field(0.05, ge=0, lt=1, description="Best member must beat the next member by this much.")
-    liveness_threshold: float = Field(0.5, ge=0, le=1, description="Minimum fused MiniFASNet real score (mean over frames).")
+    liveness_threshold: float = Field(
+        0.5, ge=0, le=1, description="Minimum fused MiniFASNet real score (mean over frames)."
+    )
     min_face_px: float = Field(48, ge=16, description="Faces smaller than this (shorter box side, pixels) are ignored.")
     min_sharpness: float = Field(30, ge=0, description="Minimum Laplacian variance of the aligned face crop.")
     max_yaw: float = Field(0.45, gt=0, le=1, description="Largest head turn (nose offset in eye distances).")

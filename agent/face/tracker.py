@@ -86,14 +86,24 @@ class FaceTracker:
         frames = len(track.good)
         liveness = float(np.mean([g[1] for g in track.good]))
         if liveness < self.settings.liveness_threshold:
-            return SpoofSuspected(captured_at=wall_time, camera=self.camera, track=track.track_id, score=liveness, frames=frames)
+            return SpoofSuspected(
+                captured_at=wall_time, camera=self.camera, track=track.track_id, score=liveness, frames=frames
+            )
         best = sorted(track.good, key=lambda g: -g[0])[: self.settings.best_frames]
         embedding = l2_normalise(np.mean([g[2] for g in best], axis=0))
         track.good = []  # embeddings are not kept once decided
         found = self.matcher(embedding)
         if found is None:
-            return VisitorSeen(captured_at=wall_time, visitor_id=f"v-{secrets.token_hex(8)}", camera=self.camera, frames=frames)
+            return VisitorSeen(
+                captured_at=wall_time, visitor_id=f"v-{secrets.token_hex(8)}", camera=self.camera, frames=frames
+            )
         return ShopperIdentified(
-            captured_at=wall_time, member_id=found.member_id, confidence=found.score, margin=found.margin,
-            liveness=liveness, camera=self.camera, track=track.track_id, frames=frames,
+            captured_at=wall_time,
+            member_id=found.member_id,
+            confidence=found.score,
+            margin=found.margin,
+            liveness=liveness,
+            camera=self.camera,
+            track=track.track_id,
+            frames=frames,
         )

@@ -94,8 +94,11 @@ def judge_image(
     assert face.liveness is not None and face.embedding is not None
     if face.liveness < min_liveness:
         return PhotoVerdict(
-            name, False, f"looks like a spoof (liveness {face.liveness:.2f} < {min_liveness:.2f})",
-            face.quality.score, face.liveness,
+            name,
+            False,
+            f"looks like a spoof (liveness {face.liveness:.2f} < {min_liveness:.2f})",
+            face.quality.score,
+            face.liveness,
         )
     return PhotoVerdict(name, True, None, face.quality.score, face.liveness, face.embedding)
 
@@ -115,14 +118,20 @@ def enroll_images(
     if not accepted:
         detail = "; ".join(f"{p}: {r}" for p, r in refusals) or "no photos given"
         raise EnrollmentError(f"member {member_id!r} not enrolled: {detail}", refusals)
-    n = gallery.enroll(member_id, [v.embedding for v in accepted if v.embedding is not None],
-                       [v.quality for v in accepted], consent)
+    n = gallery.enroll(
+        member_id, [v.embedding for v in accepted if v.embedding is not None], [v.quality for v in accepted], consent
+    )
     logger.info("member enrolled with %s templates (%s photos refused)", n, len(refusals))
     return EnrollResult(member_id, n, verdicts)
 
 
 def enroll_files(
-    gallery: Gallery, analyzer: FaceAnalyzer, member_id: str, consent: Consent, paths: Sequence[str], min_liveness: float
+    gallery: Gallery,
+    analyzer: FaceAnalyzer,
+    member_id: str,
+    consent: Consent,
+    paths: Sequence[str],
+    min_liveness: float,
 ) -> EnrollResult:
     images = [(p, cv2.imread(p, cv2.IMREAD_COLOR)) for p in paths]
     return enroll_images(gallery, analyzer, member_id, consent, images, min_liveness)

@@ -98,7 +98,9 @@ class Gallery:
         aad = f"{member_id}\x00{self.model}".encode()
         return nonce, self._aead.encrypt(nonce, np.asarray(vector, "<f4").tobytes(), aad)
 
-    def enroll(self, member_id: str, templates: list[npt.NDArray[np.float32]], qualities: list[float], consent: Consent) -> int:
+    def enroll(
+        self, member_id: str, templates: list[npt.NDArray[np.float32]], qualities: list[float], consent: Consent
+    ) -> int:
         """Store consent and templates for ``member_id`` (added to any already enrolled); audited."""
         if not templates:
             raise GalleryError(f"member {member_id!r}: no usable template to enrol")
@@ -123,7 +125,9 @@ class Gallery:
                         (member_id, self.model, nonce, sealed, float(quality), now),
                     )
                 audit.append(
-                    self._db, "enroll", self.subject(member_id),
+                    self._db,
+                    "enroll",
+                    self.subject(member_id),
                     {"templates": len(templates), "consent_ref": consent.reference, "scope": consent.scope},
                 )
                 self._db.execute("COMMIT")
@@ -203,14 +207,18 @@ class Gallery:
                 try:
                     plain = self._aead.decrypt(nonce, sealed, aad)
                 except Exception as exc:
-                    raise GalleryError(f"template of a member in {self.path} does not open: wrong gallery key?") from exc
+                    raise GalleryError(
+                        f"template of a member in {self.path} does not open: wrong gallery key?"
+                    ) from exc
                 if member_id not in index:
                     index[member_id] = len(members)
                     members.append(member_id)
                 vectors.append(np.frombuffer(plain, "<f4"))
                 owners.append(index[member_id])
             if vectors:
-                self._matrix = GalleryMatrix(np.stack(vectors).astype(np.float32), np.array(owners, np.int32), tuple(members))
+                self._matrix = GalleryMatrix(
+                    np.stack(vectors).astype(np.float32), np.array(owners, np.int32), tuple(members)
+                )
             else:
                 self._matrix = GalleryMatrix.empty(128)
             return self._matrix

@@ -37,7 +37,9 @@ def parse_key(text: str, where: str) -> bytes:
     return raw
 
 
-def load_key(env: str | None = DEFAULT_ENV, credential: str | None = DEFAULT_CREDENTIAL, key_file: Path | None = None) -> bytes:
+def load_key(
+    env: str | None = DEFAULT_ENV, credential: str | None = DEFAULT_CREDENTIAL, key_file: Path | None = None
+) -> bytes:
     """The first key found: systemd credential, then environment variable, then key file."""
     tried: list[str] = []
     cred_dir = os.environ.get("CREDENTIALS_DIRECTORY")
@@ -53,7 +55,9 @@ def load_key(env: str | None = DEFAULT_ENV, credential: str | None = DEFAULT_CRE
         if key_file.is_file():
             mode = stat.S_IMODE(key_file.stat().st_mode)
             if mode & 0o077:
-                raise GalleryKeyError(f"gallery key file {key_file} has mode {mode:o}; it must be readable by its owner only (0400)")
+                raise GalleryKeyError(
+                    f"gallery key file {key_file} has mode {mode:o}; it must be readable by its owner only (0400)"
+                )
             return parse_key(key_file.read_text(), f"key file {key_file}")
         tried.append(f"key file {key_file}")
     raise GalleryKeyError("no gallery key found; tried " + ", ".join(tried))

@@ -37,8 +37,12 @@ def similarity_transform(src: npt.NDArray[np.floating], dst: npt.NDArray[np.floa
     return matrix
 
 
-def align_face(image: npt.NDArray[np.uint8], landmarks: npt.NDArray[np.floating], size: int = 112) -> npt.NDArray[np.uint8]:
+def align_face(
+    image: npt.NDArray[np.uint8], landmarks: npt.NDArray[np.floating], size: int = 112
+) -> npt.NDArray[np.uint8]:
     """Warp the face so its 5 landmarks land on the reference points; a BGR ``size`` x ``size`` crop."""
     matrix = similarity_transform(landmarks, REFERENCE_112 * (size / 112.0))
-    out: npt.NDArray[np.uint8] = cv2.warpAffine(image, matrix, (size, size), flags=cv2.INTER_LINEAR, borderValue=(0, 0, 0))
+    out: npt.NDArray[np.uint8] = cv2.warpAffine(
+        image, matrix, (size, size), flags=cv2.INTER_LINEAR, borderValue=(0, 0, 0)
+    )
     return out

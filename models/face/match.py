@@ -51,7 +51,9 @@ def best(embedding: npt.NDArray[np.floating], gallery: GalleryMatrix) -> Scores:
         return Scores(None, -1.0, 0.0)
     probe = np.asarray(embedding, dtype=np.float32).reshape(-1)
     if probe.shape[0] != gallery.templates.shape[1]:
-        raise ValueError(f"embedding has {probe.shape[0]} dims, the gallery holds {gallery.templates.shape[1]}-d templates")
+        raise ValueError(
+            f"embedding has {probe.shape[0]} dims, the gallery holds {gallery.templates.shape[1]}-d templates"
+        )
     sims = gallery.templates @ probe
     top = int(np.argmax(sims))
     owner = gallery.owners[top]

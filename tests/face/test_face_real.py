@@ -90,8 +90,16 @@ def test_erasure_removes_member_queued_events_and_keeps_the_audit_chain(
 ) -> None:
     _enrol_all(gallery, analyzer)
     queue = [
-        Event(f"e{i}", i, "s", "t", 0.0, ShopperIdentified(
-            captured_at=0.0, member_id=m, confidence=0.9, margin=0.3, liveness=0.9, camera="c", track="f", frames=3))
+        Event(
+            f"e{i}",
+            i,
+            "s",
+            "t",
+            0.0,
+            ShopperIdentified(
+                captured_at=0.0, member_id=m, confidence=0.9, margin=0.3, liveness=0.9, camera="c", track="f", frames=3
+            ),
+        )
         for i, m in enumerate(["obama", "biden", "obama"])
     ]
 

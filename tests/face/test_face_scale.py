@@ -49,7 +49,9 @@ def _open_set(analyzer: FaceAnalyzer, root: Path, enrol_per_id: int) -> tuple[fl
             if (e := _embed(analyzer, photo)) is not None:
                 impostors += 1
                 false_accepts += match(e, gallery, THRESHOLD, MARGIN) is not None
-    print(f"\n{root.name}: rank-1 {rank1}/{genuine}, accepted {accepted}/{genuine}, false accepts {false_accepts}/{impostors}")
+    print(
+        f"\n{root.name}: rank-1 {rank1}/{genuine}, accepted {accepted}/{genuine}, false accepts {false_accepts}/{impostors}"
+    )
     return rank1 / genuine, accepted / genuine, false_accepts / impostors, genuine, impostors
 
 
@@ -75,14 +77,19 @@ def test_nuaa_print_attacks(analyzer: FaceAnalyzer) -> None:
             if faces and faces[0].liveness is not None:
                 values.append(faces[0].liveness)
     live, spoof = np.array(scores["live"]), np.array(scores["spoof_print"])
-    print(f"\nNUAA: live pass {np.mean(live >= LIVE):.3f} (n={live.size}), print attacks pass {np.mean(spoof >= LIVE):.3f}"
-          f" (n={spoof.size}), medians {np.median(live):.3f} / {np.median(spoof):.3f}")
+    print(
+        f"\nNUAA: live pass {np.mean(live >= LIVE):.3f} (n={live.size}), print attacks pass {np.mean(spoof >= LIVE):.3f}"
+        f" (n={spoof.size}), medians {np.median(live):.3f} / {np.median(spoof):.3f}"
+    )
     assert np.mean(spoof >= LIVE) <= 0.12 and np.median(live) > 0.5 > np.median(spoof)
 
 
-def _run_video(analyzer: FaceAnalyzer, path: Path, enrolled: GalleryMatrix, step: int = 3) -> tuple[list[object], float]:
-    tracker = FaceTracker("cam", DecisionSettings(min_frames=3, liveness_threshold=LIVE),
-                          lambda e: match(e, enrolled, THRESHOLD, MARGIN))
+def _run_video(
+    analyzer: FaceAnalyzer, path: Path, enrolled: GalleryMatrix, step: int = 3
+) -> tuple[list[object], float]:
+    tracker = FaceTracker(
+        "cam", DecisionSettings(min_frames=3, liveness_threshold=LIVE), lambda e: match(e, enrolled, THRESHOLD, MARGIN)
+    )
     cap = cv2.VideoCapture(str(path))
     events: list[object] = []
     live: list[float] = []
