@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 PIPELINES: dict[str, str] = {
     "serial-events": "agent.pipelines.serial_events:build",
     "motion": "agent.pipelines.motion:build",
+    "product": "agent.product.pipeline:build",
 }
 
 Builder = Callable[["StoreConfig", "RuntimeContext"], "list[Pipeline[Any]]"]
