@@ -26,6 +26,7 @@ EXIT_INTERRUPTED = 130
 COMMAND_MODULES = [
     "agent.cli.run_cmd",
     "agent.cli.config_cmd",
+    "agent.cli.catalog_cmd",
 ]
 
 

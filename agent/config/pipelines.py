@@ -94,13 +94,14 @@ class ProductPipeline(PipelineSettings):
         default_factory=list, description="Regions to recognise products in; a camera without one uses its whole image."
     )
     views: Literal["single", "multi"] = Field(
-        "multi", description="'multi' embeds 6 crops per image and averages them (better, 6x the compute)."
+        "single",
+        description="'multi' embeds 6 crops per image and averages them (+1 to +5 points top-1, 6x the compute).",
     )
     fps: float = Field(
         2.0, gt=0, le=30, description="Most crops per second embedded per zone; other frames are skipped."
     )
-    min_score: float = Field(0.55, ge=-1, le=1, description="Cosine similarity below which a product stays unknown.")
-    min_margin: float = Field(0.02, ge=0, le=2, description="Lead over the runner-up SKU below which it stays unknown.")
+    min_score: float = Field(0.6, ge=-1, le=1, description="Cosine similarity below which a product stays unknown.")
+    min_margin: float = Field(0.04, ge=0, le=2, description="Lead over the runner-up SKU below which it stays unknown.")
     vote_frames: int = Field(5, ge=1, le=50, description="Recent frames per zone that vote on the product.")
     vote_min: int = Field(3, ge=1, le=50, description="Votes a SKU needs among `vote_frames` to be recognised.")
     top_k: int = Field(5, ge=1, le=20, description="Candidates listed in product.recognized.")
