@@ -109,7 +109,8 @@ class ProductCameraStage(Pipeline[Frame]):
 
     def _voter(self) -> ZoneVoter:
         s = self.settings
-        return ZoneVoter(s.min_score, s.min_margin, s.vote_frames, s.vote_min, s.repeat_after_s)
+        max_age_s = max(2.0, 2.0 * s.vote_frames / s.fps)
+        return ZoneVoter(s.min_score, s.min_margin, s.vote_frames, s.vote_min, s.repeat_after_s, max_age_s)
 
     def warm_up(self) -> None:
         self.service.ensure_ready()
@@ -148,7 +149,8 @@ class ProductCameraStage(Pipeline[Frame]):
     def _zone_result(self, state: ZoneState, result: SearchResult, now: float) -> list[EventBody]:
         decision = state.voter.add(result, now)
         if decision is None:
-            state.held_reported = None
+            if state.voter.current is None:
+                state.held_reported = None  # the product has gone; a new presence may be reported again
             return []
         zone = state.zone
         events: list[EventBody] = []
