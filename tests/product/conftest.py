@@ -35,7 +35,9 @@ def barcode_for(i: int) -> str:
     return body + str(check)
 
 
-def make_catalog(root: Path, products_dir: Path, skus: list[str], shelf_refs: dict[str, list[Path]] | None = None) -> Path:
+def make_catalog(
+    root: Path, products_dir: Path, skus: list[str], shelf_refs: dict[str, list[Path]] | None = None
+) -> Path:
     """A catalogue folder as a store would write it: catalog.yaml plus iconic.jpg (and shelf photos) per SKU."""
     root.mkdir(parents=True, exist_ok=True)
     products = []
@@ -46,8 +48,8 @@ def make_catalog(root: Path, products_dir: Path, skus: list[str], shelf_refs: di
         for photo in (shelf_refs or {}).get(sku, []):
             shutil.copy(photo, folder / photo.name)
         category = "juice" if "Juice" in sku or "Tropicana" in sku else "dairy"
-        products.append(
-            {"sku": sku, "name": sku.replace("-", " "), "price": 1.0 + i / 10, "category": category, "barcode": barcode_for(i)}
-        )
+        name = sku.replace("-", " ")
+        price = round(1.0 + i / 10, 2)
+        products.append({"sku": sku, "name": name, "price": price, "category": category, "barcode": barcode_for(i)})
     (root / "catalog.yaml").write_text(yaml.safe_dump({"currency": "EUR", "products": products}), encoding="utf-8")
     return root

@@ -53,7 +53,9 @@ def catalogues(
     return iconic, with_shelf
 
 
-def top_k_rates(index: CatalogIndex, items: list[tuple[Path, str]], queries: dict[Path, np.ndarray]) -> tuple[float, float]:
+def top_k_rates(
+    index: CatalogIndex, items: list[tuple[Path, str]], queries: dict[Path, np.ndarray]
+) -> tuple[float, float]:
     results = index.search(np.stack([queries[p] for p, _ in items]), top=5)
     top1 = np.mean([r.top[0].sku == sku for r, (_, sku) in zip(results, items, strict=True)])
     top5 = np.mean([sku in {m.sku for m in r.top} for r, (_, sku) in zip(results, items, strict=True)])
@@ -108,7 +110,8 @@ def test_unknown_products_mostly_stay_unknown(
     precision = known_ok / max(1, known_accepted)
     print(
         f"\nthresholds score>={defaults.min_score} margin>={defaults.min_margin}: known accepted "
-        f"{known_accepted / known_n:.2f} (precision {precision:.2f}), unknown accepted {unknown_accepted / unknown_n:.2f}"
+        f"{known_accepted / known_n:.2f} (precision {precision:.2f}), "
+        f"unknown accepted {unknown_accepted / unknown_n:.2f}"
     )
     assert unknown_accepted / unknown_n <= 0.25  # measured 0.17 per frame (voting needs 3 of 5 to agree)
     assert precision >= 0.85 and known_accepted / known_n >= 0.5  # measured 0.91 / 0.58

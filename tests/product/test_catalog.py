@@ -33,7 +33,7 @@ def test_index_returns_distinct_skus_best_first_with_margin() -> None:
     rows = np.concatenate([base[[0]], base[[0]] + 0.05, base[[1]], base[[2]]])
     index = CatalogIndex(rows, ["a", "a", "b", "c"])
     result = index.search(base[0] / np.linalg.norm(base[0]), top=3)[0]
-    assert [m.sku for m in result.top][0] == "a" and len({m.sku for m in result.top}) == 3
+    assert result.top[0].sku == "a" and len({m.sku for m in result.top}) == 3
     assert result.top[0].score == pytest.approx(1.0, abs=1e-5)
     assert result.margin == pytest.approx(result.top[0].score - result.top[1].score)
     assert result.accepted(min_score=0.9, min_margin=0.0) is not None
@@ -74,7 +74,7 @@ def test_bad_catalogues_name_the_problem(tmp_path: Path, products_dir: Path, emb
     with pytest.raises(CatalogError, match=r"catalog.yaml: products.0.name: Field required"):
         load_catalog(root)
     (root / "catalog.yaml").unlink()
-    with pytest.raises(CatalogError, match="catalog.yaml: not found"):
+    with pytest.raises(CatalogError, match=r"catalog\.yaml: not found"):
         load_catalog(root)
 
 
