@@ -21,6 +21,7 @@ PIPELINES: dict[str, str] = {
     "face": "agent.face.pipeline:build",
     "speech": "agent.speech.build:build",
     "people": "agent.scene.pipeline:build",
+    "product": "agent.product.pipeline:build",
 }
 
 Builder = Callable[["StoreConfig", "RuntimeContext"], "list[Pipeline[Any]]"]

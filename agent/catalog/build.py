@@ -1,0 +1,166 @@
+"""Turning the catalogue's photos into a search index, embedding only photos not seen before.
+
+Embeddings are cached by the sha256 of each photo's bytes in one ``.npz`` file
+under the cache folder, together with the embedder's version (model,
+pre-processing, views). Renaming a photo costs nothing, adding one costs one
+embedding, and a new model or pre-processing re-embeds everything.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+from agent.catalog.catalog import Catalog, CatalogError, load_catalog
+from agent.catalog.index import CatalogIndex
+
+logger = logging.getLogger(__name__)
+
+CACHE_FILE = "embeddings.npz"
+BATCH = 16
+
+#: ``progress(done, total, path)`` after each photo, embedded or taken from the cache.
+Progress = Callable[[int, int, Path], None]
+
+
+class Embedder(Protocol):
+    """What the builder needs from ``models.product.ProductEmbedder``."""
+
+    @property
+    def version(self) -> str: ...
+
+    def embed(self, images: list[npt.NDArray[np.uint8]]) -> npt.NDArray[np.float32]: ...
+
+
+@dataclass(frozen=True)
+class BuildStats:
+    photos: int
+    embedded: int
+    cached: int
+    seconds: float
+
+
+@dataclass(frozen=True)
+class BuiltCatalog:
+    """A catalogue with its index: what the pipeline and the CLI search against."""
+
+    catalog: Catalog
+    index: CatalogIndex
+    stats: BuildStats
+
+
+def file_sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def read_image(path: Path) -> npt.NDArray[np.uint8]:
+    """Decode an image file to BGR, or raise :class:`CatalogError` naming it."""
+    data = np.fromfile(str(path), dtype=np.uint8)
+    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    if image is None:
+        raise CatalogError(f"{path}: not a readable image (OpenCV cannot decode it)")
+    return np.asarray(image, dtype=np.uint8)
+
+
+class EmbeddingCache:
+    """sha256 of a photo -> its embedding, for one embedder version, persisted as one npz file."""
+
+    def __init__(self, folder: Path, version: str) -> None:
+        self.path = folder / CACHE_FILE
+        self.version = version
+        self.vectors: dict[str, npt.NDArray[np.float32]] = {}
+        if self.path.is_file():
+            self._load()
+
+    def _load(self) -> None:
+        try:
+            with np.load(self.path, allow_pickle=False) as data:
+                version = str(data["version"])
+                hashes = [str(h) for h in data["hashes"]]
+                vectors = np.asarray(data["vectors"], dtype=np.float32)
+        except (OSError, KeyError, ValueError) as exc:
+            logger.warning("embedding cache %s is unreadable (%s); re-embedding every photo", self.path, exc)
+            return
+        if version != self.version:
+            logger.info(
+                "embedding cache %s is for %s, not %s; re-embedding every photo", self.path, version, self.version
+            )
+            return
+        self.vectors = dict(zip(hashes, vectors, strict=True))
+
+    def save(self, keep: set[str]) -> None:
+        """Write the cache atomically, keeping only the hashes still in the catalogue."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        hashes = sorted(h for h in self.vectors if h in keep)
+        vectors = np.stack([self.vectors[h] for h in hashes]) if hashes else np.zeros((0, 0), np.float32)
+        tmp = self.path.with_suffix(".tmp.npz")
+        np.savez(tmp, version=np.array(self.version), hashes=np.array(hashes), vectors=vectors)
+        os.replace(tmp, self.path)
+
+
+def build_index(
+    catalog_dir: Path, cache_dir: Path, embedder: Embedder, progress: Progress | None = None
+) -> BuiltCatalog:
+    """Load the catalogue, embed new photos, save the cache and return the index."""
+    started = time.monotonic()
+    catalog = load_catalog(catalog_dir)
+    cache = EmbeddingCache(cache_dir, embedder.version)
+    jobs = [(p.sku, photo) for p in catalog.products.values() for photo in p.photos]
+    total = len(jobs)
+    hashes: list[str] = []
+    pending: list[tuple[str, Path]] = []
+    done = 0
+    embedded = 0
+
+    def flush() -> None:
+        nonlocal done, embedded
+        if not pending:
+            return
+        vectors = embedder.embed([read_image(path) for _, path in pending])
+        for (digest, path), vector in zip(pending, vectors, strict=True):
+            cache.vectors[digest] = vector
+            done += 1
+            embedded += 1
+            if progress:
+                progress(done, total, path)
+        pending.clear()
+
+    for _, photo in jobs:
+        try:
+            digest = file_sha256(photo)
+        except OSError as exc:
+            raise CatalogError(f"{photo}: cannot read: {exc.strerror}") from None
+        hashes.append(digest)
+        if digest in cache.vectors or any(digest == d for d, _ in pending):
+            done += 1
+            if progress:
+                progress(done, total, photo)
+            continue
+        pending.append((digest, photo))
+        if len(pending) >= BATCH:
+            flush()
+    flush()
+    cache.save(set(hashes))
+    matrix = np.stack([cache.vectors[h] for h in hashes]).astype(np.float32)
+    index = CatalogIndex(matrix, [sku for sku, _ in jobs])
+    stats = BuildStats(photos=total, embedded=embedded, cached=total - embedded, seconds=time.monotonic() - started)
+    logger.info(
+        "catalogue %s: %d SKUs, %d photos (%d embedded, %d from cache) in %.1f s",
+        catalog_dir,
+        len(catalog.products),
+        total,
+        stats.embedded,
+        stats.cached,
+        stats.seconds,
+    )
+    return BuiltCatalog(catalog=catalog, index=index, stats=stats)

@@ -1,0 +1,91 @@
+"""``store-agent catalog build|search --config C``: (re)build the product index and query it from the shell.
+
+The catalogue folder and cache come from ``pipelines.product`` in the store
+config, so the CLI and the running agent share one embedding cache: a build
+here means the agent starts without embedding anything.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from agent.catalog import BuiltCatalog
+    from agent.config.schema import StoreConfig
+    from models.product import ProductEmbedder
+
+EXIT_CATALOG = 65  # EX_DATAERR: the catalogue or an input image is bad
+
+
+def register(sub: Any) -> None:
+    parser = sub.add_parser("catalog", help="build or search the product catalogue index")
+    commands = parser.add_subparsers(dest="catalog_command", metavar="ACTION", required=True)
+    build = commands.add_parser("build", help="embed new reference photos and report the catalogue")
+    build.add_argument("--config", type=Path, required=True, help="the store YAML file")
+    build.add_argument("--quiet", action="store_true", help="no progress lines")
+    build.set_defaults(func=run_build)
+    search = commands.add_parser("search", help="print the best SKUs for each image, one JSON line per image")
+    search.add_argument("--config", type=Path, required=True, help="the store YAML file")
+    search.add_argument("images", type=Path, nargs="+", metavar="IMAGE", help="photos of products")
+    search.add_argument("--top", type=int, default=5, help="how many SKUs to list (default 5)")
+    search.set_defaults(func=run_search)
+
+
+def _load(config_path: Path, progress: bool) -> tuple[ProductEmbedder, BuiltCatalog]:
+    from agent.catalog import build_index
+    from agent.config.loader import load_config
+    from models.product import ProductEmbedder
+
+    config: StoreConfig = load_config(config_path).config
+    settings = config.pipelines.product
+    embedder = ProductEmbedder.load(
+        Path(config.models.directory), config.models.providers, config.models.threads, views=settings.views
+    )
+    cache_dir = Path(settings.cache_dir or Path(config.storage.state_dir) / "catalog")
+
+    def report(done: int, total: int, path: Path) -> None:
+        print(f"\r[{done}/{total}] {path.parent.name}/{path.name}".ljust(72), end="", file=sys.stderr, flush=True)
+
+    built = build_index(Path(settings.catalog_dir), cache_dir, embedder, report if progress else None)
+    if progress:
+        print(file=sys.stderr)
+    return embedder, built
+
+
+def run_build(args: argparse.Namespace) -> int:
+    from agent.catalog import CatalogError
+
+    try:
+        _, built = _load(args.config, progress=not args.quiet)
+    except CatalogError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_CATALOG
+    s = built.stats
+    print(
+        f"catalogue {built.catalog.root}: {len(built.catalog.products)} SKUs, {s.photos} photos "
+        f"({s.embedded} embedded, {s.cached} from cache) in {s.seconds:.1f} s"
+    )
+    return 0
+
+
+def run_search(args: argparse.Namespace) -> int:
+    from agent.catalog import CatalogError, read_image
+
+    if args.top < 1:
+        print("error: --top must be at least 1", file=sys.stderr)
+        return 2
+    try:
+        embedder, built = _load(args.config, progress=False)
+        images = [read_image(path) for path in args.images]
+    except CatalogError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_CATALOG
+    results = built.index.search(embedder.embed(images), args.top)
+    for path, result in zip(args.images, results, strict=True):
+        top = [{"sku": m.sku, "score": round(m.score, 4)} for m in result.top]
+        print(json.dumps({"image": str(path), "top": top}, ensure_ascii=False))
+    return 0

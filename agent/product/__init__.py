@@ -1,0 +1,1 @@
+"""Product recognition: visual search against the catalogue, barcode tie-in, interest events."""

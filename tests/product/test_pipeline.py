@@ -1,0 +1,158 @@
+"""The product pipeline on real photos and video: voting, unknowns, barcode tie-in, interest events."""
+
+from __future__ import annotations
+
+from itertools import count
+from pathlib import Path
+from typing import Any
+
+import cv2
+import pytest
+
+from agent.config.loader import parse_config
+from agent.events import EventBody, EventStamper
+from agent.product.events import ProductInterest, ProductMismatch, ProductRecognized
+from agent.product.interest import TRACK_SINK_SERVICE, PersonTrack, TrackInbox
+from agent.product.pipeline import ProductCameraStage, ProductScannerStage, build
+from agent.runtime.pipeline import RuntimeContext
+from agent.schemas import validate_payload
+from drivers.base import Capture, Frame, SerialRead
+from tests.conftest import require_data
+from tests.media import config_text
+from tests.product.conftest import all_skus, barcode_for, make_catalog
+
+T0 = 1_700_000_000.0
+SEEN = "Arla-Ecological-Medium-Fat-Milk"
+OTHER = "Alpro-Vanilla-Soyghurt"
+NOT_LISTED = "Tropicana-Apple-Juice"
+
+
+def shelf(products_dir: Path, sku: str) -> list[Path]:
+    return sorted((products_dir / "shelf" / sku).glob("*.jpg"))
+
+
+@pytest.fixture(scope="module")
+def stages(tmp_path_factory: pytest.TempPathFactory, products_dir: Path, models_dir: Path) -> dict[str, Any]:
+    tmp = tmp_path_factory.mktemp("pipeline")
+    skus = all_skus(products_dir)[:8]
+    assert SEEN in skus and OTHER in skus and NOT_LISTED not in skus
+    make_catalog(tmp / "catalog", products_dir, skus, {s: shelf(products_dir, s)[:5] for s in skus})
+    video = require_data("media/video/vtest_pets2009_480x360.avi")
+    text = config_text(
+        tmp,
+        f"""\
+cameras:
+  - {{name: counter, type: image-folder, path: {products_dir / "shelf" / SEEN}}}
+  - {{name: aisle, type: video-file, path: {video}}}
+pipelines:
+  product:
+    enabled: true
+    catalog_dir: {tmp / "catalog"}
+    fps: 30
+    interest_dwell_s: 1.0
+    zones:
+      - {{name: till, camera: counter, kind: counter}}
+      - {{name: dairy-shelf, camera: aisle, kind: shelf, box: [0.0, 0.3, 1.0, 1.0]}}
+""",
+    )
+    config = parse_config(text, base_dir=tmp)
+    context = RuntimeContext(config=config, state_dir=tmp / "state", models_dir=models_dir)
+    built = build(config, context)
+    for stage in built:
+        stage.warm_up()
+    by_source = {stage.source: stage for stage in built}
+    service = by_source["counter"].service  # type: ignore[attr-defined]
+    return {"counter": by_source["counter"], "aisle": by_source["aisle"], "service": service, "context": context}
+
+
+def frame(source: str, image: Any, t: float, seq: int = 0) -> Frame:
+    return Frame(source=source, capture=Capture(seq=seq, mono_ns=int(t * 1e9), wall_time=t), image=image)
+
+
+def validate(events: list[EventBody]) -> None:
+    seq = count(1)
+    stamper = EventStamper("test-store", "t1", lambda: next(seq))
+    for body in events:
+        validate_payload(stamper.stamp(body).to_payload())
+
+
+def test_counter_votes_then_reports_once_and_a_held_product_is_interest(
+    stages: dict[str, Any], products_dir: Path
+) -> None:
+    counter: ProductCameraStage = stages["counter"]
+    events: list[EventBody] = []
+    photos = shelf(products_dir, SEEN)[5:10]
+    for i, photo in enumerate(photos * 2):  # ten frames over 4.5 s of the same product held up
+        events += counter.process(frame("counter", cv2.imread(str(photo)), T0 + 0.5 * i, i))
+    validate(events)
+    recognized = [e for e in events if isinstance(e, ProductRecognized)]
+    assert [e.sku for e in recognized] == [SEEN]  # announced once, not once per frame
+    first = recognized[0]
+    assert first.method == "vision" and first.zone == "till" and first.votes is not None and first.votes >= 3
+    assert first.top[0].sku == SEEN and len(first.top) == 5 and first.score >= 0.6
+    interest = [e for e in events if isinstance(e, ProductInterest)]
+    assert len(interest) == 1 and interest[0].trigger == "held" and interest[0].sku == SEEN
+    assert interest[0].dwell_s >= 1.0
+
+
+def test_a_product_outside_the_catalogue_stays_unknown(stages: dict[str, Any], products_dir: Path) -> None:
+    counter: ProductCameraStage = stages["counter"]
+    events: list[EventBody] = []
+    for i, photo in enumerate(shelf(products_dir, NOT_LISTED)[:8]):
+        events += counter.process(frame("counter", cv2.imread(str(photo)), T0 + 100 + 0.5 * i, i))
+    assert [e for e in events if isinstance(e, ProductRecognized)] == []
+
+
+def test_barcode_maps_to_a_sku_and_a_mismatch_is_its_own_event(stages: dict[str, Any], products_dir: Path) -> None:
+    counter: ProductCameraStage = stages["counter"]
+    scanner = ProductScannerStage("scanner", stages["service"])
+    skus = all_skus(products_dir)[:8]
+    t = T0 + 200.0
+
+    def scan(code: str, at: float) -> list[EventBody]:
+        read = SerialRead(source="scanner", capture=Capture(1, int(at * 1e9), at), kind="barcode", value=code)
+        return list(scanner.process(read))
+
+    matching = scan(barcode_for(skus.index(SEEN)), t)
+    assert [(e.sku, e.method) for e in matching if isinstance(e, ProductRecognized)] == [(SEEN, "barcode")]
+    swapped = scan(barcode_for(skus.index(OTHER)), t + 0.5)
+    unknown_code = scan("9999999999994", t + 0.7)
+    events: list[EventBody] = []
+    for i, photo in enumerate(shelf(products_dir, SEEN)[5:10]):
+        events += counter.process(frame("counter", cv2.imread(str(photo)), t + 1 + 0.5 * i, i))
+    events += counter.process(frame("counter", cv2.imread(str(shelf(products_dir, SEEN)[5])), t + 7, 9))
+    mismatches = [e for e in events if isinstance(e, ProductMismatch)]
+    validate([*matching, *swapped, *unknown_code, *events])
+    assert sorted((m.scanned_sku or "", m.code) for m in mismatches) == sorted(
+        [(OTHER, barcode_for(skus.index(OTHER))), ("", "9999999999994")]
+    )
+    assert all(m.seen_sku == SEEN and m.camera == "counter" and m.zone == "till" for m in mismatches)
+
+
+def test_shelf_interest_from_activity_then_from_offered_tracks(stages: dict[str, Any]) -> None:
+    aisle: ProductCameraStage = stages["aisle"]
+    video = cv2.VideoCapture(str(require_data("media/video/vtest_pets2009_480x360.avi")))
+    events: list[EventBody] = []
+    t = T0 + 300.0
+    for i in range(40):  # 4 s of pedestrians at 10 fps, no people pipeline: activity stands in
+        ok, image = video.read()
+        assert ok
+        events += aisle.process(frame("aisle", image, t + i / 10, i))
+    activity = [e for e in events if isinstance(e, ProductInterest)]
+    assert [e.trigger for e in activity] == ["shelf_activity"] and activity[0].track_id is None
+    assert activity[0].dwell_s >= 1.0 and activity[0].zone == "dairy-shelf"
+
+    inbox: TrackInbox = stages["context"].services[TRACK_SINK_SERVICE]
+    standing = PersonTrack(track_id="a1b2", box=(0.40, 0.35, 0.55, 0.95))
+    passing = PersonTrack(track_id="c3d4", box=(0.10, 0.0, 0.20, 0.25))  # above the shelf zone
+    tracked: list[EventBody] = []
+    for i in range(30):
+        ok, image = video.read()
+        assert ok
+        now = t + 10 + i / 10
+        inbox.offer_tracks("aisle", now, [standing, passing])
+        tracked += aisle.process(frame("aisle", image, now, 100 + i))
+    validate([*activity, *tracked])
+    interest = [e for e in tracked if isinstance(e, ProductInterest)]
+    assert [(e.trigger, e.track_id) for e in interest] == [("shelf_dwell", "a1b2")]
+    assert interest[0].dwell_s >= 1.0
