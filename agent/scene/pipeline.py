@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from agent.config.pipelines import PeoplePipeline, PeopleScene
 from agent.events import EventBody
+from agent.product.interest import TRACK_SINK_SERVICE, PersonTrack
 from agent.runtime.pipeline import Pipeline, RuntimeContext
 from agent.scene import events as _events  # noqa: F401 - registers the scene event types
 from agent.scene.analytics import AnalyticsSettings, SceneAnalyzer
@@ -29,12 +30,16 @@ from agent.scene.reid import LostMember, ReidMemory, TrackSignature
 from agent.scene.tracker import ByteTracker, Track, TrackerSettings
 from drivers.base import Frame
 from models.people import AppearanceEmbedder, PersonDetector, PoseEstimator
+from models.people.pose import Keypoints
 from models.runtime import session_for
 
 if TYPE_CHECKING:
     from agent.config.schema import StoreConfig
 
 logger = logging.getLogger(__name__)
+
+L_WRIST, R_WRIST = 9, 10
+WRIST_MIN_SCORE = 0.3
 
 
 def build_scene(
@@ -73,8 +78,11 @@ class PeopleScenePipeline(Pipeline[Frame]):
         appearance: AppearanceEmbedder | None,
         fusion: IdentityFusion,
         reid: ReidMemory,
+        services: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__("people", camera)
+        # Looked up on every frame: the product pipeline may be built after this one, or not at all.
+        self.services: Mapping[str, Any] = services if services is not None else {}
         self.settings = settings
         self.scene = settings.scenes.get(camera, PeopleScene())
         self.detector, self.pose, self.appearance = detector, pose, appearance
@@ -92,6 +100,7 @@ class PeopleScenePipeline(Pipeline[Frame]):
         self._last_velocity: dict[str, tuple[float, float]] = {}  # normalised units per second
         self._last_wall = 0.0
         self._last_now = 0.0
+        self._poses: dict[str, Keypoints] = {}  # keypoints computed on this frame, by track key
         self.detector_runs = 0
 
     def key(self, track: Track) -> str:
@@ -141,7 +150,30 @@ class PeopleScenePipeline(Pipeline[Frame]):
         if ended:
             events.extend(analyzer.end_tracks(now, wall, ended))
         self.fusion.publish_tracks(self.source, {self.key(t): t.box for t in tracks})
+        self._offer(item, tracks)
         return events
+
+    def _offer(self, frame: Frame, tracks: list[Track]) -> None:
+        """Hand this frame's tracks (normalised, wrists where pose ran) to the product pipeline, if it runs."""
+        sink = self.services.get(TRACK_SINK_SERVICE)
+        if sink is None:
+            return
+        w, h = frame.width, frame.height
+        offered = []
+        for t in tracks:
+            key = self.key(t)
+            x1, y1, x2, y2 = t.box
+            box = (max(0.0, x1 / w), max(0.0, y1 / h), min(1.0, x2 / w), min(1.0, y2 / h))
+            pose = self._poses.get(key)
+            hands: tuple[tuple[float, float], ...] = ()
+            if pose is not None:
+                hands = tuple(
+                    (min(1.0, max(0.0, float(pose.xy[i, 0]) / w)), min(1.0, max(0.0, float(pose.xy[i, 1]) / h)))
+                    for i in (L_WRIST, R_WRIST)
+                    if pose.score[i] >= WRIST_MIN_SCORE
+                )
+            offered.append(PersonTrack(key, box, self.fusion.member_of(self.source, key), hands))
+        sink.offer_tracks(self.source, frame.capture.wall_time, offered)
 
     def _conclude(self, ended: list[str], now: float, frame: Frame) -> list[EventBody]:
         """Lost-for-good tracks: keep an identified member's signature for re-linking, drop the rest."""
@@ -164,6 +196,7 @@ class PeopleScenePipeline(Pipeline[Frame]):
         return []
 
     def _reid(self, frame: Frame, tracks: list[Track], now: float) -> None:
+        self._poses = {}
         if self.appearance is None or not tracks or self._frames % self.settings.reid_every:
             return
         w, h = frame.width, frame.height
@@ -182,6 +215,8 @@ class PeopleScenePipeline(Pipeline[Frame]):
         embeddings = self.appearance.embed(image, [t.box for _, t in chosen])
         for (key, t), emb in zip(chosen, embeddings, strict=True):
             keypoints = self.pose.estimate(image, t.box) if self.pose is not None else None
+            if keypoints is not None:
+                self._poses[key] = keypoints
             signature = self._signatures.setdefault(key, TrackSignature())
             signature.add(now, emb, keypoints)
             cx, cy = anchor_of(t.box, "centre")
@@ -228,4 +263,6 @@ def build(config: StoreConfig, context: RuntimeContext) -> list[Pipeline[Frame]]
     reid: ReidMemory = context.service(
         REID_SERVICE, lambda: ReidMemory(settings.relink_window_s, settings.relink_threshold)
     )
-    return [PeopleScenePipeline(c, settings, detector, pose, appearance, fusion, reid) for c in cameras]
+    return [
+        PeopleScenePipeline(c, settings, detector, pose, appearance, fusion, reid, context.services) for c in cameras
+    ]
