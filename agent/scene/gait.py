@@ -20,6 +20,7 @@ from models.people.pose import Keypoints
 L_SH, R_SH, L_EL, R_EL, L_WR, R_WR, L_HIP, R_HIP, L_KN, R_KN, L_AN, R_AN = 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16
 MIN_SCORE = 0.2
 MIN_FRAMES = 8
+STEP_S = (0.3, 0.9)  # seconds per step, slow to brisk walking
 
 FEATURES = (
     "stride_period_s", "stride_amplitude", "thigh_shin", "upper_fore_arm", "shoulder_torso", "hip_torso",
@@ -48,18 +49,20 @@ def _angle(
 def stride_period(signal: npt.NDArray[np.float64], dt: float) -> float:
     """Dominant period (s) of a roughly periodic signal by autocorrelation; NaN when there is none.
 
-    The ankle separation peaks twice per gait cycle, so the first autocorrelation peak is a step;
-    the stride is two steps.
+    The ankle separation peaks twice per gait cycle, so an autocorrelation peak is a step and the
+    stride is two steps. The highest peak at a walking cadence (a step of STEP_S) is taken: the
+    first peak above noise is often a half-step wobble of the keypoints.
     """
     x = signal - signal.mean()
-    if len(x) < MIN_FRAMES or not np.any(x):
+    if len(x) < MIN_FRAMES or not np.any(x) or dt <= 0:
         return float("nan")
     ac = np.correlate(x, x, mode="full")[len(x) - 1 :]
     ac = ac / ac[0]
-    for lag in range(2, len(ac) - 1):
-        if ac[lag] > ac[lag - 1] and ac[lag] >= ac[lag + 1] and ac[lag] > 0.1:
-            return 2 * lag * dt
-    return float("nan")
+    lo, hi = max(1, int(STEP_S[0] / dt)), min(len(ac) - 2, int(np.ceil(STEP_S[1] / dt)))
+    peaks = [lag for lag in range(lo, hi + 1) if ac[lag] > ac[lag - 1] and ac[lag] >= ac[lag + 1] and ac[lag] > 0.1]
+    if not peaks:
+        return float("nan")
+    return 2 * max(peaks, key=lambda lag: ac[lag]) * dt
 
 
 def gait_signature(times: Sequence[float], poses: Sequence[Keypoints]) -> GaitSignature | None:

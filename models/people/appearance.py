@@ -39,9 +39,15 @@ class AppearanceEmbedder:
     def embed(
         self, image: npt.NDArray[np.uint8], boxes: Sequence[tuple[float, float, float, float]]
     ) -> npt.NDArray[np.float32]:
-        if not boxes:
+        return self.embed_crops([(image, b) for b in boxes])
+
+    def embed_crops(
+        self, crops: Sequence[tuple[npt.NDArray[np.uint8], tuple[float, float, float, float]]]
+    ) -> npt.NDArray[np.float32]:
+        """One batched run for boxes on any frames (an image and a box per crop)."""
+        if not crops:
             return np.zeros((0, 512), dtype=np.float32)
-        batch = np.stack([osnet_input(image, b) for b in boxes])
+        batch = np.stack([osnet_input(image, b) for image, b in crops])
         out = np.asarray(self.session.run(None, {self._input: batch})[0], dtype=np.float32)
         normed: npt.NDArray[np.float32] = out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-9)
         return normed
