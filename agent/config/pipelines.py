@@ -127,6 +127,9 @@ class PeoplePipeline(PipelineSettings):
         30.0, ge=0, description="How long an identified member's lost track can be re-linked."
     )
     relink_threshold: float = Field(0.6, gt=0, lt=1, description="Fused gait+appearance similarity needed to re-link.")
+    relink_threshold_other_camera: float = Field(
+        0.7, gt=0, lt=1, description="The same for a lost track of another camera (no position to go by)."
+    )
     reid_every: int = Field(3, ge=1, le=30, description="Pose and appearance on identified tracks every N frames.")
 
     @model_validator(mode="after")

@@ -261,7 +261,12 @@ def build(config: StoreConfig, context: RuntimeContext) -> list[Pipeline[Frame]]
     appearance = AppearanceEmbedder(session_for("osnet-x0.25-msmt17", context.models_dir, providers, threads))
     fusion: IdentityFusion = context.service(FUSION_SERVICE, IdentityFusion)
     reid: ReidMemory = context.service(
-        REID_SERVICE, lambda: ReidMemory(settings.relink_window_s, settings.relink_threshold)
+        REID_SERVICE,
+        lambda: ReidMemory(
+            settings.relink_window_s,
+            settings.relink_threshold,
+            other_camera_threshold=settings.relink_threshold_other_camera,
+        ),
     )
     return [
         PeopleScenePipeline(c, settings, detector, pose, appearance, fusion, reid, context.services) for c in cameras

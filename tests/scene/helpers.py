@@ -37,5 +37,6 @@ def pipeline(
         pose,
         appearance,
         fusion or IdentityFusion(),
-        reid or ReidMemory(s.relink_window_s, s.relink_threshold),
+        reid
+        or ReidMemory(s.relink_window_s, s.relink_threshold, other_camera_threshold=s.relink_threshold_other_camera),
     )

@@ -21,9 +21,11 @@ import numpy as np
 import pytest
 import yaml
 
+from agent.config.pipelines import PeoplePipeline
 from agent.scene.gait import GaitSignature, gait_signature, gait_similarity
-from agent.scene.reid import link_score
+from agent.scene.reid import LostMember, ReidMemory, TrackSignature, link_score
 from models.people import AppearanceEmbedder, PoseEstimator
+from models.people.pose import Keypoints
 from tests.conftest import require_data
 from tests.scene.data.gait_allinone_locate import VIDEOS, read_video, silhouettes
 
@@ -34,6 +36,8 @@ FPS = 30.0
 # Measured (2-core x86-64 dev VM): probe tracks (of 16) whose rank-1 gallery match is the right person.
 EXPECTED = {"gait": 7, "appearance": 16, "appearance_masked": 16, "fused": 16}
 MARGIN = 1  # one probe track either way
+EXPECTED_AUC = {"gait": 0.57, "appearance": 0.995, "appearance_masked": 0.996, "fused": 0.995}
+EXPECTED_RELINK = {"all four: right": 15, "all four: wrong": 0, "others only: false link": 0, "itself only: linked": 15}
 
 
 def masked(image: np.ndarray, box: list[float], mask: np.ndarray) -> np.ndarray:
@@ -49,6 +53,14 @@ def masked(image: np.ndarray, box: list[float], mask: np.ndarray) -> np.ndarray:
     out = image.copy()
     out[person == 0] = 128
     return out
+
+
+def track_signature(times: list[float], embeddings: list[np.ndarray], poses: list[Keypoints]) -> TrackSignature:
+    """What the pipeline would hold for the track (it keeps the latest 16 embeddings and 48 poses)."""
+    signature = TrackSignature()
+    for t, e, k in zip(times, embeddings, poses, strict=True):
+        signature.add(t, e, k)
+    return signature
 
 
 def unit(vectors: list[np.ndarray]) -> np.ndarray:
@@ -70,19 +82,25 @@ def signatures(pose: PoseEstimator, appearance: AppearanceEmbedder) -> dict[tupl
             grey = [(masked(frames[k], boxes[str(k)], masks[track][k]), tuple(boxes[str(k)])) for k in keys]
             poses = [pose.estimate(image, box) for image, box in crops]
             times = [k / FPS for k in keys]
+            per_frame = appearance.embed_crops(grey)
             out[video, track] = {
                 "appearance": unit(list(appearance.embed_crops(crops))),
-                "appearance_masked": unit(list(appearance.embed_crops(grey))),
+                "appearance_masked": unit(list(per_frame)),
                 "gait": gait_signature(times, poses),
                 "frames": len(keys),
+                "track": track_signature(times, list(per_frame), poses),
             }
     return out
 
 
-def rank1(signatures: dict[tuple[str, str], dict[str, Any]]) -> dict[str, int]:
+def rank1(
+    signatures: dict[tuple[str, str], dict[str, Any]],
+) -> tuple[dict[str, int], dict[str, list[tuple[float, bool]]]]:
+    """Probe tracks whose best gallery track is the right person, and every (score, same person) pair."""
     labels = yaml.safe_load((DATA / "gait_allinone_labels.yaml").read_text())["tracks"]
     gallery = {labels["gallery"][t]: s for (v, t), s in signatures.items() if v == "gallery"}
     hits = dict.fromkeys(EXPECTED, 0)
+    pairs: dict[str, list[tuple[float, bool]]] = {m: [] for m in EXPECTED}
 
     def best(score: dict[str, float | None]) -> str | None:
         known = {p: s for p, s in score.items() if s is not None}
@@ -108,7 +126,16 @@ def rank1(signatures: dict[tuple[str, str], dict[str, Any]]) -> dict[str, int]:
         }
         for modality, score in scores.items():
             hits[modality] += best(score) == truth
-    return hits
+            pairs[modality] += [(v, p == truth) for p, v in score.items() if v is not None]
+    return hits, pairs
+
+
+def auc(pairs: list[tuple[float, bool]]) -> float:
+    """Chance that a same-person pair scores above a different-person pair (ties count half)."""
+    same = np.array([v for v, s in pairs if s])
+    other = np.array([v for v, s in pairs if not s])
+    diff = same[:, None] - other[None, :]
+    return float(np.mean((diff > 0) + 0.5 * (diff == 0)))
 
 
 def test_labels_cover_every_track_and_each_video_has_all_four_people() -> None:
@@ -124,11 +151,56 @@ def test_reid_gallery_to_probe_by_gait_appearance_and_fusion(
 ) -> None:
     probes = sum(1 for v, _ in signatures if v != "gallery")
     with_gait = sum(1 for (v, _), s in signatures.items() if v != "gallery" and s["gait"] is not None)
-    hits = rank1(signatures)
-    print(f"\ngait_allinone rank-1 over {probes} probe tracks (4 people; {with_gait} probes have a gait signature):")
+    hits, pairs = rank1(signatures)
+    areas = {m: auc(p) for m, p in pairs.items()}
+    print(f"\ngait_allinone over {probes} probe tracks (4 people; {with_gait} probes have a gait signature):")
     for modality, n in hits.items():
-        print(f"  {modality:18s} {n}/{probes} = {n / probes:.2f}")
+        same = [v for v, s in pairs[modality] if s]
+        other = [v for v, s in pairs[modality] if not s]
+        print(
+            f"  {modality:18s} rank-1 {n}/{probes} = {n / probes:.2f}, same/different-person AUC {areas[modality]:.3f}"
+            f" (same: median {np.median(same):.2f} min {min(same):.2f}; different: median {np.median(other):.2f}"
+            f" max {max(other):.2f})"
+        )
     assert probes == 16
     for modality, expected in EXPECTED.items():
         assert abs(hits[modality] - expected) <= MARGIN, f"{modality}: {hits[modality]}/16, measured {expected}"
+        assert areas[modality] == pytest.approx(EXPECTED_AUC[modality], abs=0.03), modality
     assert hits["gait"] > probes / 4  # better than chance among four people
+
+
+def test_relink_decisions_across_cameras(signatures: dict[tuple[str, str], dict[str, Any]]) -> None:
+    """The pipeline's own rule (ReidMemory.match, default settings): each probe track is a new track on another
+    camera while lost members wait: all four people, only the other three (any link is false), only itself."""
+    labels = yaml.safe_load((DATA / "gait_allinone_labels.yaml").read_text())["tracks"]
+    settings = PeoplePipeline()
+    gallery = {t: s["track"] for (v, t), s in signatures.items() if v == "gallery"}
+    outcome = {"all four: right": 0, "all four: wrong": 0, "others only: false link": 0, "itself only: linked": 0}
+    for (video, track), probe in signatures.items():
+        if video == "gallery":
+            continue
+        truth = labels[video][track]
+        for waiting in ("all", "others", "itself"):
+            memory = ReidMemory(
+                settings.relink_window_s,
+                settings.relink_threshold,
+                other_camera_threshold=settings.relink_threshold_other_camera,
+            )
+            for t, g in gallery.items():
+                person = labels["gallery"][t]
+                if (waiting == "others" and person == truth) or (waiting == "itself" and person != truth):
+                    continue
+                memory.add_lost(LostMember("gallery", t, person, g.appearance(), g.gait(), (0.5, 0.5), (0, 0), 0.0))
+            link = memory.match(video, probe["track"], (0.5, 0.5), 10.0)
+            member = link.lost.member_id if link else None
+            if waiting == "all":
+                outcome["all four: right"] += member == truth
+                outcome["all four: wrong"] += member not in (None, truth)
+            elif waiting == "others":
+                outcome["others only: false link"] += member is not None
+            else:
+                outcome["itself only: linked"] += member == truth
+    print(f"\nre-link across cameras (threshold {settings.relink_threshold_other_camera}, 16 probe tracks): {outcome}")
+    for key, expected in EXPECTED_RELINK.items():
+        assert abs(outcome[key] - expected) <= MARGIN, f"{key}: {outcome[key]}, measured {expected}"
+    assert outcome["all four: wrong"] == 0 and outcome["others only: false link"] == 0
