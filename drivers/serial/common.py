@@ -15,7 +15,7 @@ from typing import Any, ClassVar, Literal, TypeVar
 
 from pydantic import Field, model_validator
 
-from drivers.base import DeviceError, DeviceOptions, Driver, ExistingFile, SerialRead
+from drivers.base import DeviceError, DeviceOptions, Driver, ExistingFile, SerialKind, SerialRead
 from drivers.serial.transport import PortTransport, ScriptTransport, Transport
 
 
@@ -73,6 +73,8 @@ class SerialDriver(Driver[SerialRead, SerialOptionsT]):
     """
 
     is_replay: ClassVar[bool] = False
+    #: What this protocol reads: member cards or barcodes (decides how the agent turns reads into events).
+    produces: ClassVar[SerialKind]
 
     def __init__(self, options: SerialOptionsT) -> None:
         super().__init__(options)
