@@ -54,5 +54,5 @@ def test_taps_and_scans_from_byte_scripts(tmp_path: Path, monkeypatch: pytest.Mo
 
 def test_card_reader_without_a_secret_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("TEST_CARD_SECRET", raising=False)
-    with pytest.raises(AgentError, match="identity.cards: card secret: environment variable TEST_CARD_SECRET"):
+    with pytest.raises(AgentError, match=r"identity\.cards: card secret: environment variable TEST_CARD_SECRET"):
         agent_for(tmp_path, MemorySink()).start()
