@@ -188,7 +188,11 @@ class Agent:
         self._stack.close()
 
     def __enter__(self) -> Agent:
-        self.start()
+        try:
+            self.start()
+        except BaseException:
+            self.close()  # release what was started before the failure (threads, sessions, the sink)
+            raise
         return self
 
     def __exit__(self, *exc: object) -> None:
