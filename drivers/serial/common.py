@@ -129,7 +129,10 @@ class SerialDriver(Driver[SerialRead, SerialOptionsT]):
         return self._pending.popleft()
 
     def emit(self, kind: Literal["card", "barcode"], value: str, **extra: Any) -> None:
-        self._pending.append(SerialRead(source=self.name, capture=self.next_capture(), kind=kind, value=value, **extra))
+        # a script replayed faster than real time stamps reads on the script's own timeline (its waits)
+        offset = self._transport.clock() if isinstance(self._transport, ScriptTransport) else None
+        capture = self.next_capture(offset)
+        self._pending.append(SerialRead(source=self.name, capture=capture, kind=kind, value=value, **extra))
 
     def reject(self, reason: str, data: bytes) -> None:
         self.rejected += 1
