@@ -18,6 +18,7 @@ from typing import Any
 
 from agent import __version__
 from agent.config.loader import LoadedConfig
+from agent.errors import AgentError
 from agent.events import DeviceStateChanged, EventBody, EventStamper
 from agent.pipelines.registry import builder
 from agent.runtime.pipeline import Pipeline, RuntimeContext
@@ -29,6 +30,8 @@ from agent.runtime.worker import Worker
 from drivers.base import DeviceState, Driver
 from drivers.registry import DeviceKind, create_driver
 
+__all__ = ["QUEUE_POLICY", "Agent", "AgentError"]
+
 logger = logging.getLogger(__name__)
 
 #: Queue length and drop policy per source kind (see agent.runtime.queues).
@@ -39,10 +42,6 @@ QUEUE_POLICY: dict[DeviceKind, tuple[int, DropPolicy]] = {
 }
 
 OPEN_WAIT_S = 15.0
-
-
-class AgentError(Exception):
-    """The agent cannot run with this config (a message for the operator)."""
 
 
 class Agent:
