@@ -89,6 +89,6 @@ class VadSettings(BaseModel):
     aggressiveness: int = Field(2, ge=0, le=3, description="webrtc only: 0 keeps most audio, 3 is strictest.")
     frame_ms: Literal[10, 20, 30] = Field(30, description="VAD frame length.")
     pre_roll_ms: int = Field(300, ge=0, le=2000, description="Audio kept from before speech starts.")
-    hangover_ms: int = Field(450, ge=60, le=3000, description="Silence that ends an utterance.")
+    hangover_ms: int = Field(400, ge=60, le=3000, description="Silence that ends an utterance.")
     min_speech_ms: int = Field(200, ge=30, description="Shorter bursts are clicks, not speech.")
     max_utterance_s: float = Field(12.0, gt=1, le=60, description="Longer speech is cut here.")
