@@ -39,7 +39,7 @@ def librivox_refs(folder: Path) -> dict[str, str]:
     refs: dict[str, str] = {}
     for line in (folder / "librivox_transcription.txt").read_text(encoding="utf-8").splitlines():
         text, _, ident = line.replace("<s>", "").replace("</s>", "").rpartition("(")
-        if ident.strip(") "):
+        if ident.strip(") ") and (folder / f"{ident.strip(') ')}.wav").is_file():
             refs[ident.strip(") ")] = text.strip()
     return refs
 

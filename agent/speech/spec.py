@@ -62,8 +62,10 @@ class RecognizerSettings(BaseModel):
     """One recogniser for a microphone."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
-    engine: Literal["vosk", "whisper"] = Field(
-        "vosk", description="vosk (streaming Kaldi, for a Pi) or whisper (faster-whisper, int8)."
+    engine: Literal["vosk", "whisper", "pocketsphinx"] = Field(
+        "vosk",
+        description="vosk (streaming Kaldi, for a Pi), whisper (faster-whisper, int8) or pocketsphinx "
+        "(CMU Sphinx, English, model inside its wheel).",
     )
     model: str = Field(
         "vosk-model-small-cn", description="Model name in the model manifest (models/manifests/speech.yaml)."
@@ -73,10 +75,22 @@ class RecognizerSettings(BaseModel):
     )
     mode: Literal["grammar", "free"] = Field(
         "grammar",
-        description="vosk only: 'grammar' recognises only the intent phrases (fast, spotting); 'free' anything.",
+        description="vosk and pocketsphinx: 'grammar' recognises only the intent phrases (fast, spotting); "
+        "'free' anything.",
+    )
+    kws_threshold: float = Field(
+        1e-20, gt=0, lt=1, description="pocketsphinx grammar mode: keyphrase detection threshold (lower spots more)."
     )
     threads: int = Field(2, ge=1, le=16, description="whisper only: CPU threads.")
     fit_window: bool = Field(True, description="whisper only: size the window to the utterance instead of 30 s.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _engine_default_model(cls, data: object) -> object:
+        """pocketsphinx without a model uses the one in its wheel."""
+        if isinstance(data, dict) and data.get("engine") == "pocketsphinx" and "model" not in data:
+            return {**data, "model": "pocketsphinx-en-us", "language": data.get("language", "en")}
+        return data
 
 
 class VadSettings(BaseModel):
