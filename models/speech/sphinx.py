@@ -94,10 +94,18 @@ class PocketSphinxRecognizer:
         return SphinxStream(self)
 
     def recognize(self, samples: npt.NDArray[np.int16]) -> Transcript:
-        """A whole utterance at once: cepstral mean normalisation then uses all of it (live CMN adapts instead)."""
-        stream = self.start()
-        stream.accept(samples, whole=True)
-        return stream.result()
+        """A whole utterance at once: its cepstral mean comes from all of it.
+
+        The live mean that streams adapt from is saved and restored around it,
+        so a warm-up on silence or a batch call does not skew the microphone's.
+        """
+        live_mean = self._decoder.get_cmn()
+        try:
+            stream = self.start()
+            stream.accept(samples, whole=True)
+            return stream.result()
+        finally:
+            self._decoder.set_cmn(live_mean)
 
 
 class SphinxStream:

@@ -54,6 +54,8 @@ def test_synthesised_phrases_per_engine(provisioned: Callable[[str], Path]) -> N
         for engine_name, engine in engines.items():
             if not engine_name.endswith(language) and not (language == "ko" and "ko" in engine_name):
                 continue
+            if "30s" in engine_name and clip != "en_where_shoes":
+                continue  # the 30 s window costs ~5 s a clip here: only where it differs
             heard = engine.recognize(audio)
             found = matcher.match(heard.text, language, heard.confidence)
             print(f"\n{clip} [{engine_name}] {heard.text!r} conf={heard.confidence:.2f} -> {found and found.intent}")
