@@ -258,7 +258,7 @@ class PipelinesConfig(BaseModel):
         """Every camera or microphone a pipeline names must be configured."""
         for name in type(self).model_fields:
             settings = getattr(self, name)
-            for field_name, kind in (("cameras", "camera"), ("microphones", "microphone")):
+            for field_name, kind in (("cameras", "camera"), ("microphones", "microphone"), ("scanners", "serial")):
                 known = config.device_names(kind)  # type: ignore[arg-type]
                 for i, source in enumerate(getattr(settings, field_name, [])):
                     if source not in known:
