@@ -201,6 +201,10 @@ class SpeechPipeline(Pipeline[AudioChunk]):
                 self.stats.dropped_utterances,
             )
 
+    def health(self) -> dict[str, Any]:
+        """Utterances seen, dropped whole, recognised, intents emitted and held back by the cool-down."""
+        return self.stats.snapshot()
+
     def _drain(self) -> list[EventBody]:
         out: list[EventBody] = []
         while True:

@@ -79,7 +79,7 @@ def test_under_load_whole_utterances_are_dropped_and_counted(ko_model: Path, run
     pipeline, results = run_pipeline({**KO_SETTINGS, "max_pending_utterances": 1}, when_busy="drop")
     clips = [load("synth/ko_price.wav"), load("synth/ko_shoes.wav")] * 6
     feed(pipeline, with_silence(*clips, gap_s=0.8))
-    stats = pipeline.stats.snapshot()
+    stats = pipeline.health()  # what the agent's health message carries for this pipeline
     assert stats["utterances"] == 12
     assert stats["dropped_utterances"] > 0
     assert stats["recognised"] + stats["dropped_utterances"] == stats["utterances"]
