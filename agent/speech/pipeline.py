@@ -221,6 +221,10 @@ class SpeechPipeline(Pipeline[AudioChunk]):
         return self._drain()
 
     def close(self) -> None:
+        """Stop the recogniser thread; an utterance still open (the agent stopped mid-speech) is abandoned."""
+        if self._job is not None:
+            self._job.discard()
+            self._job = None
         if self._thread is not None:
             self._pending.put(_STOP)
             self._thread.join(timeout=30)
