@@ -258,5 +258,6 @@ class StoreConfig(Section):
             out.extend((kind, d) for d in section if d.enabled)
         return out
 
-    def device_names(self, kind: DeviceKind) -> set[str]:
-        return {d.name for k, d in self.devices() if k == kind}
+    def device_names(self, kind: DeviceKind, include_disabled: bool = False) -> set[str]:
+        section = {"camera": self.cameras, "microphone": self.microphones, "serial": self.serial}[kind]
+        return {d.name for d in section if d.enabled or include_disabled}
