@@ -189,8 +189,8 @@ class Outbox:
         self._thread.join()
         with self._read_lock:
             self._read.close()
+            self._closed = True
         self._conn.close()
-        self._closed = True
 
     # --- for the publisher and the daemon ------------------------------------------------
 
@@ -216,6 +216,8 @@ class Outbox:
             hidden_rows = set(self._ack_rows)
             hidden_events = set(self._ack_events)
         with self._read_lock:
+            if self._closed:
+                return []
             found = self._read.execute(
                 "SELECT id, event_id, topic, payload FROM events WHERE id > ? ORDER BY id LIMIT ?",
                 (after_id, limit + len(hidden_rows) + len(hidden_events)),
