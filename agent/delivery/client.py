@@ -167,6 +167,7 @@ class MqttConnection:
         inflight: int = 100,
         backoff: Backoff | None = None,
         service: Callable[[], None] | None = None,
+        poll_s: float = 0.5,
     ) -> None:
         self.settings = settings
         self.client_id = client_id
@@ -180,6 +181,7 @@ class MqttConnection:
         self._backoff = backoff or Backoff(initial_s=0.5, cap_s=30.0)
         self._stop = threading.Event()
         self._service = service
+        self._poll_s = poll_s
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
@@ -276,7 +278,7 @@ class MqttConnection:
                 continue
             rc = MQTTErrorCode.MQTT_ERR_SUCCESS
             while rc == MQTTErrorCode.MQTT_ERR_SUCCESS and not self._stop.is_set():
-                rc = self._step(0.5)
+                rc = self._step(self._poll_s)
                 if self.connected:
                     self._backoff.reset()
             if self._stop.is_set():
