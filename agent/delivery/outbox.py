@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.config.schema import OutboxSettings
+from agent.delivery.sqlite_file import check_integrity, move_aside, open_wal
 from agent.delivery.topics import Topics
 from agent.events import Event, Retention
 
@@ -68,41 +69,6 @@ class Row:
 _Pending = tuple[str, str, bytes, int, str | None, float]
 
 
-def _open(path: Path) -> sqlite3.Connection:
-    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30.0)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=FULL")
-    return conn
-
-
-def check_integrity(path: Path) -> str | None:
-    """``None`` when the file is a sound SQLite database (or absent), else what is wrong."""
-    if not path.exists():
-        return None
-    try:
-        conn = sqlite3.connect(path, isolation_level=None)
-        try:
-            result = conn.execute("PRAGMA quick_check").fetchall()
-        finally:
-            conn.close()
-    except sqlite3.DatabaseError as exc:
-        return str(exc)
-    problems = [str(r[0]) for r in result if r[0] != "ok"]
-    return "; ".join(problems[:5]) or None
-
-
-def move_aside(path: Path, reason: str) -> Path:
-    """Keep a corrupt outbox (and its WAL) for inspection under a new name; never delete it."""
-    stamp = time.strftime("%Y%m%dT%H%M%S")
-    target = path.with_name(f"{path.name}.corrupt-{stamp}")
-    for suffix in ("", "-wal", "-shm"):
-        part = Path(str(path) + suffix)
-        if part.exists():
-            part.rename(Path(str(target) + suffix))
-    logger.error("outbox %s is corrupt (%s); moved aside to %s and started an empty one", path, reason, target)
-    return target
-
-
 class Outbox:
     """SQLite outbox implementing ``EventSink``: ``accept`` queues for the next group commit."""
 
@@ -121,9 +87,9 @@ class Outbox:
         path.parent.mkdir(parents=True, exist_ok=True)
         problem = check_integrity(path)
         self.moved_aside: Path | None = move_aside(path, problem) if problem else None
-        self._conn = _open(path)
+        self._conn = open_wal(path)
         self._conn.executescript(SCHEMA)
-        self._read = _open(path)
+        self._read = open_wal(path)
         self._read_lock = threading.Lock()
         rows, size = self._conn.execute("SELECT COUNT(*), COALESCE(SUM(LENGTH(payload)), 0) FROM events").fetchone()
         self.rows, self.bytes = int(rows), int(size)
