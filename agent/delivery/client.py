@@ -95,6 +95,17 @@ def read_password(settings: MqttSection) -> str | None:
     return None
 
 
+class _ClosingSSLSocket(ssl.SSLSocket):
+    """Closes itself when the handshake fails: paho drops the half-made socket without closing it."""
+
+    def do_handshake(self, block: bool = False) -> None:
+        try:
+            super().do_handshake(block)
+        except BaseException:
+            self.close()
+            raise
+
+
 def tls_context(settings: MqttSection) -> ssl.SSLContext | None:
     """TLS >= 1.2, the configured CA only, host name checked, optional client certificate."""
     tls = settings.tls
@@ -104,6 +115,7 @@ def tls_context(settings: MqttSection) -> ssl.SSLContext | None:
         context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(tls.ca_file))
     except (ssl.SSLError, OSError) as exc:
         raise DeliveryError(f"mqtt.tls.ca_file: cannot load CA certificate {tls.ca_file}: {exc}") from None
+    context.sslsocket_class = _ClosingSSLSocket
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     context.check_hostname = True
     context.verify_mode = ssl.CERT_REQUIRED
@@ -182,9 +194,6 @@ class MqttConnection:
         self._stop = threading.Event()
         self._service = service
         self._poll_s = poll_s
-        self._wake_r, self._wake_w = socket.socketpair()
-        self._wake_r.setblocking(False)
-        self._wake_w.setblocking(False)
         v5 = settings.protocol == "5"
         self._client = paho.Client(
             CallbackAPIVersion.VERSION2,
@@ -221,6 +230,10 @@ class MqttConnection:
             )
         else:
             self._client.connect_async(settings.host, settings.port, settings.keepalive_s)
+        # Created last, so that a settings error above leaves nothing open.
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
         self._thread = threading.Thread(target=self._run, name=f"mqtt-{client_id}", daemon=True)
 
     # --- paho callbacks: record and hand over, nothing else --------------------------------
