@@ -325,7 +325,12 @@ class MqttConnection:
         if self._wake_r in readable:
             self._drain_wake()
         if self._service is not None:
-            self._service()
+            try:
+                self._service()
+            except Exception:
+                # The thread ends: alive() turns false, the watchdog stops and systemd restarts the agent.
+                logger.exception("MQTT %s: handling the connection's traffic failed", self.client_id)
+                raise
         if client.want_write():
             rc = client.loop_write()
             if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
