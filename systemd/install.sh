@@ -81,6 +81,18 @@ fi
 if [ ! -f "$CONF_DIR/mqtt-password" ]; then
     run install -m 0600 /dev/null "$CONF_DIR/mqtt-password"
 fi
+# The gallery key (AES-256-GCM of face templates at rest) and the card secret (HMAC of card UIDs) are made once,
+# here, and never leave the terminal. Back them up offline: without the gallery key the gallery cannot be read,
+# and a new card secret changes every card's hash (the member card registry must be rebuilt).
+for secret in gallery-key card-secret; do
+    if [ ! -f "$CONF_DIR/$secret" ]; then
+        if [ "$DRY_RUN" -eq 1 ]; then
+            echo "+ (umask 077; head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \\n' > $CONF_DIR/$secret)"
+        else
+            (umask 077; head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$CONF_DIR/$secret")
+        fi
+    fi
+done
 
 run install -m 0644 "$SRC/systemd/store-agent.service" "$UNIT"
 run systemctl daemon-reload
