@@ -50,6 +50,7 @@ def load_analyzer(config: StoreConfig, models_dir: Path) -> FaceAnalyzer:
         detector_model=s.detector_model,
         embedder=s.embedder,
         detection_threshold=s.detection_threshold,
+        detection_max_side=s.detection_max_side,
         thresholds=QualityThresholds(min_face_px=s.min_face_px, min_sharpness=s.min_sharpness, max_yaw=s.max_yaw),
     )
 

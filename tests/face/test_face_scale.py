@@ -13,13 +13,14 @@ from agent.face.tracker import DecisionSettings, FaceTracker
 from models.face.analyzer import FaceAnalyzer
 from models.face.match import GalleryMatrix, best, match
 from tests.conftest import require_data
+from tests.face.conftest import as_bgr, imread
 
 pytestmark = pytest.mark.slow
 THRESHOLD, MARGIN, LIVE = 0.40, 0.05, 0.5
 
 
 def _embed(analyzer: FaceAnalyzer, path: Path) -> np.ndarray | None:
-    faces = analyzer.analyse(cv2.imread(str(path)), pad=0.25, max_faces=1, check_liveness=False)
+    faces = analyzer.analyse(imread(str(path)), pad=0.25, max_faces=1, check_liveness=False)
     return faces[0].embedding if faces and faces[0].embedding is not None else None
 
 
@@ -50,7 +51,8 @@ def _open_set(analyzer: FaceAnalyzer, root: Path, enrol_per_id: int) -> tuple[fl
                 impostors += 1
                 false_accepts += match(e, gallery, THRESHOLD, MARGIN) is not None
     print(
-        f"\n{root.name}: rank-1 {rank1}/{genuine}, accepted {accepted}/{genuine}, false accepts {false_accepts}/{impostors}"
+        f"\n{root.name}: rank-1 {rank1}/{genuine}, accepted {accepted}/{genuine},"
+        f" false accepts {false_accepts}/{impostors}"
     )
     return rank1 / genuine, accepted / genuine, false_accepts / impostors, genuine, impostors
 
@@ -73,12 +75,13 @@ def test_nuaa_print_attacks(analyzer: FaceAnalyzer) -> None:
     scores: dict[str, list[float]] = {"live": [], "spoof_print": []}
     for kind, values in scores.items():
         for photo in sorted((root / kind).glob("*/*.jpg")):
-            faces = analyzer.analyse(cv2.imread(str(photo)), pad=0.25, max_faces=1)
+            faces = analyzer.analyse(imread(str(photo)), pad=0.25, max_faces=1)
             if faces and faces[0].liveness is not None:
                 values.append(faces[0].liveness)
     live, spoof = np.array(scores["live"]), np.array(scores["spoof_print"])
     print(
-        f"\nNUAA: live pass {np.mean(live >= LIVE):.3f} (n={live.size}), print attacks pass {np.mean(spoof >= LIVE):.3f}"
+        f"\nNUAA: live pass {np.mean(live >= LIVE):.3f} (n={live.size}),"
+        f" print attacks pass {np.mean(spoof >= LIVE):.3f}"
         f" (n={spoof.size}), medians {np.median(live):.3f} / {np.median(spoof):.3f}"
     )
     assert np.mean(spoof >= LIVE) <= 0.12 and np.median(live) > 0.5 > np.median(spoof)
@@ -99,7 +102,7 @@ def _run_video(
         if not ok:
             break
         if index % step == 0:
-            faces = analyzer.analyse(frame)
+            faces = analyzer.analyse(as_bgr(frame))
             live += [f.liveness for f in faces if f.liveness is not None]
             events += tracker.update(faces, index / 30.0, 0.0)
         index += 1
@@ -113,7 +116,7 @@ def test_replay_video_is_refused_and_the_live_clip_enrolled(analyzer: FaceAnalyz
     cap.set(cv2.CAP_PROP_POS_FRAMES, 30)
     _, frame = cap.read()
     cap.release()
-    face = analyzer.analyse(frame)[0]
+    face = analyzer.analyse(as_bgr(frame))[0]
     assert face.embedding is not None
     gallery = GalleryMatrix(face.embedding[None], np.zeros(1, np.int32), ("m-live",))
     real_events, real_live = _run_video(analyzer, root / "real.mp4", gallery)
