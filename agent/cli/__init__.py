@@ -32,6 +32,7 @@ COMMAND_MODULES = [
     "agent.cli.zones_cmd",
     "agent.cli.models_cmd",
     "agent.cli.members_cmd",
+    "agent.cli.identify_cmd",
     "agent.cli.catalog_cmd",
 ]
 

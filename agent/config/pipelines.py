@@ -63,6 +63,9 @@ class FacePipeline(PipelineSettings):
     min_frames: int = Field(3, ge=1, le=50, description="Good frames a face needs before anything is decided.")
     best_frames: int = Field(5, ge=1, le=50, description="Best-quality frames whose embeddings are averaged.")
     track_timeout_s: float = Field(2.0, gt=0, description="A face unseen this long ends its track.")
+    member_window_s: float = Field(
+        30.0, gt=0, description="How long an identified member counts as 'at this terminal' (speech member_id)."
+    )
     key_env: str | None = Field(
         "STORE_AGENT_GALLERY_KEY", pattern=r"^[A-Z_][A-Z0-9_]*$", description="Env var holding the gallery key."
     )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -108,9 +108,19 @@ class FaceAnalyzer:
         )
 
     def analyse(
-        self, image: npt.NDArray[np.uint8], pad: float = 0.0, max_faces: int = 10, check_liveness: bool = True
+        self,
+        image: npt.NDArray[np.uint8],
+        pad: float = 0.0,
+        max_faces: int = 10,
+        check_liveness: bool = True,
+        wanted: Callable[[FaceDetection], bool] | None = None,
     ) -> list[FaceObservation]:
-        """All faces, best detection first; gated faces carry their reason and no embedding."""
+        """All faces, best detection first; gated faces carry their reason and no embedding.
+
+        ``wanted`` lets a caller skip liveness and embedding for faces it has
+        already decided about (a member standing at the till costs one detection
+        per frame, not the whole chain).
+        """
         t0 = time.perf_counter()
         max_side = max(PHOTO_MAX_SIDE, self.detector.max_side) if pad > 0 else None
         detections = self.detector.detect(image, pad=pad, max_side=max_side)[:max_faces]
@@ -122,7 +132,7 @@ class FaceAnalyzer:
             observations.append(FaceObservation(det, assess(det.size, det.landmarks, crop, self.thresholds)))
             aligned.append(crop)
         t2 = time.perf_counter()
-        passed = [i for i, o in enumerate(observations) if o.quality.ok]
+        passed = [i for i, o in enumerate(observations) if o.quality.ok and (wanted is None or wanted(o.detection))]
         if check_liveness:
             for i in passed:
                 observations[i].liveness = self.liveness.score(image, observations[i].detection.box)
