@@ -124,6 +124,13 @@ class FaceAnalyzer:
         t0 = time.perf_counter()
         max_side = max(PHOTO_MAX_SIDE, self.detector.max_side) if pad > 0 else None
         detections = self.detector.detect(image, pad=pad, max_side=max_side)[:max_faces]
+        coarse = max_side is None and self.detector.dynamic and max(image.shape[:2]) > self.detector.max_side
+        detections = [
+            self.detector.refine(image, d)
+            if coarse and d.size >= self.thresholds.min_face_px and (wanted is None or wanted(d))
+            else d
+            for d in detections
+        ]
         t1 = time.perf_counter()
         observations: list[FaceObservation] = []
         aligned: list[npt.NDArray[np.uint8]] = []
