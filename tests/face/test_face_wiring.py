@@ -262,3 +262,33 @@ def test_mqtt_enroll_list_erase_purges_the_outbox(tmp_path: Path, models_dir: Pa
             gallery.close()
     finally:
         broker.stop()
+
+
+def test_identify_cli_prints_one_line_per_face(
+    tmp_path: Path, models_dir: Path, gallery_key: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = store_yaml(tmp_path, models_dir, [])
+    enroll_by_cli(config, capsys)
+    blank = tmp_path / "blank.png"
+    cv2.imwrite(str(blank), np.full((240, 320, 3), 128, np.uint8))
+    probe, group = require_data("media/faces/probe"), require_data("media/faces/group")
+    images = [str(probe / "obama_b.jpg"), str(probe / "biden_a.jpg"), str(group / "two_people.jpg"), str(blank)]
+    code = cli_main(["identify", "--config", str(config), *images, str(tmp_path / "missing.jpg")])
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    print(
+        "\n"
+        + "\n".join(f"{d['image'][-20:]}: {d.get('member_id')} {d.get('score')} {d.get('liveness')}" for d in lines)
+    )
+    assert code == 1, "an unreadable image makes the exit status 1"
+    by_image: dict[str, list[dict[str, Any]]] = {}
+    for line in lines:
+        by_image.setdefault(line["image"], []).append(line)
+    (obama,) = by_image[images[0]]
+    assert obama["member_id"] == MEMBER and obama["score"] >= 0.4 and obama["live"] is True
+    assert len(obama["landmarks"]) == 5 and len(obama["box"]) == 4
+    (biden,) = by_image[images[1]]
+    assert biden["member_id"] is None and biden["best_member"] == MEMBER and biden["score"] < 0.4
+    # two_people.jpg: Obama and a man who is not enrolled
+    assert sorted(str(d["member_id"]) for d in by_image[images[2]]) == ["None", MEMBER]
+    assert by_image[images[3]] == [{"image": images[3], "faces": 0}]
+    assert "error" in by_image[str(tmp_path / "missing.jpg")][0]
