@@ -63,16 +63,17 @@ def _open_set(
 
 def test_celeba_open_set(analyzer: FaceAnalyzer) -> None:
     rank1, tar, far, genuine, impostors = _open_set(analyzer, require_data("media/faces/celeba"), 3, 50, 7)
-    # measured (all 50 ids x 10): rank-1 163/167, accepted 160/167, false accepts 5/239;
-    # on this subset (50 ids x 7): see the printed line; limits = measured with a small margin
-    assert genuine > 90 and impostors > 150
-    assert rank1 >= 0.94 and tar >= 0.92 and far <= 0.03
+    # measured (2-core VM) on this subset (50 ids x 7): rank-1 94/95, accepted 91/95, false accepts 5/167;
+    # (all 50 ids x 10: 163/167, 160/167, 5/239). Limits: the measured values with a small margin.
+    assert genuine >= 90 and impostors >= 160
+    assert rank1 >= 0.95 and tar >= 0.92 and far <= 0.04
 
 
 def test_lfw_gray_open_set(analyzer: FaceAnalyzer) -> None:
     rank1, tar, far, genuine, impostors = _open_set(analyzer, require_data("media/faces/lfw_gray"), 2, 60, 5)
-    # measured (all 120 ids): rank-1 179/180, accepted 179/180, false accepts 2/298; this subset: printed
-    assert genuine > 80 and impostors > 140
+    # measured on this subset (60 ids): rank-1 89/90, accepted 89/90, false accepts 1/150
+    # (all 120 ids: 179/180, 179/180, 2/298)
+    assert genuine >= 85 and impostors >= 145
     assert rank1 >= 0.96 and tar >= 0.95 and far <= 0.02
 
 
@@ -92,7 +93,8 @@ def test_nuaa_print_attacks(analyzer: FaceAnalyzer) -> None:
         f" print attacks pass {np.mean(spoof >= LIVE):.3f}"
         f" (n={spoof.size}), medians {np.median(live):.3f} / {np.median(spoof):.3f}"
     )
-    # measured (all 320 photos): live pass 0.562, print attacks pass 0.062, medians 0.632 / 0.004
+    # measured on these 160 photos: live pass 0.537, print attacks pass 0.050, medians 0.582 / 0.005
+    # (all 320: 0.562, 0.062, 0.632 / 0.004). One live frame in two passes: decisions average several frames.
     assert np.mean(spoof >= LIVE) <= 0.10 and np.median(live) > 0.55 and np.median(spoof) < 0.05
 
 
@@ -131,8 +133,8 @@ def test_replay_video_is_refused_and_the_live_clip_enrolled(analyzer: FaceAnalyz
     real_events, real_live = _run_video(analyzer, root / "real.mp4", gallery)
     fake_events, fake_live = _run_video(analyzer, root / "fake_replay.mp4", gallery)
     print(f"\nreplay: mean liveness live {real_live:.3f}, replay {fake_live:.3f}; events {real_events} / {fake_events}")
-    # measured (every 3rd frame of the whole clips): mean liveness live 0.892, replay 0.000
-    assert real_live > fake_live
+    # measured (every 10th of the first 300 frames): mean liveness live 0.894, replay 0.000
+    assert real_live >= 0.8 and fake_live <= 0.05
     assert any(isinstance(e, ShopperIdentified) and e.member_id == "m-live" for e in real_events)
     assert not any(isinstance(e, ShopperIdentified) for e in fake_events)
     assert any(isinstance(e, SpoofSuspected | VisitorSeen) for e in fake_events)
