@@ -264,14 +264,15 @@ class PipelinesConfig(BaseModel):
         return [name for name in type(self).model_fields if getattr(self, name).enabled]
 
     def check_references(self, config: StoreConfig) -> None:
-        """Every camera or microphone a pipeline names must be configured."""
+        """Every device a pipeline names must be configured, and enabled when the pipeline is."""
         for name in type(self).model_fields:
             settings = getattr(self, name)
-            for field_name, kind in (("cameras", "camera"), ("microphones", "microphone")):
-                known = config.device_names(kind)  # type: ignore[arg-type]
+            for field_name, kind in (("cameras", "camera"), ("microphones", "microphone"), ("scanners", "serial")):
+                known = config.device_names(kind, include_disabled=not settings.enabled)  # type: ignore[arg-type]
+                state = "enabled " if settings.enabled else ""
                 for i, source in enumerate(getattr(settings, field_name, [])):
                     if source not in known:
                         raise ValueError(
-                            f"pipelines.{name}.{field_name}[{i}]: no enabled {kind} named {source!r} "
+                            f"pipelines.{name}.{field_name}[{i}]: no {state}{kind} named {source!r} "
                             f"(configured: {', '.join(sorted(known)) or 'none'})"
                         )
