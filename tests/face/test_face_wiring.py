@@ -186,7 +186,7 @@ def test_mqtt_enroll_list_erase_purges_the_outbox(tmp_path: Path, models_dir: Pa
     from agent.delivery.daemon import Daemon
     from agent.identity.gallery import Gallery
     from agent.identity.keys import parse_key
-    from tests.delivery.conftest import Listener
+    from tests.delivery.conftest import Listener, validator
 
     if mosquitto_binary() is None:
         pytest.skip("mosquitto is not installed")
@@ -209,7 +209,9 @@ def test_mqtt_enroll_list_erase_purges_the_outbox(tmp_path: Path, models_dir: Pa
                 before = len(listener.messages)
                 listener.publish(f"{base}/cmd/{name}", json.dumps(request).encode())
                 assert listener.wait(lambda m: len(m) > before, timeout=60), f"no reply to {name}"
-                return listener.messages[before][1]
+                reply: dict[str, Any] = listener.messages[before][1]
+                validator("command-reply").validate(reply)
+                return reply
 
             try:
                 photos = sorted(require_data("media/faces/enroll/obama").glob("*.jpg"))
