@@ -8,11 +8,14 @@ erasure must work whatever is enabled. Requests look like::
     cmd/enroll-member {"request_id": "r1", "member_id": "M-1",
                        "consent": {"reference": "form-123", "expires": "2027-01-31", "guardian": false},
                        "images": ["<base64 JPEG or PNG>", ...]}
+    cmd/enroll-member {"request_id": "r1", "member_id": "M-1", "consent": {...}, "camera": "kiosk", "frames": 3}
     cmd/erase-member  {"request_id": "r2", "member_id": "M-1"}
     cmd/list-members  {"request_id": "r3"}
 
 A refused photo is named by its index with the reason; nothing in a reply
-carries an image or a template.
+carries an image or a template. With ``camera`` (a kiosk where the member
+opts in), the next ``frames`` frames of that camera's running face pipeline are
+the photos, each judged like an uploaded one (one face, quality, liveness).
 """
 
 from __future__ import annotations
@@ -24,6 +27,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
+
 from agent.delivery.commands import CommandFailed, CommandHost, command
 from agent.identity.enrollment import EnrollmentError, decode_image, enroll_images, erase_member
 from agent.identity.gallery import Consent, Gallery, GalleryError
@@ -33,6 +39,8 @@ logger = logging.getLogger(__name__)
 
 MEMBER_ID_MAX = 128
 MAX_IMAGES = 10
+#: Camera enrolment: how long to wait for the requested number of new frames.
+CAMERA_WAIT_S = 5.0
 
 
 def _gallery(host: CommandHost) -> tuple[Gallery, bool]:
@@ -86,19 +94,12 @@ def _consent(raw: Any) -> Consent:
 def enroll_member(host: CommandHost, args: dict[str, Any]) -> dict[str, Any]:
     from agent.face.pipeline import load_analyzer
 
-    _unknown(args, {"member_id", "consent", "images"})
+    _unknown(args, {"member_id", "consent", "images", "camera", "frames"})
     member_id = _member_id(args)
     consent = _consent(args.get("consent"))
-    images = args.get("images")
-    if not isinstance(images, list) or not images or len(images) > MAX_IMAGES:
-        raise CommandFailed(f"images must be a list of 1 to {MAX_IMAGES} base64-encoded JPEG or PNG photos")
-    decoded = []
-    for i, text in enumerate(images):
-        try:
-            data = base64.b64decode(text, validate=True) if isinstance(text, str) else b""
-        except (binascii.Error, ValueError):
-            data = b""
-        decoded.append((f"image {i}", decode_image(data)))
+    if ("camera" in args) == ("images" in args):
+        raise CommandFailed('give either "images" (base64 photos) or "camera" (enrol from that camera\'s next frames)')
+    decoded = _camera_frames(host, args) if "camera" in args else _decoded_images(args.get("images"))
     config = host.loaded.config  # type: ignore[attr-defined]
     gallery, owned = _gallery(host)
     try:
@@ -120,6 +121,36 @@ def enroll_member(host: CommandHost, args: dict[str, Any]) -> dict[str, Any]:
     finally:
         if owned:
             gallery.close()
+
+
+def _decoded_images(images: Any) -> list[tuple[str, npt.NDArray[np.uint8] | None]]:
+    if not isinstance(images, list) or not images or len(images) > MAX_IMAGES:
+        raise CommandFailed(f"images must be a list of 1 to {MAX_IMAGES} base64-encoded JPEG or PNG photos")
+    decoded = []
+    for i, text in enumerate(images):
+        try:
+            data = base64.b64decode(text, validate=True) if isinstance(text, str) else b""
+        except (binascii.Error, ValueError):
+            data = b""
+        decoded.append((f"image {i}", decode_image(data)))
+    return decoded
+
+
+def _camera_frames(host: CommandHost, args: dict[str, Any]) -> list[tuple[str, npt.NDArray[np.uint8] | None]]:
+    from agent.face.pipeline import FRAMES_SERVICE, LatestFrames
+
+    camera, count = args.get("camera"), args.get("frames", 3)
+    if not isinstance(count, int) or isinstance(count, bool) or not 1 <= count <= MAX_IMAGES:
+        raise CommandFailed(f"frames must be an integer from 1 to {MAX_IMAGES}")
+    agent = getattr(host, "_agent", None)
+    frames = getattr(getattr(agent, "context", None), "services", {}).get(FRAMES_SERVICE)
+    if not isinstance(frames, LatestFrames) or camera not in frames.cameras():
+        known = ", ".join(frames.cameras()) if isinstance(frames, LatestFrames) else "none"
+        raise CommandFailed(f"camera {camera!r} has no running face pipeline (face cameras: {known})")
+    images = frames.collect(str(camera), count, CAMERA_WAIT_S)
+    if not images:
+        raise CommandFailed(f"camera {camera!r} delivered no frame within {CAMERA_WAIT_S:.0f} s")
+    return [(f"frame {i}", image) for i, image in enumerate(images)]
 
 
 @command("erase-member", "Erase a member: templates, consent and every queued event carrying their id.")

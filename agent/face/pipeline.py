@@ -38,6 +38,44 @@ MEMBER_SERVICE = "identity.member_at_terminal"
 FUSION_SERVICE = "identity_fusion"
 
 
+#: The newest frame of each face camera, for enrolment at a kiosk (``enroll-member`` with ``camera``).
+FRAMES_SERVICE = "face.latest_frames"
+
+
+class LatestFrames:
+    """The newest frame per camera (a reference to the driver's immutable copy; nothing is written anywhere)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._frames: dict[str, tuple[int, npt.NDArray[np.uint8]]] = {}
+
+    def put(self, camera: str, seq: int, image: npt.NDArray[np.uint8]) -> None:
+        with self._cond:
+            self._frames[camera] = (seq, image)
+            self._cond.notify_all()
+
+    def cameras(self) -> list[str]:
+        with self._cond:
+            return sorted(self._frames)
+
+    def collect(self, camera: str, count: int, timeout_s: float) -> list[npt.NDArray[np.uint8]]:
+        """Up to ``count`` distinct frames that arrive after the call (waits at most ``timeout_s``)."""
+        deadline = time.monotonic() + timeout_s
+        frames: list[npt.NDArray[np.uint8]] = []
+        with self._cond:
+            last = self._frames.get(camera, (-1, None))[0]
+            while len(frames) < count:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._cond.wait(remaining)
+                seq, image = self._frames.get(camera, (-1, None))
+                if image is not None and seq != last:
+                    frames.append(image)
+                    last = seq
+        return frames
+
+
 class RecentMember:
     """The member last identified at this terminal, for ``window_s`` seconds; forgotten when erased.
 
@@ -111,6 +149,7 @@ class FacePipeline(Pipeline[Frame]):
         self.tracker = FaceTracker(source, decision, self._match)
         self.recent: RecentMember = ctx.service(MEMBER_SERVICE, lambda: RecentMember(self.settings.member_window_s))
         register_erasure_hook(self.recent.forget)
+        self.frames: LatestFrames = ctx.service(FRAMES_SERVICE, LatestFrames)
 
     def _match(self, embedding: npt.NDArray[np.float32]) -> Match | None:
         found = match(embedding, self.gallery.matrix(), self.settings.match_threshold, self.settings.match_margin)
@@ -127,9 +166,9 @@ class FacePipeline(Pipeline[Frame]):
         if self.analyzer is None:
             self.warm_up()
         assert self.analyzer is not None
-        observations = self.analyzer.analyse(
-            np.asarray(item.image), wanted=lambda det: not self.tracker.decided_at(det.box)
-        )
+        image = np.asarray(item.image)
+        self.frames.put(self.source, item.capture.seq, image)
+        observations = self.analyzer.analyse(image, wanted=lambda det: not self.tracker.decided_at(det.box))
         events = self.tracker.update(observations, item.capture.mono_ns / 1e9, item.capture.wall_time)
         for event in events:
             if isinstance(event, ShopperIdentified):

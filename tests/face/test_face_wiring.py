@@ -12,6 +12,7 @@ import json
 import secrets
 import threading
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -294,3 +295,55 @@ def test_identify_cli_prints_one_line_per_face(
     assert sorted(str(d["member_id"]) for d in by_image[images[2]]) == ["None", MEMBER]
     assert by_image[images[3]] == [{"image": images[3], "faces": 0}]
     assert "error" in by_image[str(tmp_path / "missing.jpg")][0]
+
+
+def _longer_than(n: int, messages: list[tuple[str, dict[str, Any]]]) -> bool:
+    return len(messages) > n
+
+
+def test_mqtt_enroll_from_the_kiosk_camera(tmp_path: Path, models_dir: Path, gallery_key: str) -> None:
+    """A member opting in at a kiosk: enroll-member with ``camera`` takes that camera's next frames."""
+    from agent.delivery.broker import Mosquitto, mosquitto_binary
+    from agent.delivery.daemon import Daemon
+    from tests.delivery.conftest import Listener, validator
+
+    if mosquitto_binary() is None:
+        pytest.skip("mosquitto is not installed")
+    kiosk = tmp_path / "kiosk"
+    kiosk.mkdir()
+    cv2.imwrite(str(kiosk / "0.jpg"), as_camera_frame(imread(require_data("media/faces/probe") / "obama_b.jpg")))
+    camera = {"name": "kiosk", "type": "image-folder", "path": str(kiosk), "fps": 5, "loop": True}
+    broker = Mosquitto(tmp_path / "mosquitto").start()
+    try:
+        config = store_yaml(
+            tmp_path,
+            models_dir,
+            [camera],
+            mqtt={"host": "127.0.0.1", "port": broker.port, "health_interval_s": 5},
+            pipelines={"face": {"enabled": True}},
+        )
+        base = "store/s1/t1"
+        with Daemon(load_config(config)) as daemon:
+            threading.Thread(target=daemon.serve, daemon=True).start()
+            listener = Listener(broker.port, [f"{base}/cmd/+/reply"], "face-kiosk")
+            assert daemon.publisher.conn.wait_connected(10)
+            try:
+                for request_id, extra in (("k1", {"camera": "door"}), ("k2", {"camera": "kiosk", "frames": 2})):
+                    before = len(listener.messages)
+                    request = {"request_id": request_id, "member_id": "m-kiosk", "consent": {"reference": "K-1"}}
+                    listener.publish(f"{base}/cmd/enroll-member", json.dumps({**request, **extra}).encode())
+                    assert listener.wait(partial(_longer_than, before), timeout=60)
+                    reply = listener.messages[before][1]
+                    validator("command-reply").validate(reply)
+                    print(f"\n{request_id}: {reply.get('result') or reply.get('error')}")
+                    if request_id == "k1":
+                        assert not reply["ok"] and "face cameras: kiosk" in reply["error"]
+                    else:
+                        assert reply["ok"], reply
+                        assert reply["result"]["enrolled"] == 2
+                gallery = daemon.agent.context.services["identity.gallery"]
+                assert [(m.member_id, m.templates) for m in gallery.members()] == [("m-kiosk", 2)]
+            finally:
+                listener.close()
+    finally:
+        broker.stop()
