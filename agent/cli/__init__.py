@@ -34,6 +34,7 @@ COMMANDS: dict[str, str] = {
     "zones": "agent.cli.zones_cmd",
     "models": "agent.cli.models_cmd",
     "members": "agent.cli.members_cmd",
+    "identify": "agent.cli.identify_cmd",
     "catalog": "agent.cli.catalog_cmd",
 }
 
