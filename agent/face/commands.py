@@ -90,7 +90,15 @@ def _consent(raw: Any) -> Consent:
     return Consent(raw["reference"], scope, 0.0, expires_at, guardian)
 
 
-@command("enroll-member", "Enrol a consenting member from base64 JPEG/PNG photos; each photo accepted or refused.")
+#: A few full-resolution photos in base64 (the default command limit is 64 KiB).
+ENROLL_MAX_BYTES = 8 * 1024 * 1024
+
+
+@command(
+    "enroll-member",
+    "Enrol a consenting member from base64 JPEG/PNG photos; each photo accepted or refused.",
+    max_bytes=ENROLL_MAX_BYTES,
+)
 def enroll_member(host: CommandHost, args: dict[str, Any]) -> dict[str, Any]:
     from agent.face.pipeline import load_analyzer
 
