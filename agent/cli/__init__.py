@@ -22,37 +22,49 @@ EXIT_UNAVAILABLE = 69
 EXIT_CONFIG = 78
 EXIT_INTERRUPTED = 130
 
-#: Subcommand modules, in the order they appear in ``--help``.
-COMMAND_MODULES = [
-    "agent.cli.run_cmd",
-    "agent.cli.config_cmd",
-    "agent.cli.monitor_cmd",
-    "agent.cli.demo_cmd",
-    "agent.cli.listen_cmd",
-    "agent.cli.zones_cmd",
-    "agent.cli.models_cmd",
-    "agent.cli.members_cmd",
-    "agent.cli.catalog_cmd",
-]
+#: Which module registers each subcommand, in the order they appear in ``--help``. Only the module of the
+#: command being run is imported, so ``store-agent version`` does not load OpenCV, scipy or the models.
+COMMANDS: dict[str, str] = {
+    "run": "agent.cli.run_cmd",
+    "replay": "agent.cli.run_cmd",
+    "check-config": "agent.cli.config_cmd",
+    "monitor": "agent.cli.monitor_cmd",
+    "demo": "agent.cli.demo_cmd",
+    "listen": "agent.cli.listen_cmd",
+    "zones": "agent.cli.zones_cmd",
+    "models": "agent.cli.models_cmd",
+    "members": "agent.cli.members_cmd",
+    "identify": "agent.cli.identify_cmd",
+    "catalog": "agent.cli.catalog_cmd",
+}
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser with every subcommand, or with only ``command``'s module loaded when it is known."""
     parser = argparse.ArgumentParser(prog="store-agent", description="Edge agent for in-store smart sensing terminals.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     version = sub.add_parser("version", help="print the agent version")
     version.set_defaults(func=lambda args: print(f"store-agent {__version__}") or EXIT_OK)
-    for name in COMMAND_MODULES:
+    if command == "version":
+        return parser
+    modules = [COMMANDS[command]] if command in COMMANDS else list(dict.fromkeys(COMMANDS.values()))
+    for name in modules:
         importlib.import_module(name).register(sub)
     return parser
 
 
+def _command_in(argv: Sequence[str]) -> str | None:
+    return next((arg for arg in argv if not arg.startswith("-")), None)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    from agent.config.loader import ConfigError
-    from agent.runtime.agent import AgentError
+    from agent.config.errors import ConfigError
+    from agent.errors import AgentError
     from models.manifest import ModelError
 
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(_command_in(argv))
     args = parser.parse_args(argv)
     if args.debug:
         logging.basicConfig(level=logging.DEBUG)

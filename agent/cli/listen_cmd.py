@@ -3,6 +3,10 @@
 The tool for tuning phrases: it prints what was heard (language, transcript,
 intent, confidence, real-time factor), which events never carry. Nothing is
 published. Utterances are never dropped here: the recogniser is waited for.
+
+Exit codes: 0 all files heard; 65 (EX_DATAERR) a file was not usable audio
+(named on stderr; the other files are still processed); 69 a model is not
+provisioned; 78 the config is invalid.
 """
 
 from __future__ import annotations
@@ -22,12 +26,15 @@ from models.speech.audio import SAMPLE_RATE, AudioFormatError, chunks, read_wav
 
 logger = logging.getLogger(__name__)
 
-EXIT_BAD_INPUT = 65
+EXIT_BAD_INPUT = 65  # EX_DATAERR, as `catalog` uses for bad input files
 
 
 def register(sub: Any) -> None:
     parser = sub.add_parser(
-        "listen", help="recognise speech intents in WAV files and print one JSON line per utterance"
+        "listen",
+        help="recognise speech intents in WAV files and print one JSON line per utterance",
+        epilog="exit codes: 0 every file heard; 65 a file was not usable audio (named on stderr, the others are "
+        "still heard); 69 a model is not provisioned; 78 invalid config",
     )
     parser.add_argument("--config", type=Path, required=True, help="store YAML with pipelines.speech")
     parser.add_argument("--models-dir", type=Path, help="override models.directory from the config")

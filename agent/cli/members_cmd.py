@@ -7,12 +7,21 @@ import json
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import yaml
-
-from agent.identity.enrollment import EnrollmentError, enroll_files, erase_member
-from agent.identity.gallery import Consent, GalleryError
+from agent.identity.enrollment import (
+    EnrollmentError,
+    EraseResult,
+    enroll_files,
+    erase_member,
+    register_erasure_hook,
+    unregister_erasure_hook,
+)
+from agent.identity.gallery import Consent, Gallery, GalleryError
 from agent.identity.keys import GalleryKeyError
+
+if TYPE_CHECKING:
+    from agent.config.loader import LoadedConfig
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -34,23 +43,37 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.set_defaults(func=run)
 
 
-def _load(config_path: Path):  # type: ignore[no-untyped-def]
-    from agent.config.schema import StoreConfig
+def _erase_with_outbox(loaded: LoadedConfig, gallery: Gallery, member_id: str) -> EraseResult:
+    """Erase from the gallery and from the terminal's outbox file, when there is one.
 
+    With the daemon running, prefer the ``erase-member`` MQTT command: it also
+    drops events still in the daemon's memory, before their group commit.
+    """
+    from agent.delivery.daemon import OUTBOX_FILE, topics_for
+    from agent.delivery.outbox import Outbox
+
+    path = Path(loaded.config.storage.state_dir) / OUTBOX_FILE
+    if not path.is_file():
+        return erase_member(gallery, member_id)
+    outbox = Outbox(path, loaded.config.storage.outbox, topics_for(loaded))
+    register_erasure_hook(outbox.delete_member_events)
     try:
-        data = yaml.safe_load(config_path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise GalleryError(f"cannot read config {config_path}: {exc}") from exc
-    return StoreConfig.model_validate(data)
+        return erase_member(gallery, member_id)
+    finally:
+        unregister_erasure_hook(outbox.delete_member_events)
+        outbox.close()
 
 
 def run(args: argparse.Namespace) -> int:
+    """Config errors propagate as ConfigError: the CLI prints them with YAML lines and exits 78."""
+    from agent.config.loader import load_config
     from agent.face.pipeline import load_analyzer, open_gallery
 
+    loaded = load_config(args.config)
+    config = loaded.config
     try:
-        config = _load(args.config)
-        gallery = open_gallery(config.pipelines.face, config.storage.state_dir)
-    except (GalleryError, GalleryKeyError, ValueError) as exc:
+        gallery = open_gallery(config.pipelines.face, Path(config.storage.state_dir))
+    except (GalleryError, GalleryKeyError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     try:
@@ -60,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
                 datetime.strptime(args.expires, "%Y-%m-%d").replace(tzinfo=UTC).timestamp() if args.expires else None
             )
             consent = Consent(args.consent_ref, args.scope, 0.0, expires, args.guardian)
-            analyzer = load_analyzer(config, config.models.directory)
+            analyzer = load_analyzer(config, Path(config.models.directory))
             try:
                 result = enroll_files(
                     gallery, analyzer, args.member_id, consent, args.photos, config.pipelines.face.liveness_threshold
@@ -100,7 +123,7 @@ def run(args: argparse.Namespace) -> int:
                 )
             )
         else:
-            result_e = erase_member(gallery, args.member_id)
+            result_e = _erase_with_outbox(loaded, gallery, args.member_id)
             if not result_e.was_enrolled:
                 print(f"member {args.member_id!r} is not enrolled", file=sys.stderr)
                 return 1

@@ -15,31 +15,12 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from agent.config.errors import ConfigError, ConfigProblem
 from agent.config.schema import StoreConfig
 
+__all__ = ["ConfigError", "ConfigProblem", "LoadedConfig", "load_config", "parse_config"]
+
 PathKey = tuple[str | int, ...]
-
-
-@dataclass(frozen=True)
-class ConfigProblem:
-    """One thing wrong with a config file."""
-
-    file: str
-    line: int | None
-    path: str
-    message: str
-
-    def __str__(self) -> str:
-        where = f"{self.file}:{self.line}" if self.line else self.file
-        return f"{where}: {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
-
-
-class ConfigError(Exception):
-    """The config is invalid; ``problems`` lists every error found."""
-
-    def __init__(self, problems: list[ConfigProblem]) -> None:
-        self.problems = problems
-        super().__init__("\n".join(str(p) for p in problems))
 
 
 @dataclass(frozen=True)

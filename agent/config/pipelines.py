@@ -44,7 +44,13 @@ class FacePipeline(PipelineSettings):
     embedder: Literal["sface", "mobilefacenet"] = Field(
         "sface", description="Embedding model; SFace has fewer false accepts at the same recall (docs/face.md)."
     )
-    detector_model: str = Field("face_detection_yunet_2023mar", description="Manifest name of the YuNet detector.")
+    detector_model: str = Field(
+        "face_detection_yunet_2023mar_dynamic",
+        description="Manifest name of the YuNet detector (the dynamic-shape file runs at detection_max_side).",
+    )
+    detection_max_side: int = Field(
+        320, ge=160, le=1920, description="Frames are shrunk to this longer side for detection (dynamic YuNet)."
+    )
     detection_threshold: float = Field(0.8, gt=0, lt=1, description="Minimum YuNet score for a face.")
     match_threshold: float = Field(0.40, gt=-1, lt=1, description="Minimum cosine similarity to a member's template.")
     match_margin: float = Field(0.05, ge=0, lt=1, description="Best member must beat the next member by this much.")
@@ -57,6 +63,9 @@ class FacePipeline(PipelineSettings):
     min_frames: int = Field(3, ge=1, le=50, description="Good frames a face needs before anything is decided.")
     best_frames: int = Field(5, ge=1, le=50, description="Best-quality frames whose embeddings are averaged.")
     track_timeout_s: float = Field(2.0, gt=0, description="A face unseen this long ends its track.")
+    member_window_s: float = Field(
+        30.0, gt=0, description="How long an identified member counts as 'at this terminal' (speech member_id)."
+    )
     key_env: str | None = Field(
         "STORE_AGENT_GALLERY_KEY", pattern=r"^[A-Z_][A-Z0-9_]*$", description="Env var holding the gallery key."
     )
@@ -258,14 +267,15 @@ class PipelinesConfig(BaseModel):
         return [name for name in type(self).model_fields if getattr(self, name).enabled]
 
     def check_references(self, config: StoreConfig) -> None:
-        """Every camera or microphone a pipeline names must be configured."""
+        """Every device a pipeline names must be configured, and enabled when the pipeline is."""
         for name in type(self).model_fields:
             settings = getattr(self, name)
-            for field_name, kind in (("cameras", "camera"), ("microphones", "microphone")):
-                known = config.device_names(kind)  # type: ignore[arg-type]
+            for field_name, kind in (("cameras", "camera"), ("microphones", "microphone"), ("scanners", "serial")):
+                known = config.device_names(kind, include_disabled=not settings.enabled)  # type: ignore[arg-type]
+                state = "enabled " if settings.enabled else ""
                 for i, source in enumerate(getattr(settings, field_name, [])):
                     if source not in known:
                         raise ValueError(
-                            f"pipelines.{name}.{field_name}[{i}]: no enabled {kind} named {source!r} "
+                            f"pipelines.{name}.{field_name}[{i}]: no {state}{kind} named {source!r} "
                             f"(configured: {', '.join(sorted(known)) or 'none'})"
                         )

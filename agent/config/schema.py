@@ -129,6 +129,34 @@ class EgressSettings(Section):
     audio: bool = Field(False, description="Allow raw audio to leave the device (off: never).")
 
 
+class CardReaderPlacement(Section):
+    reader: str = Field(description="Name of a card reader in `serial`.")
+    camera: str = Field(description="Camera that sees the person tapping that reader.")
+    point: tuple[float, float] = Field(
+        description="Pixel [x, y] in that camera's frame inside the box of a person who is tapping the reader."
+    )
+
+
+class CardSettings(Section):
+    secret_env: str | None = Field(
+        None, pattern=r"^[A-Z_][A-Z0-9_]*$", description="Env variable holding the per-store card secret (>= 16 bytes)."
+    )
+    secret_credential: str | None = Field(
+        "card-secret", pattern=r"^[A-Za-z0-9_.-]+$", description="systemd credential holding the card secret."
+    )
+    registry: ConfigPath | None = Field(
+        None, description="Member cards: YAML or CSV of card hash -> member id (`store-agent` never sees raw UIDs)."
+    )
+    placements: list[CardReaderPlacement] = Field(
+        default_factory=list,
+        description="Readers beside a camera: a tap identifies the person track standing at `point` (people pipeline).",
+    )
+
+
+class IdentitySection(Section):
+    cards: CardSettings = Field(default_factory=CardSettings, description="Member cards read by NFC/RFID readers.")
+
+
 class PrivacySection(Section):
     retention: RetentionSettings = Field(default_factory=RetentionSettings, description="How long things are kept.")
     egress: EgressSettings = Field(default_factory=EgressSettings, description="What may leave the device.")
@@ -191,6 +219,7 @@ class StoreConfig(Section):
     pipelines: PipelinesConfig = Field(
         default_factory=PipelinesConfig, description="What the agent computes; each can be off."
     )
+    identity: IdentitySection = Field(default_factory=IdentitySection, description="How members are recognised.")
     privacy: PrivacySection = Field(
         default_factory=PrivacySection, description="Retention and egress of personal data."
     )
@@ -209,6 +238,12 @@ class StoreConfig(Section):
                     )
                 seen[device.name] = where
         self.pipelines.check_references(self)
+        for i, placement in enumerate(self.identity.cards.placements):
+            where = f"identity.cards.placements[{i}]"
+            if placement.reader not in self.device_names("serial"):
+                raise ValueError(f"{where}.reader: no enabled serial device named {placement.reader!r}")
+            if placement.camera not in self.device_names("camera"):
+                raise ValueError(f"{where}.camera: no enabled camera named {placement.camera!r}")
         return self
 
     def devices(self) -> list[tuple[DeviceKind, DeviceOptions]]:
@@ -223,5 +258,6 @@ class StoreConfig(Section):
             out.extend((kind, d) for d in section if d.enabled)
         return out
 
-    def device_names(self, kind: DeviceKind) -> set[str]:
-        return {d.name for k, d in self.devices() if k == kind}
+    def device_names(self, kind: DeviceKind, include_disabled: bool = False) -> set[str]:
+        section = {"camera": self.cameras, "microphone": self.microphones, "serial": self.serial}[kind]
+        return {d.name for d in section if d.enabled or include_disabled}

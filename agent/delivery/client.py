@@ -1,22 +1,30 @@
 """The one module that owns paho-mqtt (2.x API): connection, TLS, credentials, reconnect with backoff.
 
-paho's callbacks run in its network thread, some of them while paho holds its
+paho's callbacks run in the network thread, some of them while paho holds its
 outgoing-message lock, so they only put a small record on ``inbox`` (a
-``SimpleQueue``, which takes no lock a publisher could hold) and the owner of
-the connection acts on it in its own thread. The network loop is ours rather
-than ``loop_start``'s so reconnects use capped, jittered backoff and the
-reason a connection failed (a TLS verification error, a refused CONNACK)
-reaches the operator verbatim.
+``SimpleQueue``). An owner either reads ``inbox`` in its own thread (the
+monitor) or passes a ``service`` function that the network thread calls after
+every read (the publisher): then PUBACKs are handled and the next events
+published in the thread that owns the socket, with no thread switch, lock
+hand-off or wake-up byte per message. The network loop is ours rather than
+``loop_start``'s so reconnects use capped, jittered backoff and the reason a
+connection failed (a TLS verification error, a refused CONNACK) reaches the
+operator verbatim. Other threads that publish (health, replies) append to
+paho's queue and wake the loop through our own socket pair.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import queue
+import select
+import socket
 import ssl
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -62,12 +70,7 @@ class Message:
     payload: bytes
 
 
-@dataclass(frozen=True, slots=True)
-class Wake:
-    """Nothing from the network: the owner should look at its work (e.g. new rows in the outbox)."""
-
-
-Incoming = Connected | Disconnected | Published | Message | Wake
+Incoming = Connected | Disconnected | Published | Message
 
 
 def read_password(settings: MqttSection) -> str | None:
@@ -92,6 +95,17 @@ def read_password(settings: MqttSection) -> str | None:
     return None
 
 
+class _ClosingSSLSocket(ssl.SSLSocket):
+    """Closes itself when the handshake fails: paho drops the half-made socket without closing it."""
+
+    def do_handshake(self, block: bool = False) -> None:
+        try:
+            super().do_handshake(block)
+        except BaseException:
+            self.close()
+            raise
+
+
 def tls_context(settings: MqttSection) -> ssl.SSLContext | None:
     """TLS >= 1.2, the configured CA only, host name checked, optional client certificate."""
     tls = settings.tls
@@ -101,6 +115,7 @@ def tls_context(settings: MqttSection) -> ssl.SSLContext | None:
         context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(tls.ca_file))
     except (ssl.SSLError, OSError) as exc:
         raise DeliveryError(f"mqtt.tls.ca_file: cannot load CA certificate {tls.ca_file}: {exc}") from None
+    context.sslsocket_class = _ClosingSSLSocket
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     context.check_hostname = True
     context.verify_mode = ssl.CERT_REQUIRED
@@ -130,6 +145,27 @@ def describe_error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
+class _LastError(logging.Handler):
+    """Keeps paho's last ERROR line (why a connection failed) for the operator."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.text: str | None = None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.text = record.getMessage()
+
+
+def _paho_logger(handler: logging.Handler) -> logging.Logger:
+    """A private ERROR-level logger for paho: unlike ``on_log``, paho does not format its per-packet debug lines
+    for it (``Logger.log`` returns at once below its level), which costs a string format per message."""
+    # A private instance, not in the logging tree: one per connection, nothing left behind when it goes.
+    paho_log = logging.Logger(f"{__name__}.paho", logging.ERROR)  # noqa: LOG001
+    paho_log.addHandler(handler)
+    paho_log.propagate = False
+    return paho_log
+
+
 class MqttConnection:
     """A paho client kept connected by our own network thread; events for the owner arrive on ``inbox``."""
 
@@ -142,6 +178,8 @@ class MqttConnection:
         will: tuple[str, bytes] | None = None,
         inflight: int = 100,
         backoff: Backoff | None = None,
+        service: Callable[[], None] | None = None,
+        poll_s: float = 0.5,
     ) -> None:
         self.settings = settings
         self.client_id = client_id
@@ -150,10 +188,12 @@ class MqttConnection:
         self.connected = False
         self.connects = 0
         self.last_error: str | None = None
-        self._last_log_error: str | None = None
+        self._paho_errors = _LastError()
         self._refused: str | None = None
         self._backoff = backoff or Backoff(initial_s=0.5, cap_s=30.0)
         self._stop = threading.Event()
+        self._service = service
+        self._poll_s = poll_s
         v5 = settings.protocol == "5"
         self._client = paho.Client(
             CallbackAPIVersion.VERSION2,
@@ -174,7 +214,7 @@ class MqttConnection:
         self._client.on_disconnect = self._on_disconnect
         self._client.on_publish = self._on_publish
         self._client.on_message = self._on_message
-        self._client.on_log = self._on_log
+        self._client.enable_logger(_paho_logger(self._paho_errors))
         # Only our network thread writes to the socket; publish() from another thread wakes it.
         self._client.on_socket_register_write = self._on_register_write
         properties = None
@@ -190,6 +230,10 @@ class MqttConnection:
             )
         else:
             self._client.connect_async(settings.host, settings.port, settings.keepalive_s)
+        # Created last, so that a settings error above leaves nothing open.
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
         self._thread = threading.Thread(target=self._run, name=f"mqtt-{client_id}", daemon=True)
 
     # --- paho callbacks: record and hand over, nothing else --------------------------------
@@ -198,6 +242,9 @@ class MqttConnection:
         if reason.is_failure:
             self._refused = f"broker refused the connection: {reason}"
             return
+        sock = client.socket()
+        if isinstance(sock, socket.socket) and sock.family in (socket.AF_INET, socket.AF_INET6):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # one small PUBLISH must not wait for an ACK
         self.connected = True
         self.connects += 1
         self.last_error = None
@@ -210,14 +257,11 @@ class MqttConnection:
             self.inbox.put(Disconnected(str(reason)))
 
     def _on_publish(self, client: Any, userdata: Any, mid: int, reason: Any, properties: Any) -> None:
-        self.inbox.put(Published(mid, not reason.is_failure, str(reason)))
+        failed = reason.is_failure
+        self.inbox.put(Published(mid, not failed, str(reason) if failed else ""))
 
     def _on_message(self, client: Any, userdata: Any, message: Any) -> None:
         self.inbox.put(Message(message.topic, bytes(message.payload)))
-
-    def _on_log(self, client: Any, userdata: Any, level: int, text: str) -> None:
-        if level == paho.MQTT_LOG_ERR:
-            self._last_log_error = text
 
     def _on_register_write(self, client: Any, userdata: Any, sock: Any) -> None:
         return None
@@ -237,7 +281,7 @@ class MqttConnection:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            self._last_log_error = None
+            self._paho_errors.text = None
             self._refused = None
             try:
                 self._client.reconnect()
@@ -247,18 +291,61 @@ class MqttConnection:
                 continue
             rc = MQTTErrorCode.MQTT_ERR_SUCCESS
             while rc == MQTTErrorCode.MQTT_ERR_SUCCESS and not self._stop.is_set():
-                rc = self._client.loop(0.5)
+                rc = self._step(self._poll_s)
                 if self.connected:
                     self._backoff.reset()
             if self._stop.is_set():
                 self._drain_on_stop()
                 break
-            detail = self._refused or self._last_log_error or f"connection lost ({getattr(rc, 'name', rc)})"
+            detail = self._refused or self._paho_errors.text or f"connection lost ({getattr(rc, 'name', rc)})"
             self._fail(self._explain(detail))
             if self.connected:  # paho did not call on_disconnect (socket closed under select)
                 self.connected = False
                 self.inbox.put(Disconnected(detail))
             self._stop.wait(self._backoff.next_delay())
+
+    def _step(self, timeout: float) -> MQTTErrorCode:
+        """One turn of the network loop: read, let the owner act, write, keepalive (paho's ``_loop``, plus us)."""
+        client = self._client
+        sock = client.socket()
+        if sock is None:
+            return MQTTErrorCode.MQTT_ERR_NO_CONN
+        pending = sock.pending() if isinstance(sock, ssl.SSLSocket) else 0
+        wlist = [sock] if client.want_write() else []
+        try:
+            readable, _, _ = select.select([sock, self._wake_r], wlist, [], 0.0 if pending else timeout)
+        except (OSError, ValueError, TypeError):
+            return MQTTErrorCode.MQTT_ERR_CONN_LOST
+        if sock in readable or pending:
+            rc = client.loop_read()
+            if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                return rc
+            if client.socket() is None:
+                return MQTTErrorCode.MQTT_ERR_CONN_LOST
+        if self._wake_r in readable:
+            self._drain_wake()
+        if self._service is not None:
+            try:
+                self._service()
+            except Exception:
+                # The thread ends: alive() turns false, the watchdog stops and systemd restarts the agent.
+                logger.exception("MQTT %s: handling the connection's traffic failed", self.client_id)
+                raise
+        if client.want_write():
+            rc = client.loop_write()
+            if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                return rc
+        return client.loop_misc()
+
+    def _drain_wake(self) -> None:
+        with contextlib.suppress(BlockingIOError):
+            while self._wake_r.recv(4096):
+                pass
+
+    def wake(self) -> None:
+        """Make the network thread run a turn now (new work for ``service``, or a publish from another thread)."""
+        with contextlib.suppress(BlockingIOError, OSError):  # already full of wake-ups, or closed at shutdown
+            self._wake_w.send(b"\0")
 
     def _explain(self, detail: str) -> str:
         if "certificate required" in detail or "CERTIFICATE_REQUIRED" in detail:
@@ -270,19 +357,24 @@ class MqttConnection:
     def _drain_on_stop(self) -> None:
         """Send what is queued (the offline status), then disconnect cleanly (no last will)."""
         deadline = time.monotonic() + 2.0
+        self._service = None
         while self._client.want_write() and time.monotonic() < deadline:
-            if self._client.loop(0.1) != MQTTErrorCode.MQTT_ERR_SUCCESS:
+            if self._step(0.1) != MQTTErrorCode.MQTT_ERR_SUCCESS:
                 return
         self._client.disconnect()
         for _ in range(5):
-            if self._client.loop(0.1) != MQTTErrorCode.MQTT_ERR_SUCCESS:
+            if self._step(0.1) != MQTTErrorCode.MQTT_ERR_SUCCESS:
                 break
 
     def stop(self, timeout: float = 5.0) -> None:
         self._stop.set()
+        self.wake()
         if self._thread.is_alive():
             self._thread.join(timeout)
         self.connected = False
+        if not self._thread.is_alive():
+            self._wake_r.close()
+            self._wake_w.close()
 
     # --- for the owner --------------------------------------------------------------------
 
@@ -293,11 +385,15 @@ class MqttConnection:
         info = self._client.publish(topic, payload, qos=qos, retain=retain)
         if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
             return None
+        if threading.get_ident() != self._thread.ident:
+            self.wake()
         return int(info.mid)
 
     def subscribe(self, topics: list[str], qos: int = 1) -> None:
         if topics and self.connected:
             self._client.subscribe([(t, qos) for t in topics])
+            if threading.get_ident() != self._thread.ident:
+                self.wake()
 
     def wait_connected(self, timeout: float) -> bool:
         deadline = time.monotonic() + timeout

@@ -55,18 +55,19 @@ class Command:
     name: str
     summary: str
     handler: Handler
+    max_bytes: int = MAX_COMMAND_BYTES
 
 
 COMMANDS: dict[str, Command] = {}
 
 
-def command(name: str, summary: str) -> Callable[[Handler], Handler]:
-    """Register ``handler`` for ``cmd/<name>``."""
+def command(name: str, summary: str, max_bytes: int = MAX_COMMAND_BYTES) -> Callable[[Handler], Handler]:
+    """Register ``handler`` for ``cmd/<name>``; ``max_bytes`` raises the payload limit (e.g. for photos)."""
 
     def register(handler: Handler) -> Handler:
         if name in COMMANDS:
             raise ValueError(f"command {name!r} registered twice")
-        COMMANDS[name] = Command(name, summary, handler)
+        COMMANDS[name] = Command(name, summary, handler, max_bytes)
         return handler
 
     return register
@@ -88,8 +89,9 @@ def reply(name: str, request_id: str | None, *, result: Any = None, error: str |
 
 def handle(host: CommandHost, name: str, raw: bytes) -> dict[str, Any]:
     """Run one command request and build its reply (never raises)."""
-    if len(raw) > MAX_COMMAND_BYTES:
-        return reply(name, None, error=f"payload is {len(raw)} bytes; the limit is {MAX_COMMAND_BYTES}")
+    limit = COMMANDS[name].max_bytes if name in COMMANDS else MAX_COMMAND_BYTES
+    if len(raw) > limit:
+        return reply(name, None, error=f"payload is {len(raw)} bytes; the limit is {limit}")
     try:
         request = json.loads(raw.decode("utf-8")) if raw.strip() else {}
     except (UnicodeDecodeError, ValueError) as exc:

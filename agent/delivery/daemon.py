@@ -20,6 +20,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
+import agent.face.commands  # noqa: F401 - registers enroll-member, erase-member, list-members
 from agent.config.loader import ConfigError, LoadedConfig, load_config
 from agent.delivery import commands
 from agent.delivery.commands import CommandFailed
@@ -29,6 +30,7 @@ from agent.delivery.outbox import Outbox
 from agent.delivery.publisher import CommandQueue, Publisher
 from agent.delivery.topics import Topics
 from agent.events import Event
+from agent.identity.enrollment import register_erasure_hook, unregister_erasure_hook
 from agent.runtime.agent import Agent
 from agent.runtime.sink import EventSink, FanoutSink
 from agent.runtime.state import StateStore
@@ -93,6 +95,9 @@ class Daemon:
             expire_after_s=config.privacy.retention.events_days * 86400.0,
         )
         self._stack.callback(self.outbox.close)
+        # Erasure (CLI, MQTT, consent expiry) also purges the member's queued events.
+        register_erasure_hook(self.outbox.delete_member_events)
+        self._stack.callback(unregister_erasure_hook, self.outbox.delete_member_events)
         sink: EventSink = FanoutSink(self.outbox, self.extra_sink) if self.extra_sink else self.outbox
         self.sink = LentSink(sink, self.outbox)
         boot = self.state.boot_count

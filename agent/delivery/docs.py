@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import agent.face.commands  # noqa: F401 - the daemon registers these too; the reference must list them
 from agent.delivery.commands import COMMANDS
 from agent.schemas import load_schema, schema_names
 

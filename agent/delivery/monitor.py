@@ -4,14 +4,14 @@ Used by ``store-agent monitor`` (the operator's tool), the demo, the tests and
 the benchmark. Its MQTT session is persistent (MQTT 5 with a session expiry),
 so events published while it is away wait at the broker. With ``ack=True``
 it publishes ``{"event_ids": [...]}`` to each terminal's ``ack`` topic after
-the events were handed to ``on_event`` (``ack: hub`` mode).
+the events were handed to ``on_event`` (``ack: hub`` mode). Messages are handled
+in the connection's network thread (``service``), so ``on_event`` should be quick.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import queue
 import threading
 import time
 from collections import OrderedDict
@@ -53,15 +53,18 @@ class Monitor:
         self.on_event = on_event
         self.on_status = on_status
         self.health = health
-        self.conn = MqttConnection(settings, client_id, persistent_session=True)
+        self.conn = MqttConnection(
+            settings, client_id, persistent_session=True, service=self._service, poll_s=ACK_INTERVAL_S
+        )
         self.received = 0
         self.duplicates = 0
         self.malformed = 0
         self.seen: OrderedDict[str, None] = OrderedDict()
         self.subscribed = threading.Event()
         self._pending_acks: dict[str, list[str]] = {}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="monitor", daemon=True)
+        self._next_ack = 0.0
+        self._final_acks = threading.Event()
+        self._acks_sent = threading.Event()
 
     @property
     def unique(self) -> int:
@@ -69,12 +72,14 @@ class Monitor:
 
     def start(self) -> Monitor:
         self.conn.start()
-        self._thread.start()
         return self
 
     def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(5)
+        """Send the acknowledgements still owed (from the network thread that owns them), then disconnect."""
+        self._final_acks.set()
+        if self.conn.connected and self.conn.alive():
+            self.conn.wake()
+            self._acks_sent.wait(2.0)
         self.conn.stop()
 
     def __enter__(self) -> Monitor:
@@ -83,23 +88,23 @@ class Monitor:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def _run(self) -> None:
-        next_ack = time.monotonic() + ACK_INTERVAL_S
-        while not self._stop.is_set():
-            try:
-                item = self.conn.inbox.get(timeout=ACK_INTERVAL_S)
-            except queue.Empty:
-                item = None
-            if isinstance(item, Connected):
-                self._subscribe(item.session_present)
-            elif isinstance(item, Message):
+    def _service(self) -> None:
+        """In the network thread: handle what arrived, acknowledge in batches every ACK_INTERVAL_S."""
+        inbox = self.conn.inbox
+        while not inbox.empty():
+            item = inbox.get_nowait()
+            if isinstance(item, Message):
                 self._handle(item)
-            pending = sum(len(v) for v in self._pending_acks.values())
-            if pending and (pending >= ACK_BATCH or time.monotonic() >= next_ack):
-                self._send_acks()
-            if time.monotonic() >= next_ack:
-                next_ack = time.monotonic() + ACK_INTERVAL_S
-        self._send_acks()
+            elif isinstance(item, Connected):
+                self._subscribe(item.session_present)
+        if self._final_acks.is_set():
+            self._send_acks()
+            self._acks_sent.set()
+            return
+        now = time.monotonic()
+        if self._pending_acks and (now >= self._next_ack or sum(map(len, self._pending_acks.values())) >= ACK_BATCH):
+            self._send_acks()
+            self._next_ack = now + ACK_INTERVAL_S
 
     def _subscribe(self, session_present: bool) -> None:
         wanted = [f"{self.topics.base}/{STATUS}", f"{self.topics.base}/{EVENTS}/+"]
@@ -151,7 +156,7 @@ class Monitor:
             topic = self.topics.with_terminal(terminal).ack
             body = json.dumps({"event_ids": ids}, separators=(",", ":")).encode()
             if self.conn.publish(topic, body, qos=1) is not None:
-                self._pending_acks[terminal] = []
+                del self._pending_acks[terminal]
 
     def wait_for(self, predicate: Callable[[], bool], timeout: float) -> bool:
         deadline = time.monotonic() + timeout

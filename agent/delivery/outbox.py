@@ -11,6 +11,7 @@ space. Every drop is counted by reason and class for ``health``.
 
 from __future__ import annotations
 
+import json
 import logging
 import sqlite3
 import threading
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.config.schema import OutboxSettings
+from agent.delivery.sqlite_file import check_integrity, move_aside, open_wal
 from agent.delivery.topics import Topics
 from agent.events import Event, Retention
 
@@ -67,41 +69,6 @@ class Row:
 _Pending = tuple[str, str, bytes, int, str | None, float]
 
 
-def _open(path: Path) -> sqlite3.Connection:
-    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30.0)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=FULL")
-    return conn
-
-
-def check_integrity(path: Path) -> str | None:
-    """``None`` when the file is a sound SQLite database (or absent), else what is wrong."""
-    if not path.exists():
-        return None
-    try:
-        conn = sqlite3.connect(path, isolation_level=None)
-        try:
-            result = conn.execute("PRAGMA quick_check").fetchall()
-        finally:
-            conn.close()
-    except sqlite3.DatabaseError as exc:
-        return str(exc)
-    problems = [str(r[0]) for r in result if r[0] != "ok"]
-    return "; ".join(problems[:5]) or None
-
-
-def move_aside(path: Path, reason: str) -> Path:
-    """Keep a corrupt outbox (and its WAL) for inspection under a new name; never delete it."""
-    stamp = time.strftime("%Y%m%dT%H%M%S")
-    target = path.with_name(f"{path.name}.corrupt-{stamp}")
-    for suffix in ("", "-wal", "-shm"):
-        part = Path(str(path) + suffix)
-        if part.exists():
-            part.rename(Path(str(target) + suffix))
-    logger.error("outbox %s is corrupt (%s); moved aside to %s and started an empty one", path, reason, target)
-    return target
-
-
 class Outbox:
     """SQLite outbox implementing ``EventSink``: ``accept`` queues for the next group commit."""
 
@@ -120,9 +87,9 @@ class Outbox:
         path.parent.mkdir(parents=True, exist_ok=True)
         problem = check_integrity(path)
         self.moved_aside: Path | None = move_aside(path, problem) if problem else None
-        self._conn = _open(path)
+        self._conn = open_wal(path)
         self._conn.executescript(SCHEMA)
-        self._read = _open(path)
+        self._read = open_wal(path)
         self._read_lock = threading.Lock()
         rows, size = self._conn.execute("SELECT COUNT(*), COALESCE(SUM(LENGTH(payload)), 0) FROM events").fetchone()
         self.rows, self.bytes = int(rows), int(size)
@@ -139,6 +106,9 @@ class Outbox:
         self.commits = 0
         self.dropped: Counter[tuple[str, str]] = Counter()
         self._listeners: list[Callable[[], None]] = []
+        self._topic_of: dict[str, str] = {}
+        #: Bumped by every erasure, so a reader holding rows in memory knows to read them again.
+        self.erasures = 0
         self._next_expiry = 0.0
         self._thread = threading.Thread(target=self._run, name="outbox-commit", daemon=True)
         self._thread.start()
@@ -148,14 +118,19 @@ class Outbox:
     # --- EventSink ----------------------------------------------------------------------
 
     def accept(self, event: Event) -> None:
-        """Queue ``event`` for the next group commit (waits only if the disk is far behind)."""
+        """Queue ``event`` for the next group commit (waits only if the disk is far behind).
+
+        The payload is encoded here, once; the publisher sends the stored bytes as they are.
+        """
         payload = event.to_payload()
         member = payload.get("member_id")
-        data = event.to_json().encode()
+        topic = self._topic_of.get(event.type)
+        if topic is None:
+            topic = self._topic_of.setdefault(event.type, self.topics.event(event.type))
         item = (
             event.event_id,
-            self.topics.event(event.type),
-            data,
+            topic,
+            json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode(),
             CLASS_CODE[event.retention],
             str(member) if member is not None else None,
             event.emitted_at,
@@ -167,7 +142,8 @@ class Outbox:
                 raise OutboxError(f"outbox {self.path} is closed; event {event.event_id} not accepted")
             self._pending.append(item)
             self.accepted += 1
-            self._cond.notify_all()
+            if len(self._pending) == 1:  # the committer sleeps through its window; only the first one wakes it
+                self._cond.notify_all()
 
     def close(self) -> None:
         """Commit everything accepted so far, then close the database."""
@@ -179,8 +155,8 @@ class Outbox:
         self._thread.join()
         with self._read_lock:
             self._read.close()
+            self._closed = True
         self._conn.close()
-        self._closed = True
 
     # --- for the publisher and the daemon ------------------------------------------------
 
@@ -206,6 +182,8 @@ class Outbox:
             hidden_rows = set(self._ack_rows)
             hidden_events = set(self._ack_events)
         with self._read_lock:
+            if self._closed:
+                return []
             found = self._read.execute(
                 "SELECT id, event_id, topic, payload FROM events WHERE id > ? ORDER BY id LIMIT ?",
                 (after_id, limit + len(hidden_rows) + len(hidden_events)),
@@ -216,8 +194,10 @@ class Outbox:
     def ack_rows(self, row_ids: Iterable[int]) -> None:
         """Broker acknowledged these rows (``ack: broker``): delete them in the next commit."""
         with self._cond:
+            idle = not (self._ack_rows or self._pending)
             self._ack_rows.update(row_ids)
-            self._cond.notify_all()
+            if idle:
+                self._cond.notify_all()
 
     def ack_events(self, event_ids: Iterable[str]) -> None:
         """The hub acknowledged these events (``ack: hub``): delete them in the next commit."""
@@ -241,6 +221,7 @@ class Outbox:
             in_memory = before - len(self._pending)
             self.accepted -= in_memory
         removed: int = self._submit(job).result(timeout)
+        self.erasures += 1
         self.dropped[("erased", "any")] += removed + in_memory
         logger.info("erased %d queued events of a member", removed + in_memory)
         return removed + in_memory
@@ -289,7 +270,7 @@ class Outbox:
                 self._cond.wait(EXPIRY_CHECK_S if self.expire_after_s else None)
                 if self.expire_after_s and time.monotonic() >= self._next_expiry:
                     break
-            if self._pending and window > 0 and not self._closing:
+            if (self._pending or self._ack_rows) and window > 0 and not self._closing:
                 deadline = time.monotonic() + window
                 while not self._closing and (remaining := deadline - time.monotonic()) > 0:
                     self._cond.wait(remaining)
@@ -343,7 +324,7 @@ class Outbox:
                     self.bytes += sum(len(p[2]) for p in batch)
                 else:
                     self._recount(conn)
-            delivered = self._delete(conn, "id", list(rows)) + self._delete(conn, "event_id", list(events))
+            delivered = self._delete_ids(conn, rows) + self._delete(conn, "event_id", list(events))
             for job, future in jobs:
                 results.append((future, job(conn)))
             self._trim(conn)
@@ -360,6 +341,24 @@ class Outbox:
     def _recount(self, conn: sqlite3.Connection) -> None:
         rows, size = conn.execute("SELECT COUNT(*), COALESCE(SUM(LENGTH(payload)), 0) FROM events").fetchone()
         self.rows, self.bytes = int(rows), int(size)
+
+    def _delete_ids(self, conn: sqlite3.Connection, ids: set[int]) -> int:
+        """Acknowledged rows come in long consecutive runs: one range DELETE per run."""
+        runs: list[tuple[int, int]] = []
+        for row_id in sorted(ids):
+            if runs and runs[-1][1] == row_id - 1:
+                runs[-1] = (runs[-1][0], row_id)
+            else:
+                runs.append((row_id, row_id))
+        count = 0
+        for first, last in runs:
+            gone = conn.execute(
+                "DELETE FROM events WHERE id BETWEEN ? AND ? RETURNING LENGTH(payload)", (first, last)
+            ).fetchall()
+            count += len(gone)
+            self.rows -= len(gone)
+            self.bytes -= sum(int(r[0]) for r in gone)
+        return count
 
     def _delete(self, conn: sqlite3.Connection, column: str, keys: list[Any]) -> int:
         count = 0

@@ -1,7 +1,9 @@
 """Moves events from the outbox to the broker in order, and routes what the hub sends back.
 
-One pump thread owns the sending side: it publishes committed rows in outbox
-order with at most ``window`` QoS 1 messages in flight, and after every
+The sending side runs in the connection's network thread (``service``, called
+after every socket read): it publishes committed rows in outbox order, fetched
+from SQLite ``FETCH_BATCH`` at a time with their encoded payloads, with at most
+``window`` QoS 1 messages in flight, and after every
 (re)connect starts again from the oldest unacknowledged row (events that paho
 still holds in flight are left to paho's own resend). With ``ack: broker`` a
 row is deleted when its PUBACK arrives; with ``ack: hub`` a PUBACK only frees
@@ -19,18 +21,20 @@ import logging
 import queue
 import threading
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from typing import Any
 
 from agent.config.schema import MqttSection
-from agent.delivery.client import Connected, Disconnected, Incoming, Message, MqttConnection, Published, Wake
-from agent.delivery.outbox import Outbox
+from agent.delivery.client import Connected, Disconnected, Message, MqttConnection, Published
+from agent.delivery.outbox import Outbox, Row
 from agent.delivery.topics import ACK, CMD, Topics, parse_topic
 
 logger = logging.getLogger(__name__)
 
 MAX_HUB_RESEND_S = 600.0
+#: Rows read from the outbox per SELECT (kept in memory, ready to publish).
+FETCH_BATCH = 1000
 #: (command name, raw payload) handed to the daemon's main loop.
 CommandQueue = queue.Queue[tuple[str, bytes]]
 
@@ -40,6 +44,8 @@ def encode(payload: dict[str, Any]) -> bytes:
 
 
 class Publisher:
+    """Owns the event connection: outbox rows out, PUBACKs and hub acks back, commands to the daemon."""
+
     def __init__(
         self,
         settings: MqttSection,
@@ -59,7 +65,9 @@ class Publisher:
         self.commands = commands
         self.window = window
         self.hub_mode = settings.ack == "hub"
-        self.conn = MqttConnection(settings, client_id, will=(topics.status, encode(will)), inflight=window)
+        self.conn = MqttConnection(
+            settings, client_id, will=(topics.status, encode(will)), inflight=window, service=self._service
+        )
         outbox.add_listener(self.wake)
         self.published = 0
         self.acked = 0
@@ -67,20 +75,26 @@ class Publisher:
         self.rejected = 0
         self.resends = 0
         self._stopping = threading.Event()
-        self._offline: dict[str, Any] | None = None
-        self._thread = threading.Thread(target=self._pump, name="mqtt-pump", daemon=True)
+        # State of the sending side; touched only in the network thread.
+        self._inflight: dict[int, tuple[int, str]] = {}
+        self._inflight_rows: set[int] = set()
+        self._awaiting: OrderedDict[str, float] = OrderedDict()
+        self._ready: deque[Row] = deque()
+        self._cursor = 0
+        self._erasures = outbox.erasures
+        self._resend_after = settings.hub_ack_timeout_s
 
     # --- lifecycle --------------------------------------------------------------------------
 
     def start(self) -> None:
         self.conn.start()
-        self._thread.start()
 
     def wake(self) -> None:
-        self.conn.inbox.put(Wake())
+        """New rows are committed (called by the outbox's committer once per commit)."""
+        self.conn.wake()
 
     def alive(self) -> bool:
-        return self._thread.is_alive() and self.conn.alive()
+        return self.conn.alive()
 
     @property
     def connected(self) -> bool:
@@ -88,11 +102,9 @@ class Publisher:
 
     def stop(self, offline: dict[str, Any] | None = None, timeout: float = 5.0) -> None:
         """Publish ``offline`` as the retained status (a clean stop sends no last will), then disconnect."""
-        self._offline = offline
         self._stopping.set()
-        self.wake()
-        if self._thread.is_alive():
-            self._thread.join(timeout)
+        if offline is not None and self.conn.connected:
+            self.publish_json(self.topics.status, offline, retain=True)
         self.conn.stop(timeout)
 
     def publish_json(self, topic: str, payload: dict[str, Any], retain: bool = False) -> bool:
@@ -112,67 +124,58 @@ class Publisher:
             "resends": self.resends,
         }
 
-    # --- the pump thread ---------------------------------------------------------------------
+    # --- the sending side, in the network thread -------------------------------------------
 
-    def _pump(self) -> None:
-        inflight: dict[int, tuple[int, str]] = {}
-        awaiting: OrderedDict[str, float] = OrderedDict()
-        cursor = 0
-        resend_after = self.settings.hub_ack_timeout_s
-        while not self._stopping.is_set():
-            items = self._next_items()
-            acked_rows: list[int] = []
-            for item in items:
-                if isinstance(item, Connected):
-                    cursor = 0
-                    awaiting.clear()
-                    self._on_connected(item)
-                elif isinstance(item, Disconnected):
-                    logger.info("disconnected from the broker: %s", item.reason)
-                elif isinstance(item, Published):
-                    entry = inflight.pop(item.mid, None)
-                    if entry is None:
-                        continue
-                    if not item.ok:
-                        self.rejected += 1
-                        logger.error("broker rejected event %s: %s (kept in the outbox)", entry[1], item.reason)
-                    elif self.hub_mode:
-                        awaiting[entry[1]] = time.monotonic()
-                    else:
-                        acked_rows.append(entry[0])
-                elif isinstance(item, Message):
-                    acked = self._route(item)
-                    if acked:
-                        resend_after = self.settings.hub_ack_timeout_s
-                        for event_id in acked:
-                            awaiting.pop(event_id, None)
-            if acked_rows:
-                self.outbox.ack_rows(acked_rows)
-                self.acked += len(acked_rows)
-            if self.conn.connected:
-                cursor = self._fill(cursor, inflight)
-            if awaiting and time.monotonic() - next(iter(awaiting.values())) > resend_after:
-                logger.warning(
-                    "hub has not acknowledged %d events for %.0f s; sending them again", len(awaiting), resend_after
-                )
-                self.resends += len(awaiting)
-                cursor = 0
-                awaiting.clear()
-                resend_after = min(resend_after * 2, MAX_HUB_RESEND_S)
-        if self._offline is not None and self.conn.connected:
-            self.publish_json(self.topics.status, self._offline, retain=True)
+    def _service(self) -> None:
+        """Handle what the network delivered, then fill the in-flight window from the outbox."""
+        if self._stopping.is_set():
+            return
+        acked_rows: list[int] = []
+        inbox = self.conn.inbox
+        while not inbox.empty():
+            item = inbox.get_nowait()
+            if isinstance(item, Published):
+                entry = self._inflight.pop(item.mid, None)
+                if entry is None:
+                    continue
+                self._inflight_rows.discard(entry[0])
+                if not item.ok:
+                    self.rejected += 1
+                    logger.error("broker rejected event %s: %s (kept in the outbox)", entry[1], item.reason)
+                elif self.hub_mode:
+                    self._awaiting[entry[1]] = time.monotonic()
+                else:
+                    acked_rows.append(entry[0])
+            elif isinstance(item, Connected):
+                self._restart()
+                self._on_connected(item)
+            elif isinstance(item, Disconnected):
+                logger.info("disconnected from the broker: %s", item.reason)
+            elif isinstance(item, Message):
+                acked = self._route(item)
+                if acked:
+                    self._resend_after = self.settings.hub_ack_timeout_s
+                    for event_id in acked:
+                        self._awaiting.pop(event_id, None)
+        if acked_rows:
+            self.outbox.ack_rows(acked_rows)
+            self.acked += len(acked_rows)
+        if self.conn.connected:
+            self._fill()
+        awaiting = self._awaiting
+        if awaiting and time.monotonic() - next(iter(awaiting.values())) > self._resend_after:
+            logger.warning(
+                "hub has not acknowledged %d events for %.0f s; sending them again", len(awaiting), self._resend_after
+            )
+            self.resends += len(awaiting)
+            self._restart()
+            self._resend_after = min(self._resend_after * 2, MAX_HUB_RESEND_S)
 
-    def _next_items(self) -> list[Incoming]:
-        try:
-            items = [self.conn.inbox.get(timeout=1.0)]
-        except queue.Empty:
-            return []
-        while len(items) < 5000:
-            try:
-                items.append(self.conn.inbox.get_nowait())
-            except queue.Empty:
-                break
-        return items
+    def _restart(self) -> None:
+        """Send again from the oldest unacknowledged row (after a reconnect, or when the hub stays silent)."""
+        self._cursor = 0
+        self._ready.clear()
+        self._awaiting.clear()
 
     def _on_connected(self, item: Connected) -> None:
         logger.info(
@@ -188,24 +191,27 @@ class Publisher:
         self.conn.subscribe(subscriptions)
         self.publish_json(self.topics.status, self.birth(), retain=True)
 
-    def _fill(self, cursor: int, inflight: dict[int, tuple[int, str]]) -> int:
-        """Publish the next rows after ``cursor`` until the window is full; returns the new cursor."""
-        while (room := self.window - len(inflight)) > 0:
-            rows = self.outbox.fetch(cursor, room)
-            if not rows:
-                break
-            busy = {row_id for row_id, _ in inflight.values()}
-            for row in rows:
-                if row.id in busy:
-                    cursor = row.id
-                    continue
+    def _fill(self) -> None:
+        """Publish the next rows in outbox order until the in-flight window is full."""
+        ready = self._ready
+        if self.outbox.erasures != self._erasures:  # rows read before an erasure may be gone: read them again
+            self._erasures = self.outbox.erasures
+            ready.clear()
+        while len(self._inflight) < self.window:
+            if not ready:
+                ready.extend(self.outbox.fetch(self._cursor, FETCH_BATCH))
+                if not ready:
+                    return
+            row = ready[0]
+            if row.id not in self._inflight_rows:  # still in flight from before a reconnect: paho resends it
                 mid = self.conn.publish(row.topic, row.payload, qos=1)
                 if mid is None:
-                    return cursor
-                cursor = row.id
-                inflight[mid] = (row.id, row.event_id)
+                    return
+                self._inflight[mid] = (row.id, row.event_id)
+                self._inflight_rows.add(row.id)
                 self.published += 1
-        return cursor
+            ready.popleft()
+            self._cursor = row.id
 
     def _route(self, message: Message) -> list[str]:
         """Hub acknowledgements go to the outbox, commands to the daemon; returns the event ids acknowledged."""

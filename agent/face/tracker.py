@@ -62,6 +62,15 @@ class FaceTracker:
         self.matcher = matcher
         self.tracks: list[Track] = []
 
+    def box_of(self, track_id: str) -> Box | None:
+        """Where the face track ``track_id`` was last seen (x, y, w, h), if it is still tracked."""
+        return next((t.box for t in self.tracks if t.track_id == track_id), None)
+
+    def decided_at(self, box: Box) -> bool:
+        """Whether the face at ``box`` belongs to a live track that has already decided (no need to embed it)."""
+        best = max(self.tracks, key=lambda t: iou(t.box, box), default=None)
+        return best is not None and best.decided and iou(best.box, box) >= self.settings.iou_threshold
+
     def update(self, observations: list[FaceObservation], now: float, wall_time: float) -> list[EventBody]:
         self.tracks = [t for t in self.tracks if now - t.last_seen <= self.settings.track_timeout_s]
         free = list(self.tracks)

@@ -133,8 +133,20 @@ def enroll_files(
     paths: Sequence[str],
     min_liveness: float,
 ) -> EnrollResult:
-    images = [(p, cv2.imread(p, cv2.IMREAD_COLOR)) for p in paths]
+    images = [(p, read_image(p)) for p in paths]
     return enroll_images(gallery, analyzer, member_id, consent, images, min_liveness)
+
+
+def read_image(path: str) -> npt.NDArray[np.uint8] | None:
+    """A BGR image from a file, or None when it is missing or not an image (the caller names the reason)."""
+    image = cv2.imread(path, cv2.IMREAD_COLOR)
+    return None if image is None else np.asarray(image, dtype=np.uint8)
+
+
+def decode_image(data: bytes) -> npt.NDArray[np.uint8] | None:
+    """A BGR image from encoded JPEG/PNG bytes, or None when they are not an image."""
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
+    return None if image is None else np.asarray(image, dtype=np.uint8)
 
 
 def erase_member(gallery: Gallery, member_id: str, reason: str = "request") -> EraseResult:

@@ -121,7 +121,8 @@ class Gallery:
                 for vector, quality in zip(templates, qualities, strict=True):
                     nonce, sealed = self._seal(member_id, vector)
                     self._db.execute(
-                        "INSERT INTO templates (member_id, model, nonce, sealed, quality, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                        "INSERT INTO templates (member_id, model, nonce, sealed, quality, created_at) "
+                        "VALUES (?, ?, ?, ?, ?, ?)",
                         (member_id, self.model, nonce, sealed, float(quality), now),
                     )
                 audit.append(

@@ -18,6 +18,7 @@ from typing import Any
 
 from agent import __version__
 from agent.config.loader import LoadedConfig
+from agent.errors import AgentError
 from agent.events import DeviceStateChanged, EventBody, EventStamper
 from agent.pipelines.registry import builder
 from agent.runtime.pipeline import Pipeline, RuntimeContext
@@ -26,8 +27,10 @@ from agent.runtime.sink import EventSink
 from agent.runtime.source import SourceRunner
 from agent.runtime.state import StateStore
 from agent.runtime.worker import Worker
-from drivers.base import DeviceState
+from drivers.base import DeviceState, Driver
 from drivers.registry import DeviceKind, create_driver
+
+__all__ = ["QUEUE_POLICY", "Agent", "AgentError"]
 
 logger = logging.getLogger(__name__)
 
@@ -39,10 +42,6 @@ QUEUE_POLICY: dict[DeviceKind, tuple[int, DropPolicy]] = {
 }
 
 OPEN_WAIT_S = 15.0
-
-
-class AgentError(Exception):
-    """The agent cannot run with this config (a message for the operator)."""
 
 
 class Agent:
@@ -68,13 +67,11 @@ class Agent:
 
     # --- building -------------------------------------------------------------------------
 
-    def _check_replay(self) -> None:
+    def _check_replay(self, drivers: dict[str, Driver[Any, Any]]) -> None:
         for kind, options in self.config.devices():
-            from drivers.registry import driver_class
-
-            cls = driver_class(kind, options.type)  # type: ignore[attr-defined]
-            if not cls.is_replay:
-                raise AgentError(f"replay needs replay sources only; {kind} {options.name!r} is a live {options.type}")  # type: ignore[attr-defined]
+            driver = drivers[options.name]
+            if not driver.is_replay:
+                raise AgentError(f"replay needs replay sources only; {kind} {options.name!r} is a live device")
             if getattr(options, "loop", False) or getattr(options, "frames", 1) == 0:
                 raise AgentError(f"replay would never finish: {kind} {options.name!r} loops forever")
 
@@ -87,9 +84,11 @@ class Agent:
 
     def start(self) -> None:
         """Warm up pipelines, open devices, start threads; returns once the agent is ready."""
-        if self.replay:
-            self._check_replay()
         config = self.config
+        kinds = {options.name: kind for kind, options in config.devices()}
+        drivers = {options.name: create_driver(kind, options) for kind, options in config.devices()}
+        if self.replay:
+            self._check_replay(drivers)
         state_dir = Path(config.storage.state_dir)
         if self.state is None:
             self.state = StateStore(state_dir)
@@ -103,8 +102,6 @@ class Agent:
             self._stack.callback(pipeline.close)
 
         queues_by_source: dict[str, list[StageQueue[Any]]] = {}
-        kinds = dict((options.name, kind) for kind, options in config.devices())
-        drivers = {options.name: create_driver(kind, options) for kind, options in config.devices()}
         for pipeline in self.pipelines:
             kind = kinds[pipeline.source]
             size, policy = QUEUE_POLICY[kind]
@@ -190,7 +187,11 @@ class Agent:
         self._stack.close()
 
     def __enter__(self) -> Agent:
-        self.start()
+        try:
+            self.start()
+        except BaseException:
+            self.close()  # release what was started before the failure (threads, sessions, the sink)
+            raise
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -61,6 +61,10 @@ class Pipeline(ABC, Generic[ItemT]):
     def process(self, item: ItemT) -> Iterable[EventBody]:
         """Handle one item; return the events it concluded (often none)."""
 
+    def health(self) -> dict[str, Any]:
+        """Pipeline-specific counters for ``health`` (e.g. utterances dropped whole); JSON-ready."""
+        return {}
+
     def finish(self) -> Iterable[EventBody]:
         """The source ended or the agent is stopping: conclude what is open (tracks, utterances)."""
         return ()

@@ -89,4 +89,5 @@ class Worker:
             if self.last_activity_mono is None
             else round(time.monotonic() - self.last_activity_mono, 3),
             "queue": self.queue.stats(),
+            **({"pipeline": extra} if (extra := self.pipeline.health()) else {}),
         }

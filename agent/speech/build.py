@@ -35,7 +35,15 @@ def model_path(name: str, models_dir: Path) -> Path:
 
 
 def make_recognizer(settings: RecognizerSettings, matcher: IntentMatcher, models_dir: Path) -> Recognizer:
-    """One recogniser; vosk in grammar mode is restricted to the intents' phrases of its language."""
+    """One recogniser; vosk and pocketsphinx in grammar mode only hear the intents' phrases of its language."""
+    if settings.engine == "pocketsphinx":
+        from models.speech.sphinx import WHEEL_MODEL, PocketSphinxRecognizer
+
+        folder = None if settings.model == WHEEL_MODEL else model_path(settings.model, models_dir)
+        phrases = matcher.phrases(settings.language) if settings.mode == "grammar" else None
+        if phrases is not None and not phrases:
+            raise ValueError(f"pocketsphinx grammar mode for {settings.language!r}: no intent has phrases in it")
+        return PocketSphinxRecognizer(folder, settings.language, phrases, settings.kws_threshold)
     path = model_path(settings.model, models_dir)
     if settings.engine == "vosk":
         grammar = matcher.phrases(settings.language) if settings.mode == "grammar" else None

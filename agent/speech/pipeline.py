@@ -1,11 +1,14 @@
 """The speech pipeline for one microphone: VAD in the worker, recognition on its own thread.
 
-``process`` only segments chunks (cheap, keeps up with any microphone) and
-hands whole utterances to a bounded queue; a recogniser thread decodes them,
-matches intents and applies the cool-down. When that queue is full a new
-utterance is dropped whole and counted, so under load the pipeline loses
-utterances, never halves of them. With ``when_busy: wait`` (replay at full
-speed) it blocks instead, so runs are deterministic.
+``process`` only segments chunks (cheap, keeps up with any microphone). When
+the VAD opens an utterance it becomes a job in a bounded queue, and its audio
+follows into the job as it is spoken; the recogniser thread streams it into
+the recognisers (vosk decodes during speech, so only the tail is left when
+speech ends), then matches intents and applies the cool-down. When the queue
+is full as an utterance opens, that utterance is dropped whole and counted,
+so under load the pipeline loses utterances, never halves of them. With
+``when_busy: wait`` (replay at full speed) it blocks instead, so runs are
+deterministic.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
+import numpy.typing as npt
 
 from agent.events import EventBody
 from agent.runtime.pipeline import Pipeline
@@ -32,6 +36,43 @@ from models.speech.vad import Segmenter, Utterance
 logger = logging.getLogger(__name__)
 
 _STOP = object()
+MIN_PIECE = 1600  # samples (100 ms): the recogniser thread wakes for this much new audio, or the end
+
+
+class _Job:
+    """One utterance handed from the segmenting worker to the recogniser thread while it is spoken."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._pieces: list[npt.NDArray[np.int16]] = []
+        self._queued = 0
+        self._utterance: Utterance | None = None
+        self._discarded = False
+
+    def add(self, samples: npt.NDArray[np.int16]) -> None:
+        with self._cond:
+            self._pieces.append(samples)
+            self._queued += len(samples)
+            if self._queued >= MIN_PIECE:
+                self._cond.notify()
+
+    def close(self, utterance: Utterance) -> None:
+        with self._cond:
+            self._utterance = utterance
+            self._cond.notify()
+
+    def discard(self) -> None:
+        with self._cond:
+            self._discarded = True
+            self._cond.notify()
+
+    def take(self) -> tuple[npt.NDArray[np.int16] | None, Utterance | None, bool]:
+        """Wait for audio or the end: (new audio, the closed utterance or None, discarded)."""
+        with self._cond:
+            self._cond.wait_for(lambda: self._queued >= MIN_PIECE or self._utterance is not None or self._discarded)
+            audio = np.concatenate(self._pieces) if self._pieces else None
+            self._pieces, self._queued = [], 0
+            return audio, self._utterance, self._discarded
 
 
 @dataclass(frozen=True)
@@ -72,7 +113,7 @@ class SpeechStats:
 
 
 class SpeechPipeline(Pipeline[AudioChunk]):
-    """Utterances from one microphone → ``speech.intent`` events."""
+    """Utterances from one microphone → ``speech.intent`` events (also the segmenter's listener)."""
 
     source_kind: ClassVar[Any] = "microphone"
 
@@ -91,6 +132,9 @@ class SpeechPipeline(Pipeline[AudioChunk]):
     ) -> None:
         super().__init__("speech", source)
         self.segmenter = segmenter
+        segmenter.listener = self
+        self._job: _Job | None = None
+        self._job_dropped = False
         self.matcher = matcher
         self.stats = SpeechStats()
         self._make_recognizers = recognizers
@@ -120,19 +164,46 @@ class SpeechPipeline(Pipeline[AudioChunk]):
             self._submit(utterance)
         return self._drain()
 
-    def _submit(self, utterance: Utterance) -> None:
+    def opened(self, samples: npt.NDArray[np.int16]) -> None:
+        """The segmenter opened an utterance: queue it as a job now, or drop it whole if the queue is full."""
         if self._thread is None:
             raise RuntimeError("SpeechPipeline.warm_up() was not called")
-        self.stats.add(utterances=1, truncated=int(utterance.truncated))
+        job = _Job()
         try:
-            self._pending.put(utterance, block=self._wait)
+            self._pending.put(job, block=self._wait)
         except queue.Full:
+            self._job, self._job_dropped = None, True
+            return
+        job.add(samples)
+        self._job, self._job_dropped = job, False
+
+    def audio(self, samples: npt.NDArray[np.int16]) -> None:
+        if self._job is not None:
+            self._job.add(samples)
+
+    def discarded(self) -> None:
+        if self._job is not None:
+            self._job.discard()
+        self._job, self._job_dropped = None, False
+
+    def _submit(self, utterance: Utterance) -> None:
+        """The segmenter closed an utterance: the job's recogniser may finish it."""
+        self.stats.add(utterances=1, truncated=int(utterance.truncated))
+        job, dropped = self._job, self._job_dropped
+        self._job, self._job_dropped = None, False
+        if job is not None:
+            job.close(utterance)
+        elif dropped:
             self.stats.add(dropped_utterances=1)
             self.logger.warning(
                 "recogniser busy: dropped a whole %.1f s utterance (%d dropped so far)",
                 utterance.duration_s,
                 self.stats.dropped_utterances,
             )
+
+    def health(self) -> dict[str, Any]:
+        """Utterances seen, dropped whole, recognised, intents emitted and held back by the cool-down."""
+        return self.stats.snapshot()
 
     def _drain(self) -> list[EventBody]:
         out: list[EventBody] = []
@@ -150,6 +221,10 @@ class SpeechPipeline(Pipeline[AudioChunk]):
         return self._drain()
 
     def close(self) -> None:
+        """Stop the recogniser thread; an utterance still open (the agent stopped mid-speech) is abandoned."""
+        if self._job is not None:
+            self._job.discard()
+            self._job = None
         if self._thread is not None:
             self._pending.put(_STOP)
             self._thread.join(timeout=30)
@@ -167,8 +242,18 @@ class SpeechPipeline(Pipeline[AudioChunk]):
             finally:
                 self._pending.task_done()
 
-    def _handle(self, utterance: Utterance) -> None:
-        transcripts = [rec.recognize(utterance.samples) for rec in self._recognizers]
+    def _handle(self, job: _Job) -> None:
+        streams = [rec.start() for rec in self._recognizers]
+        while True:
+            audio, utterance, discarded = job.take()
+            if discarded:
+                return
+            if audio is not None:
+                for stream in streams:
+                    stream.accept(audio)
+            if utterance is not None:
+                break
+        transcripts = [stream.result() for stream in streams]
         self.stats.add(recognised=1)
         best: IntentMatch | None = None
         best_transcript: Transcript | None = None

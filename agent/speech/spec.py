@@ -62,8 +62,10 @@ class RecognizerSettings(BaseModel):
     """One recogniser for a microphone."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
-    engine: Literal["vosk", "whisper"] = Field(
-        "vosk", description="vosk (streaming Kaldi, for a Pi) or whisper (faster-whisper, int8)."
+    engine: Literal["vosk", "whisper", "pocketsphinx"] = Field(
+        "vosk",
+        description="vosk (streaming Kaldi, for a Pi), whisper (faster-whisper, int8) or pocketsphinx "
+        "(CMU Sphinx, English, model inside its wheel).",
     )
     model: str = Field(
         "vosk-model-small-cn", description="Model name in the model manifest (models/manifests/speech.yaml)."
@@ -73,10 +75,22 @@ class RecognizerSettings(BaseModel):
     )
     mode: Literal["grammar", "free"] = Field(
         "grammar",
-        description="vosk only: 'grammar' recognises only the intent phrases (fast, spotting); 'free' anything.",
+        description="vosk and pocketsphinx: 'grammar' recognises only the intent phrases (fast, spotting); "
+        "'free' anything.",
+    )
+    kws_threshold: float = Field(
+        1e-20, gt=0, lt=1, description="pocketsphinx grammar mode: keyphrase detection threshold (lower spots more)."
     )
     threads: int = Field(2, ge=1, le=16, description="whisper only: CPU threads.")
     fit_window: bool = Field(True, description="whisper only: size the window to the utterance instead of 30 s.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _engine_default_model(cls, data: object) -> object:
+        """pocketsphinx without a model uses the one in its wheel."""
+        if isinstance(data, dict) and data.get("engine") == "pocketsphinx" and "model" not in data:
+            return {**data, "model": "pocketsphinx-en-us", "language": data.get("language", "en")}
+        return data
 
 
 class VadSettings(BaseModel):
@@ -89,6 +103,6 @@ class VadSettings(BaseModel):
     aggressiveness: int = Field(2, ge=0, le=3, description="webrtc only: 0 keeps most audio, 3 is strictest.")
     frame_ms: Literal[10, 20, 30] = Field(30, description="VAD frame length.")
     pre_roll_ms: int = Field(300, ge=0, le=2000, description="Audio kept from before speech starts.")
-    hangover_ms: int = Field(450, ge=60, le=3000, description="Silence that ends an utterance.")
+    hangover_ms: int = Field(400, ge=60, le=3000, description="Silence that ends an utterance.")
     min_speech_ms: int = Field(200, ge=30, description="Shorter bursts are clicks, not speech.")
     max_utterance_s: float = Field(12.0, gt=1, le=60, description="Longer speech is cut here.")

@@ -15,7 +15,7 @@ from typing import Any, ClassVar, Literal, TypeVar
 
 from pydantic import Field, model_validator
 
-from drivers.base import DeviceError, DeviceOptions, Driver, ExistingFile, SerialRead
+from drivers.base import DeviceError, DeviceOptions, Driver, ExistingFile, SerialKind, SerialRead
 from drivers.serial.transport import PortTransport, ScriptTransport, Transport
 
 
@@ -73,6 +73,8 @@ class SerialDriver(Driver[SerialRead, SerialOptionsT]):
     """
 
     is_replay: ClassVar[bool] = False
+    #: What this protocol reads: member cards or barcodes (decides how the agent turns reads into events).
+    produces: ClassVar[SerialKind]
 
     def __init__(self, options: SerialOptionsT) -> None:
         super().__init__(options)
@@ -127,7 +129,10 @@ class SerialDriver(Driver[SerialRead, SerialOptionsT]):
         return self._pending.popleft()
 
     def emit(self, kind: Literal["card", "barcode"], value: str, **extra: Any) -> None:
-        self._pending.append(SerialRead(source=self.name, capture=self.next_capture(), kind=kind, value=value, **extra))
+        # a script replayed faster than real time stamps reads on the script's own timeline (its waits)
+        offset = self._transport.clock() if isinstance(self._transport, ScriptTransport) else None
+        capture = self.next_capture(offset)
+        self._pending.append(SerialRead(source=self.name, capture=capture, kind=kind, value=value, **extra))
 
     def reject(self, reason: str, data: bytes) -> None:
         self.rejected += 1

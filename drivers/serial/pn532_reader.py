@@ -18,7 +18,7 @@ from typing import ClassVar, Literal
 
 from pydantic import Field
 
-from drivers.base import DeviceError, DeviceOptions
+from drivers.base import DeviceError, DeviceOptions, SerialKind
 from drivers.serial import pn532
 from drivers.serial.common import SerialDriver, SerialOptions
 
@@ -44,6 +44,7 @@ class Pn532Options(SerialOptions):
 
 class Pn532Reader(SerialDriver[Pn532Options]):
     Options: ClassVar[type[DeviceOptions]] = Pn532Options
+    produces: ClassVar[SerialKind] = "card"
 
     def __init__(self, options: Pn532Options) -> None:
         super().__init__(options)

@@ -6,7 +6,7 @@ from typing import ClassVar, Literal
 
 from pydantic import Field, model_validator
 
-from drivers.base import DeviceOptions
+from drivers.base import DeviceOptions, SerialKind
 from drivers.serial.common import SerialDriver, SerialOptions
 from drivers.serial.lines import LineSplitter, Rdm6300Splitter, parse_barcode_line, parse_card_line, parse_rdm6300
 
@@ -34,6 +34,7 @@ class AsciiReaderOptions(SerialOptions):
 
 class AsciiCardReader(SerialDriver[AsciiReaderOptions]):
     Options: ClassVar[type[DeviceOptions]] = AsciiReaderOptions
+    produces: ClassVar[SerialKind] = "card"
 
     def __init__(self, options: AsciiReaderOptions) -> None:
         super().__init__(options)
@@ -95,6 +96,7 @@ class BarcodeOptions(SerialOptions):
 
 class BarcodeScanner(SerialDriver[BarcodeOptions]):
     Options: ClassVar[type[DeviceOptions]] = BarcodeOptions
+    produces: ClassVar[SerialKind] = "barcode"
 
     def __init__(self, options: BarcodeOptions) -> None:
         super().__init__(options)

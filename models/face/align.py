@@ -42,7 +42,5 @@ def align_face(
 ) -> npt.NDArray[np.uint8]:
     """Warp the face so its 5 landmarks land on the reference points; a BGR ``size`` x ``size`` crop."""
     matrix = similarity_transform(landmarks, REFERENCE_112 * (size / 112.0))
-    out: npt.NDArray[np.uint8] = cv2.warpAffine(
-        image, matrix, (size, size), flags=cv2.INTER_LINEAR, borderValue=(0, 0, 0)
-    )
-    return out
+    out = cv2.warpAffine(image, matrix, (size, size), flags=cv2.INTER_LINEAR, borderValue=(0, 0, 0))
+    return np.asarray(out, dtype=np.uint8)

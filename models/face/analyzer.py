@@ -9,21 +9,32 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
 
 from models.face.align import align_face
+from models.face.derive import folded_session
 from models.face.detector import FaceDetection, YuNetDetector
 from models.face.embedder import EmbedderKind, FaceEmbedder
 from models.face.liveness import LivenessModel
 from models.face.quality import Quality, QualityThresholds, assess
 from models.runtime import session_for
 
+if TYPE_CHECKING:
+    import onnxruntime as ort
+
 logger = logging.getLogger(__name__)
+
+DEFAULT_DETECTOR = "face_detection_yunet_2023mar_dynamic"
+#: Photos (enrollment, ``identify``) are detected at up to this many pixels on the longer side.
+PHOTO_MAX_SIDE = 640
+#: Models whose weights are folded at load rather than dequantised on every run.
+FOLDED = frozenset({"face_recognition_sface_2021dec_int8bq"})
 
 EMBEDDER_MODELS: dict[EmbedderKind, str] = {
     "sface": "face_recognition_sface_2021dec_int8bq",
@@ -70,29 +81,56 @@ class FaceAnalyzer:
         models_dir: Path,
         providers: Sequence[str] = ("CPUExecutionProvider",),
         threads: int = 1,
-        detector_model: str = "face_detection_yunet_2023mar",
+        detector_model: str = DEFAULT_DETECTOR,
         embedder: EmbedderKind = "sface",
         detection_threshold: float = 0.8,
         thresholds: QualityThresholds | None = None,
+        detection_max_side: int = 320,
     ) -> FaceAnalyzer:
-        """Sessions from the manifest (verified by sha256, created once, warmed up)."""
+        """Sessions from the manifest (verified by sha256, created once, warmed up).
 
-        def session(name: str):  # type: ignore[no-untyped-def]
+        The block-quantised SFace file gets its weights folded at load
+        (:mod:`models.face.derive`): the same embeddings at a fraction of the cost.
+        """
+
+        def session(name: str) -> ort.InferenceSession:
             return session_for(name, models_dir, providers, threads)
 
+        embed_name = EMBEDDER_MODELS[embedder]
+        embed_session = (
+            folded_session(embed_name, models_dir, providers, threads) if embed_name in FOLDED else session(embed_name)
+        )
         return FaceAnalyzer(
-            YuNetDetector(session(detector_model), score_threshold=detection_threshold),
+            YuNetDetector(session(detector_model), score_threshold=detection_threshold, max_side=detection_max_side),
             LivenessModel(session("antispoof_minifasnet_v2"), session("antispoof_minifasnet_v1se")),
-            FaceEmbedder(session(EMBEDDER_MODELS[embedder]), embedder),
+            FaceEmbedder(embed_session, embedder),
             thresholds,
         )
 
     def analyse(
-        self, image: npt.NDArray[np.uint8], pad: float = 0.0, max_faces: int = 10, check_liveness: bool = True
+        self,
+        image: npt.NDArray[np.uint8],
+        pad: float = 0.0,
+        max_faces: int = 10,
+        check_liveness: bool = True,
+        wanted: Callable[[FaceDetection], bool] | None = None,
     ) -> list[FaceObservation]:
-        """All faces, best detection first; gated faces carry their reason and no embedding."""
+        """All faces, best detection first; gated faces carry their reason and no embedding.
+
+        ``wanted`` lets a caller skip liveness and embedding for faces it has
+        already decided about (a member standing at the till costs one detection
+        per frame, not the whole chain).
+        """
         t0 = time.perf_counter()
-        detections = self.detector.detect(image, pad=pad)[:max_faces]
+        max_side = max(PHOTO_MAX_SIDE, self.detector.max_side) if pad > 0 else None
+        detections = self.detector.detect(image, pad=pad, max_side=max_side)[:max_faces]
+        coarse = max_side is None and self.detector.dynamic and max(image.shape[:2]) > self.detector.max_side
+        detections = [
+            self.detector.refine(image, d)
+            if coarse and d.size >= self.thresholds.min_face_px and (wanted is None or wanted(d))
+            else d
+            for d in detections
+        ]
         t1 = time.perf_counter()
         observations: list[FaceObservation] = []
         aligned: list[npt.NDArray[np.uint8]] = []
@@ -101,7 +139,7 @@ class FaceAnalyzer:
             observations.append(FaceObservation(det, assess(det.size, det.landmarks, crop, self.thresholds)))
             aligned.append(crop)
         t2 = time.perf_counter()
-        passed = [i for i, o in enumerate(observations) if o.quality.ok]
+        passed = [i for i, o in enumerate(observations) if o.quality.ok and (wanted is None or wanted(o.detection))]
         if check_liveness:
             for i in passed:
                 observations[i].liveness = self.liveness.score(image, observations[i].detection.box)

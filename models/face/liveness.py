@@ -47,8 +47,7 @@ def liveness_crop(image: npt.NDArray[np.uint8], box: Box, scale: float, size: in
     h, w = image.shape[:2]
     left, top, right, bottom = scaled_crop_box(w, h, box, scale)
     crop = image[top : bottom + 1, left : right + 1]
-    out: npt.NDArray[np.uint8] = cv2.resize(crop, (size, size))
-    return out
+    return np.asarray(cv2.resize(crop, (size, size)), dtype=np.uint8)
 
 
 def softmax(logits: npt.NDArray[np.floating]) -> npt.NDArray[np.float64]:

@@ -12,6 +12,9 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+#: Candidates ranked after the one matrix-vector product; the runner-up member is almost always among them.
+TOP_K = 16
+
 
 @dataclass(frozen=True)
 class GalleryMatrix:
@@ -55,13 +58,21 @@ def best(embedding: npt.NDArray[np.floating], gallery: GalleryMatrix) -> Scores:
             f"embedding has {probe.shape[0]} dims, the gallery holds {gallery.templates.shape[1]}-d templates"
         )
     sims = gallery.templates @ probe
-    top = int(np.argmax(sims))
+    k = min(TOP_K, len(sims))
+    top_k = np.argpartition(sims, len(sims) - k)[len(sims) - k :]
+    top_k = top_k[np.argsort(-sims[top_k])]
+    top = int(top_k[0])
     owner = gallery.owners[top]
-    others = sims[gallery.owners != owner]
-    second = float(others.max()) if others.size else -1.0
     score = float(sims[top])
-    margin = score - second if others.size else 1.0
-    return Scores(gallery.members[owner], score, margin)
+    other = top_k[gallery.owners[top_k] != owner]
+    if other.size:
+        second = float(sims[other[0]])
+    else:  # the best member holds all k best templates: look at everyone else (rare, one masked pass)
+        others = sims[gallery.owners != owner]
+        if not others.size:
+            return Scores(gallery.members[owner], score, 1.0)
+        second = float(others.max())
+    return Scores(gallery.members[owner], score, score - second)
 
 
 def match(

@@ -1,10 +1,10 @@
 """Speech recognisers behind one small interface: whole utterance in, transcript with confidence out.
 
-``vosk`` streams an utterance through a Kaldi recogniser in 200 ms blocks,
-either free or constrained to a grammar (the store's intent phrases); it is
-the engine for a Raspberry Pi. ``whisper`` runs faster-whisper (CTranslate2,
-int8) with a window fitted to the utterance instead of Whisper's fixed 30 s,
-which is what makes short phrases affordable on a CPU. Models are loaded once
+``vosk`` decodes an utterance while it is spoken (a stream fed by the
+pipeline as the VAD passes frames), either free or constrained to a grammar
+(the store's intent phrases); it is the engine for a Raspberry Pi. ``whisper`` runs faster-whisper (CTranslate2,
+int8) with the encoder window fitted to the utterance instead of Whisper's
+fixed 30 s, which is what makes short phrases affordable on a CPU. Models are loaded once
 per process and shared by every microphone that uses them.
 """
 
@@ -49,13 +49,46 @@ class Transcript:
         return self.decode_s / self.audio_s if self.audio_s > 0 else 0.0
 
 
+class RecognizerStream(Protocol):
+    """One utterance being recognised while it is still being spoken."""
+
+    def accept(self, samples: npt.NDArray[np.int16]) -> None:
+        """More audio of the utterance (any length)."""
+
+    def result(self) -> Transcript:
+        """The utterance ended: what was heard."""
+        ...
+
+
 class Recognizer(Protocol):
-    """Recognises one whole utterance of 16 kHz mono int16 samples. Not thread-safe: one per worker."""
+    """Recognises utterances of 16 kHz mono int16 samples. Not thread-safe: one per worker, one stream at a time.
+
+    ``start`` opens a stream for an utterance that has begun: streaming engines
+    (vosk) decode each piece as it arrives so only the tail is left when speech
+    ends; others buffer and decode in ``result``.
+    """
 
     engine: str
     language: str
 
     def recognize(self, samples: npt.NDArray[np.int16]) -> Transcript: ...
+
+    def start(self) -> RecognizerStream: ...
+
+
+class BufferedStream:
+    """The stream of an engine that needs the whole utterance: collect, then ``recognize`` once."""
+
+    def __init__(self, recognizer: Recognizer) -> None:
+        self._recognizer = recognizer
+        self._parts: list[npt.NDArray[np.int16]] = []
+
+    def accept(self, samples: npt.NDArray[np.int16]) -> None:
+        self._parts.append(samples)
+
+    def result(self) -> Transcript:
+        samples = np.concatenate(self._parts) if self._parts else np.zeros(0, dtype=np.int16)
+        return self._recognizer.recognize(samples)
 
 
 def _shared(kind: str, path: Path, threads: int, factory: Any) -> Any:
@@ -87,6 +120,7 @@ class VoskRecognizer:
             if not self.grammar:
                 raise ValueError(f"none of the grammar phrases has all its words in the Vosk model {model_dir.name}")
         self._vosk = vosk
+        self._decoder: Any = None
 
     def _known(self, word: str) -> bool:
         return bool(self._model.vosk_model_find_word(word) >= 0)
@@ -121,43 +155,92 @@ class VoskRecognizer:
             usable.append("[unk]")
         return usable
 
-    def recognize(self, samples: npt.NDArray[np.int16]) -> Transcript:
-        started = time.perf_counter()
-        if self.grammar is not None:
-            rec = self._vosk.KaldiRecognizer(self._model, SAMPLE_RATE, json.dumps(self.grammar, ensure_ascii=False))
+    def start(self) -> VoskStream:
+        """A stream on this recogniser's one Kaldi decoder (the grammar is compiled once, then reset per utterance)."""
+        if self._decoder is None:
+            if self.grammar is not None:
+                grammar = json.dumps(self.grammar, ensure_ascii=False)
+                self._decoder = self._vosk.KaldiRecognizer(self._model, SAMPLE_RATE, grammar)
+            else:
+                self._decoder = self._vosk.KaldiRecognizer(self._model, SAMPLE_RATE)
+            self._decoder.SetWords(True)
         else:
-            rec = self._vosk.KaldiRecognizer(self._model, SAMPLE_RATE)
-        rec.SetWords(True)
-        words: list[dict[str, Any]] = []
-        block = SAMPLE_RATE // 5
+            self._decoder.Reset()
+        return VoskStream(self._decoder, self.language)
+
+    def recognize(self, samples: npt.NDArray[np.int16]) -> Transcript:
+        stream = self.start()
+        stream.accept(samples)
+        return stream.result()
+
+
+class VoskStream:
+    """Feeds Kaldi as audio arrives; ``result`` only decodes what is left and reads the lattice."""
+
+    BLOCK = SAMPLE_RATE // 5
+
+    def __init__(self, decoder: Any, language: str) -> None:
+        self._decoder = decoder
+        self._language = language
+        self._words: list[dict[str, Any]] = []
+        self._samples = 0
+        self._busy_s = 0.0
+
+    def accept(self, samples: npt.NDArray[np.int16]) -> None:
+        started = time.perf_counter()
         data = np.ascontiguousarray(samples, dtype=np.int16)
-        for i in range(0, len(data), block):
-            if rec.AcceptWaveform(data[i : i + block].tobytes()):
-                words.extend(json.loads(rec.Result()).get("result", []))
-        words.extend(json.loads(rec.FinalResult()).get("result", []))
+        for i in range(0, len(data), self.BLOCK):
+            if self._decoder.AcceptWaveform(data[i : i + self.BLOCK].tobytes()):
+                self._words.extend(json.loads(self._decoder.Result()).get("result", []))
+        self._samples += len(data)
+        self._busy_s += time.perf_counter() - started
+
+    def result(self) -> Transcript:
+        started = time.perf_counter()
+        words = self._words + json.loads(self._decoder.FinalResult()).get("result", [])
         known = [w for w in words if w.get("word") != "[unk]"]
-        text = " ".join(str(w["word"]) for w in known)
         # Unknown words count as zero confidence so a grammar cannot force a match on other speech.
         confidence = sum(float(w.get("conf", 0.0)) for w in known) / len(words) if words else 0.0
         return Transcript(
-            text=text,
-            language=self.language,
+            text=" ".join(str(w["word"]) for w in known),
+            language=self._language,
             confidence=confidence,
-            engine=self.engine,
-            audio_s=len(data) / SAMPLE_RATE,
-            decode_s=time.perf_counter() - started,
+            engine="vosk",
+            audio_s=self._samples / SAMPLE_RATE,
+            decode_s=self._busy_s + time.perf_counter() - started,
         )
 
 
 ZH_PROMPT = "以下是普通话的句子。"
 
 
-class WhisperRecognizer:
-    """Whisper base through faster-whisper (int8 on CPU); ``language`` None detects zh/en per utterance.
+def _confidence(avg_logprob: float, no_speech_prob: float) -> float:
+    """Mean token probability; zero where Whisper's own rule calls the window silence.
 
-    ``fit_window`` sizes the encoder window to the utterance (rounded up to a
-    whole second plus one) instead of padding every phrase to 30 s. A Mandarin
-    prompt keeps output in Simplified characters.
+    ``no_speech_prob`` alone is no multiplier: it reads 0.4-0.5 on clean short
+    Mandarin commands, so it only counts together with a low log-probability
+    (faster-whisper's thresholds 0.6 and -1).
+    """
+    if no_speech_prob > 0.6 and avg_logprob < -1.0:
+        return 0.0
+    return math.exp(avg_logprob)
+
+
+HOP = 160  # samples per log-Mel frame
+MAX_FRAMES = 3000  # Whisper's 30 s window
+
+
+class WhisperRecognizer:
+    """Whisper base through faster-whisper's CTranslate2 model (int8 on CPU); ``language`` None detects zh/en.
+
+    faster-whisper pads every window to 30 s of log-Mel frames before the
+    encoder, whatever the audio length, so a 2 s phrase costs as much as 30 s
+    (4.8 s of encoder time on the 2-core VM). With ``fit_window`` (default) the
+    encoder gets only the utterance plus 1 s of silence (0.2 s for a 2 s
+    phrase) and decoding is greedy with a token budget proportional to the
+    audio, which also stops repetition loops. ``fit_window: false`` keeps
+    faster-whisper's own 30 s path for comparison. A Mandarin prompt keeps
+    output in Simplified characters.
     """
 
     engine = "whisper"
@@ -172,6 +255,8 @@ class WhisperRecognizer:
     ) -> None:
         try:
             from faster_whisper import WhisperModel
+            from faster_whisper.tokenizer import Tokenizer
+            from faster_whisper.transcribe import get_suppressed_tokens
         except ImportError as exc:
             raise ModelError("the whisper engine needs faster-whisper: pip install 'faster-whisper==1.2.1'") from exc
         if not (model_dir / "model.bin").is_file():
@@ -186,13 +271,70 @@ class WhisperRecognizer:
             threads,
             lambda: WhisperModel(str(model_dir), device="cpu", compute_type="int8", cpu_threads=threads),
         )
+        self._tokenizer_cls = Tokenizer
+        self._suppressed = get_suppressed_tokens
+        self._tokenizers: dict[str, Any] = {}
 
     def recognize(self, samples: npt.NDArray[np.int16]) -> Transcript:
         started = time.perf_counter()
         audio = samples.astype(np.float32) / 32768.0
-        kwargs: dict[str, Any] = {}
-        if self._fit_window:
-            kwargs["chunk_length"] = min(30, math.ceil(len(audio) / SAMPLE_RATE) + 1)
+        text, language, confidence = self._fitted(audio) if self._fit_window else self._full_window(audio)
+        return Transcript(
+            text=text,
+            language=language,
+            confidence=min(1.0, max(0.0, confidence)),
+            engine=self.engine,
+            audio_s=len(audio) / SAMPLE_RATE,
+            decode_s=time.perf_counter() - started,
+        )
+
+    def start(self) -> BufferedStream:
+        return BufferedStream(self)
+
+    def _tokenizer(self, language: str) -> Any:
+        if language not in self._tokenizers:
+            self._tokenizers[language] = self._tokenizer_cls(
+                self._model.hf_tokenizer, self._model.model.is_multilingual, task="transcribe", language=language
+            )
+        return self._tokenizers[language]
+
+    def _fitted(self, audio: npt.NDArray[np.float32]) -> tuple[str, str, float]:
+        import ctranslate2
+
+        padded = np.concatenate([audio, np.zeros(SAMPLE_RATE, dtype=np.float32)])
+        features = self._model.feature_extractor(padded)
+        frames = min(MAX_FRAMES, features.shape[-1] - features.shape[-1] % 2)
+        encoded = self._model.model.encode(
+            ctranslate2.StorageView.from_array(np.ascontiguousarray(features[None, :, :frames])), to_cpu=False
+        )
+        language = self._language
+        if language is None:
+            best = self._model.model.detect_language(encoded)[0][0][0]
+            language = str(best)[2:-2]
+        tok = self._tokenizer(language)
+        prompt: list[int] = []
+        if language == "zh":
+            prompt = [tok.sot_prev, *tok.encode(" " + ZH_PROMPT)]
+        prompt += [*tok.sot_sequence, tok.no_timestamps]
+        budget = 12 + int(12 * len(audio) / SAMPLE_RATE)  # tokens: ~3-4 per Mandarin syllable second, 2-3 English
+        result = self._model.model.generate(
+            encoded,
+            [prompt],
+            beam_size=self._beam_size,
+            max_length=min(448, len(prompt) + budget),
+            return_scores=True,
+            return_no_speech_prob=True,
+            suppress_blank=True,
+            suppress_tokens=self._suppressed(tok, (-1,)),
+            repetition_penalty=1.1,
+            no_repeat_ngram_size=4,
+        )[0]
+        ids = [t for t in result.sequences_ids[0] if t < tok.eot]
+        text = tok.decode(ids).strip()
+        avg_logprob = result.scores[0] * len(ids) / (len(ids) + 1) if ids else -10.0
+        return text, language, _confidence(avg_logprob, result.no_speech_prob) if ids else 0.0
+
+    def _full_window(self, audio: npt.NDArray[np.float32]) -> tuple[str, str, float]:
         segments, info = self._model.transcribe(
             audio,
             language=self._language,
@@ -200,7 +342,6 @@ class WhisperRecognizer:
             without_timestamps=True,
             condition_on_previous_text=False,
             initial_prompt=ZH_PROMPT if self._language == "zh" else None,
-            **kwargs,
         )
         texts: list[str] = []
         logprob = no_speech = 0.0
@@ -211,15 +352,7 @@ class WhisperRecognizer:
             logprob += seg.avg_logprob * n
             no_speech += seg.no_speech_prob * n
             tokens += n
-        # Mean token probability, discounted by how likely Whisper thinks the window holds no speech.
-        confidence = math.exp(logprob / tokens) * (1.0 - no_speech / tokens) if tokens else 0.0
+        confidence = _confidence(logprob / tokens, no_speech / tokens) if tokens else 0.0
         language = self._language or str(info.language)
         joiner = "" if language in ("zh", "ja") else " "
-        return Transcript(
-            text=joiner.join(t for t in texts if t),
-            language=language,
-            confidence=min(1.0, confidence),
-            engine=self.engine,
-            audio_s=len(audio) / SAMPLE_RATE,
-            decode_s=time.perf_counter() - started,
-        )
+        return joiner.join(t for t in texts if t), language, confidence

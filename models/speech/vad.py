@@ -97,6 +97,19 @@ class Utterance:
         return len(self.samples) / SAMPLE_RATE
 
 
+class SegmentListener(Protocol):
+    """Follows an utterance while it is open, so a recogniser can decode during speech."""
+
+    def opened(self, samples: Int16Array) -> None:
+        """An utterance began: its pre-roll and first voiced frames."""
+
+    def audio(self, samples: Int16Array) -> None:
+        """More audio of the open utterance (it will be closed or discarded later)."""
+
+    def discarded(self) -> None:
+        """The open utterance was a click (too little speech): forget it."""
+
+
 class Segmenter:
     """Turns a stream of chunks into whole utterances.
 
@@ -104,6 +117,8 @@ class Segmenter:
     (carrying ``pre_roll_ms`` of audio from before), ends after ``hangover_ms``
     without speech, and is cut at ``max_utterance_s`` (marked ``truncated``).
     Utterances shorter than ``min_speech_ms`` of speech are discarded as clicks.
+    A ``listener`` sees each utterance's audio as it arrives; closed utterances
+    are what ``push`` and ``flush`` return.
     """
 
     def __init__(
@@ -111,12 +126,14 @@ class Segmenter:
         source: str,
         vad: FrameVad,
         pre_roll_ms: int = 300,
-        hangover_ms: int = 450,
+        hangover_ms: int = 400,
         start_frames: int = 3,
         min_speech_ms: int = 200,
         max_utterance_s: float = 12.0,
+        listener: SegmentListener | None = None,
     ) -> None:
         self.source = source
+        self.listener = listener
         self.vad = vad
         n = vad.frame_samples
         frame_ms = 1000 * n // SAMPLE_RATE
@@ -169,8 +186,12 @@ class Segmenter:
                 self._silence = 0
                 self._speech_frames = self._run
                 self._last_speech_ns = end_ns
+                if self.listener is not None:
+                    self.listener.opened(np.concatenate(self._frames))
             return None
         self._frames.append(frame)
+        if self.listener is not None:
+            self.listener.audio(frame)
         if speech:
             self._silence = 0
             self._speech_frames += 1
@@ -187,6 +208,8 @@ class Segmenter:
         frames, speech_frames = self._frames, self._speech_frames
         self._frames, self._in_speech, self._run, self._speech_frames = [], False, 0, 0
         if speech_frames < self._min_speech_frames:
+            if self.listener is not None:
+                self.listener.discarded()
             return None
         return Utterance(
             source=self.source,
@@ -203,5 +226,7 @@ class Segmenter:
             return None
         if len(self._pending):
             self._frames.append(self._pending)
+            if self.listener is not None:
+                self.listener.audio(self._pending)
             self._pending = np.zeros(0, dtype=np.int16)
         return self._close(self._clock_ns, truncated=False)

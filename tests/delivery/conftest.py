@@ -73,14 +73,16 @@ PATTERN_CAMERA = {"name": "cam", "type": "test-pattern", "width": 640, "height":
 
 
 def start_agent(config: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-    """``store-agent run`` as a real subprocess."""
-    return subprocess.Popen(
-        [sys.executable, "-m", "agent", "run", "--config", str(config)],
-        cwd=REPO,
-        env={**os.environ, **(env or {})},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+    """``store-agent run`` as a real subprocess; its log goes to ``agent.log`` beside the config (a pipe nobody
+    reads would block the agent once its log fills the pipe)."""
+    with (config.parent / "agent.log").open("ab") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "agent", "run", "--config", str(config)],
+            cwd=REPO,
+            env={**os.environ, **(env or {})},
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+        )
 
 
 class Listener:

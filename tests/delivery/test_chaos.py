@@ -111,6 +111,7 @@ def test_agent_sigkilled_repeatedly_loses_nothing_accepted(broker: Mosquitto, tm
         time.sleep(rng.uniform(0.5, 1.5))
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
+        proc.stderr.close()
         kills += 1
     accepted = accepted_file.read_text().split()
     assert len(accepted) > 500

@@ -80,5 +80,6 @@ def test_commands(broker: Mosquitto, tmp_path: Path) -> None:
             assert daemon.agent is agent_now, "bad requests change nothing"
         finally:
             daemon.stop_event.set()
+            server.join(10)  # serve() ends before the daemon closes, as in `store-agent run`
             listener.close()
     logging.getLogger("drivers").setLevel(logging.NOTSET)

@@ -25,6 +25,7 @@ from models.face.match import match
 from models.manifest import ModelError, entry
 from models.provision import fetch
 from tests.conftest import require_data
+from tests.face.conftest import imread
 
 THRESHOLD, MARGIN, LIVE = 0.40, 0.05, 0.5
 
@@ -39,7 +40,7 @@ def _enrol_all(gallery: Gallery, analyzer: FaceAnalyzer) -> None:
 
 def _identify(analyzer: FaceAnalyzer, gallery: Gallery, path: Path) -> list[str]:
     out: list[str] = []
-    for obs in analyzer.analyse(cv2.imread(str(path)), pad=0.25):
+    for obs in analyzer.analyse(imread(str(path)), pad=0.25):
         if obs.embedding is None:
             continue
         found = match(obs.embedding, gallery.matrix(), THRESHOLD, MARGIN)
@@ -62,11 +63,11 @@ def test_spoof_samples_are_flagged(analyzer: FaceAnalyzer) -> None:
     root = require_data("media/spoof")
     scores = {}
     for name in ("image_F1.jpg", "image_F2.jpg", "image_T1.jpg"):
-        faces = analyzer.analyse(cv2.imread(str(root / name)))
+        faces = analyzer.analyse(imread(str(root / name)))
         assert faces and faces[0].liveness is not None
         scores[name] = faces[0].liveness
     assert scores["image_F1.jpg"] < LIVE and scores["image_F2.jpg"] < LIVE < scores["image_T1.jpg"], scores
-    verdict = judge_image(analyzer, cv2.imread(str(root / "image_F2.jpg")), "F2", LIVE)
+    verdict = judge_image(analyzer, imread(str(root / "image_F2.jpg")), "F2", LIVE)
     assert not verdict.accepted and "spoof" in (verdict.reason or "")
 
 
@@ -152,12 +153,12 @@ def test_bad_input_is_refused_with_reasons(analyzer: FaceAnalyzer, gallery: Gall
 def test_model_file_missing_or_wrong_sha256(tmp_path: Path, shared_data: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from models.runtime import session_for
 
-    with pytest.raises(ModelError, match="missing.*models fetch"):
+    with pytest.raises(ModelError, match=r"missing.*models fetch"):
         session_for("antispoof_minifasnet_v2", tmp_path)
     model = entry("antispoof_minifasnet_v2")
     monkeypatch.setenv("STORE_AGENT_DATA", str(shared_data))
     wrong = model.model_copy(update={"sha256": "0" * 64})
-    with pytest.raises(ModelError, match="sha256 mismatch.*nothing was installed|nothing was installed.*sha256"):
+    with pytest.raises(ModelError, match=r"sha256 mismatch.*nothing was installed|nothing was installed.*sha256"):
         fetch(wrong, tmp_path / "models")
     assert not any((tmp_path / "models").iterdir())
     installed = fetch(model, tmp_path / "models")

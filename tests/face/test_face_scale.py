@@ -13,22 +13,27 @@ from agent.face.tracker import DecisionSettings, FaceTracker
 from models.face.analyzer import FaceAnalyzer
 from models.face.match import GalleryMatrix, best, match
 from tests.conftest import require_data
+from tests.face.conftest import as_bgr, imread
 
 pytestmark = pytest.mark.slow
 THRESHOLD, MARGIN, LIVE = 0.40, 0.05, 0.5
 
 
 def _embed(analyzer: FaceAnalyzer, path: Path) -> np.ndarray | None:
-    faces = analyzer.analyse(cv2.imread(str(path)), pad=0.25, max_faces=1, check_liveness=False)
+    faces = analyzer.analyse(imread(str(path)), pad=0.25, max_faces=1, check_liveness=False)
     return faces[0].embedding if faces and faces[0].embedding is not None else None
 
 
-def _open_set(analyzer: FaceAnalyzer, root: Path, enrol_per_id: int) -> tuple[float, float, float, int, int]:
-    ids = sorted(p for p in root.iterdir() if p.is_dir())
+def _open_set(
+    analyzer: FaceAnalyzer, root: Path, enrol_per_id: int, max_ids: int, per_id: int
+) -> tuple[float, float, float, int, int]:
+    """Enrol ``enrol_per_id`` photos of every other identity, probe with the rest (``per_id`` photos each at most);
+    the other identities are strangers. ``max_ids`` and ``per_id`` keep the run within the suite's time budget."""
+    ids = sorted(p for p in root.iterdir() if p.is_dir())[:max_ids]
     enrolled, strangers = ids[::2], ids[1::2]
     vectors, owners, probes = [], [], []
     for k, person in enumerate(enrolled):
-        photos = sorted(person.glob("*.jpg"))
+        photos = sorted(person.glob("*.jpg"))[:per_id]
         for photo in photos[:enrol_per_id]:
             if (e := _embed(analyzer, photo)) is not None:
                 vectors.append(e)
@@ -45,47 +50,56 @@ def _open_set(analyzer: FaceAnalyzer, root: Path, enrol_per_id: int) -> tuple[fl
         accepted += found is not None and found.member_id == name
     false_accepts = impostors = 0
     for person in strangers:
-        for photo in sorted(person.glob("*.jpg")):
+        for photo in sorted(person.glob("*.jpg"))[:per_id]:
             if (e := _embed(analyzer, photo)) is not None:
                 impostors += 1
                 false_accepts += match(e, gallery, THRESHOLD, MARGIN) is not None
     print(
-        f"\n{root.name}: rank-1 {rank1}/{genuine}, accepted {accepted}/{genuine}, false accepts {false_accepts}/{impostors}"
+        f"\n{root.name}: rank-1 {rank1}/{genuine}, accepted {accepted}/{genuine},"
+        f" false accepts {false_accepts}/{impostors}"
     )
     return rank1 / genuine, accepted / genuine, false_accepts / impostors, genuine, impostors
 
 
 def test_celeba_open_set(analyzer: FaceAnalyzer) -> None:
-    rank1, tar, far, genuine, impostors = _open_set(analyzer, require_data("media/faces/celeba"), 3)
-    # measured (2-core VM): rank-1 163/167, accepted 162/167, false accepts 4/239
-    assert genuine > 150 and impostors > 200
-    assert rank1 >= 0.95 and tar >= 0.93 and far <= 0.025
+    rank1, tar, far, genuine, impostors = _open_set(analyzer, require_data("media/faces/celeba"), 3, 50, 7)
+    # measured (2-core VM) on this subset (50 ids x 7): rank-1 94/95, accepted 91/95, false accepts 5/167;
+    # (all 50 ids x 10: 163/167, 160/167, 5/239). Limits: the measured values with a small margin.
+    assert genuine >= 90 and impostors >= 160
+    assert rank1 >= 0.95 and tar >= 0.92 and far <= 0.04
 
 
 def test_lfw_gray_open_set(analyzer: FaceAnalyzer) -> None:
-    rank1, tar, far, genuine, impostors = _open_set(analyzer, require_data("media/faces/lfw_gray"), 2)
-    assert genuine > 150 and impostors > 250
-    assert rank1 >= 0.95 and tar >= 0.85 and far <= 0.01
+    rank1, tar, far, genuine, impostors = _open_set(analyzer, require_data("media/faces/lfw_gray"), 2, 60, 5)
+    # measured on this subset (60 ids): rank-1 89/90, accepted 89/90, false accepts 1/150
+    # (all 120 ids: 179/180, 179/180, 2/298)
+    assert genuine >= 85 and impostors >= 145
+    assert rank1 >= 0.96 and tar >= 0.95 and far <= 0.02
 
 
 def test_nuaa_print_attacks(analyzer: FaceAnalyzer) -> None:
     root = require_data("media/spoof/nuaa")
     scores: dict[str, list[float]] = {"live": [], "spoof_print": []}
     for kind, values in scores.items():
-        for photo in sorted((root / kind).glob("*/*.jpg")):
-            faces = analyzer.analyse(cv2.imread(str(photo)), pad=0.25, max_faces=1)
-            if faces and faces[0].liveness is not None:
-                values.append(faces[0].liveness)
+        for subject in sorted((root / kind).iterdir()):
+            photos = sorted(subject.glob("*.jpg"))[::2]  # 10 of the 20 per subject and class: the time budget
+            for photo in photos:
+                faces = analyzer.analyse(imread(str(photo)), pad=0.25, max_faces=1)
+                if faces and faces[0].liveness is not None:
+                    values.append(faces[0].liveness)
     live, spoof = np.array(scores["live"]), np.array(scores["spoof_print"])
     print(
-        f"\nNUAA: live pass {np.mean(live >= LIVE):.3f} (n={live.size}), print attacks pass {np.mean(spoof >= LIVE):.3f}"
+        f"\nNUAA: live pass {np.mean(live >= LIVE):.3f} (n={live.size}),"
+        f" print attacks pass {np.mean(spoof >= LIVE):.3f}"
         f" (n={spoof.size}), medians {np.median(live):.3f} / {np.median(spoof):.3f}"
     )
-    assert np.mean(spoof >= LIVE) <= 0.12 and np.median(live) > 0.5 > np.median(spoof)
+    # measured on these 160 photos: live pass 0.537, print attacks pass 0.050, medians 0.582 / 0.005
+    # (all 320: 0.562, 0.062, 0.632 / 0.004). One live frame in two passes: decisions average several frames.
+    assert np.mean(spoof >= LIVE) <= 0.10 and np.median(live) > 0.55 and np.median(spoof) < 0.05
 
 
 def _run_video(
-    analyzer: FaceAnalyzer, path: Path, enrolled: GalleryMatrix, step: int = 3
+    analyzer: FaceAnalyzer, path: Path, enrolled: GalleryMatrix, step: int = 10, max_frames: int = 300
 ) -> tuple[list[object], float]:
     tracker = FaceTracker(
         "cam", DecisionSettings(min_frames=3, liveness_threshold=LIVE), lambda e: match(e, enrolled, THRESHOLD, MARGIN)
@@ -94,12 +108,12 @@ def _run_video(
     events: list[object] = []
     live: list[float] = []
     index = 0
-    while True:
+    while index < max_frames:
         ok, frame = cap.read()
         if not ok:
             break
         if index % step == 0:
-            faces = analyzer.analyse(frame)
+            faces = analyzer.analyse(as_bgr(frame))
             live += [f.liveness for f in faces if f.liveness is not None]
             events += tracker.update(faces, index / 30.0, 0.0)
         index += 1
@@ -113,13 +127,14 @@ def test_replay_video_is_refused_and_the_live_clip_enrolled(analyzer: FaceAnalyz
     cap.set(cv2.CAP_PROP_POS_FRAMES, 30)
     _, frame = cap.read()
     cap.release()
-    face = analyzer.analyse(frame)[0]
+    face = analyzer.analyse(as_bgr(frame))[0]
     assert face.embedding is not None
     gallery = GalleryMatrix(face.embedding[None], np.zeros(1, np.int32), ("m-live",))
     real_events, real_live = _run_video(analyzer, root / "real.mp4", gallery)
     fake_events, fake_live = _run_video(analyzer, root / "fake_replay.mp4", gallery)
     print(f"\nreplay: mean liveness live {real_live:.3f}, replay {fake_live:.3f}; events {real_events} / {fake_events}")
-    assert real_live > fake_live
+    # measured (every 10th of the first 300 frames): mean liveness live 0.894, replay 0.000
+    assert real_live >= 0.8 and fake_live <= 0.05
     assert any(isinstance(e, ShopperIdentified) and e.member_id == "m-live" for e in real_events)
     assert not any(isinstance(e, ShopperIdentified) for e in fake_events)
     assert any(isinstance(e, SpoofSuspected | VisitorSeen) for e in fake_events)

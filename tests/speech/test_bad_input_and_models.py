@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import wave
 from pathlib import Path
 
@@ -86,3 +87,26 @@ def test_listen_cli_reports_missing_model(tmp_path: Path, capsys: pytest.Capture
     captured = capsys.readouterr()
     assert code == 69  # EXIT_UNAVAILABLE: vosk-model-small-cn is not provisioned in this empty directory
     assert "store-agent models fetch vosk-model-small-cn" in captured.err and captured.out == ""
+
+
+def test_listen_cli_bad_wav_exits_65_and_goes_on(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A file that is not PCM WAV is named on stderr, the others are still heard, and the exit code is 65."""
+    pytest.importorskip("pocketsphinx")
+    config = tmp_path / "store.yaml"
+    config.write_text(
+        "version: 1\nstore: {id: s1, name: S}\nterminal: {id: t1}\n"
+        f"models: {{directory: {tmp_path / 'models'}}}\n"
+        "pipelines:\n  speech:\n    recognizers: [{engine: pocketsphinx, mode: grammar}]\n"
+        "    intents:\n      - {name: go_forward, phrases: {en: ['go forward {n} meters']}, slots: {n: [ten]}}\n",
+        encoding="utf-8",
+    )
+    bad = tmp_path / "notes.wav"
+    bad.write_text("not audio")
+    code = main(["listen", "--config", str(config), str(bad), str(speech_file("en/goforward.wav"))])
+    captured = capsys.readouterr()
+    assert code == 65  # EX_DATAERR
+    assert "notes.wav" in captured.err and "not a PCM WAV" in captured.err
+    lines = [json.loads(line) for line in captured.out.splitlines()]
+    assert [(line["intent"], line["slots"], line["engine"]) for line in lines] == [
+        ("go_forward", {"n": "ten"}, "pocketsphinx")
+    ]

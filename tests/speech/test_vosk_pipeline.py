@@ -79,7 +79,7 @@ def test_under_load_whole_utterances_are_dropped_and_counted(ko_model: Path, run
     pipeline, results = run_pipeline({**KO_SETTINGS, "max_pending_utterances": 1}, when_busy="drop")
     clips = [load("synth/ko_price.wav"), load("synth/ko_shoes.wav")] * 6
     feed(pipeline, with_silence(*clips, gap_s=0.8))
-    stats = pipeline.stats.snapshot()
+    stats = pipeline.health()  # what the agent's health message carries for this pipeline
     assert stats["utterances"] == 12
     assert stats["dropped_utterances"] > 0
     assert stats["recognised"] + stats["dropped_utterances"] == stats["utterances"]
@@ -88,3 +88,18 @@ def test_under_load_whole_utterances_are_dropped_and_counted(ko_model: Path, run
         # Never cut: every recognised utterance holds its whole clip (plus pre-roll and hangover).
         assert len(result.utterance.samples) >= min(lengths) * 0.8
         assert result.match is not None and result.match.intent in ("ask_price", "ask_location")
+
+
+def test_close_mid_utterance_does_not_hang(ko_model: Path, run_pipeline: Callable[..., Any]) -> None:
+    """The agent stops while someone is speaking: the open utterance is abandoned and the thread ends at once."""
+    from drivers.base import AudioChunk, Capture
+    from models.speech.audio import SAMPLE_RATE, chunks
+
+    pipeline, results = run_pipeline(KO_SETTINGS, when_busy="wait")
+    audio = with_silence(load("synth/ko_price.wav"))[: SAMPLE_RATE * 2]  # 1 s of silence, then 1 s of speech
+    for seq, block in enumerate(chunks(audio, 30), 1):
+        pipeline.process(AudioChunk("mic", Capture.now(seq), block, SAMPLE_RATE))
+    thread = pipeline._thread
+    assert thread is not None and pipeline._job is not None  # an utterance is open
+    pipeline.close()  # joins the recogniser thread (up to 30 s if it were stuck waiting for the utterance)
+    assert not thread.is_alive() and results == []

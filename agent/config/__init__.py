@@ -1,0 +1,1 @@
+"""The store YAML config: section models, loading with line-numbered errors."""

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Every benchmark in sequence, on a machine doing nothing else; prints each one's figures.
+# Usage: bench/run_all.sh [LOG]   (needs the shared data: STORE_AGENT_DATA, default ../shared/data)
+set -uo pipefail
+cd "$(dirname "$0")/.."
+export STORE_AGENT_DATA="${STORE_AGENT_DATA:-$(cd .. && pwd)/shared/data}"
+py=.venv/bin/python
+log="${1:-/dev/stdout}"
+{
+    echo "# $(date -u +%FT%TZ) $(uname -m) $(nproc) cores; load: $(cut -d' ' -f1-3 /proc/loadavg)"
+    for cmd in \
+        "bench/startup_bench.py --runs 5 --settle 5" \
+        "bench/delivery_bench.py --events 20000 --reps 5" \
+        "bench/face_bench.py" \
+        "bench/people_fps.py" \
+        "bench/product_embed.py" \
+        "bench/product_search.py" \
+        "bench/speech_rtf.py --engine vosk-ko-grammar" \
+        "bench/speech_rtf.py --engine pocketsphinx-en-grammar" \
+        "bench/speech_rtf.py --engine whisper-zh" \
+        "bench/speech_rtf.py --engine whisper-en"; do
+        echo; echo "## $cmd"
+        $py $cmd 2>&1 | grep -v "^WARNING\|Warning"
+    done
+} | tee -a "$log"
