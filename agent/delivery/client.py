@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import queue
 import select
 import socket
@@ -26,7 +25,6 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as paho
@@ -36,6 +34,7 @@ from paho.mqtt.properties import Properties
 
 from agent.config.schema import MqttSection
 from agent.runtime.source import Backoff
+from drivers.secrets import SecretError, read_secret
 
 logger = logging.getLogger(__name__)
 
@@ -75,24 +74,11 @@ Incoming = Connected | Disconnected | Published | Message
 
 def read_password(settings: MqttSection) -> str | None:
     """The broker password from the environment or a systemd credential; never from the YAML."""
-    if settings.password_env:
-        value = os.environ.get(settings.password_env)
-        if value is None:
-            raise DeliveryError(f"mqtt.password_env: environment variable {settings.password_env} is not set")
-        return value
-    if settings.password_credential:
-        directory = os.environ.get("CREDENTIALS_DIRECTORY")
-        if not directory:
-            raise DeliveryError(
-                f"mqtt.password_credential: {settings.password_credential!r} needs systemd's LoadCredential= "
-                "(CREDENTIALS_DIRECTORY is not set)"
-            )
-        path = Path(directory) / settings.password_credential
-        try:
-            return path.read_text(encoding="utf-8").rstrip("\r\n")
-        except OSError as exc:
-            raise DeliveryError(f"mqtt.password_credential: cannot read {path}: {exc.strerror}") from None
-    return None
+    where = "mqtt.password_env" if settings.password_env else "mqtt.password_credential"
+    try:
+        return read_secret(settings.password_env, settings.password_credential)
+    except SecretError as exc:
+        raise DeliveryError(f"{where}: {exc}") from None
 
 
 class _ClosingSSLSocket(ssl.SSLSocket):

@@ -13,7 +13,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import hmac
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +21,7 @@ from typing import ClassVar
 import yaml
 
 from agent.events import EventBody, Retention, register_event_type
+from drivers.secrets import SecretError, read_secret
 
 HASH_PREFIX = "hmac-sha256:"
 _UID = re.compile(r"^(?:[0-9A-F]{2}){4,10}$")
@@ -45,21 +45,13 @@ def card_hash(uid_hex: str, secret: bytes) -> str:
 
 def load_secret(env: str | None = None, credential: str | None = None) -> bytes:
     """The per-store card secret from ``$env`` or the systemd credential ``credential``."""
-    if env:
-        value = os.environ.get(env)
-        if value is None:
-            raise CardIdentityError(f"card secret: environment variable {env} is not set")
-        secret = value.encode("utf-8")
-    elif credential:
-        directory = os.environ.get("CREDENTIALS_DIRECTORY")
-        if not directory:
-            raise CardIdentityError(f"card secret: credential {credential!r} but CREDENTIALS_DIRECTORY is unset")
-        try:
-            secret = (Path(directory) / credential).read_bytes().strip()
-        except OSError as exc:
-            raise CardIdentityError(f"card secret: cannot read credential {credential!r}: {exc.strerror}") from None
-    else:
+    try:
+        value = read_secret(env, credential)
+    except SecretError as exc:
+        raise CardIdentityError(f"card secret: {exc}") from None
+    if value is None:
         raise CardIdentityError("card secret: give an environment variable or a systemd credential")
+    secret = value.strip().encode("utf-8")
     if len(secret) < MIN_SECRET_BYTES:
         raise CardIdentityError(f"card secret must be at least {MIN_SECRET_BYTES} bytes (got {len(secret)})")
     return secret

@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from pathlib import Path
 from typing import ClassVar, Literal
 from urllib.parse import quote, urlsplit, urlunsplit
 
@@ -19,6 +18,7 @@ from pydantic import Field, field_validator, model_validator
 
 from drivers.base import DeviceError, DeviceOptions
 from drivers.camera.capture import OpenCvCamera
+from drivers.secrets import SecretError, read_secret
 
 logger = logging.getLogger(__name__)
 
@@ -68,20 +68,10 @@ class RtspOptions(DeviceOptions):
 
 
 def _password(options: RtspOptions, device: str) -> str | None:
-    if options.password_env:
-        value = os.environ.get(options.password_env)
-        if value is None:
-            raise DeviceError(f"camera {device}: environment variable {options.password_env} (password) is not set")
-        return value
-    if options.password_credential:
-        directory = os.environ.get("CREDENTIALS_DIRECTORY")
-        if not directory:
-            raise DeviceError(f"camera {device}: no systemd credentials directory (CREDENTIALS_DIRECTORY unset)")
-        try:
-            return (Path(directory) / options.password_credential).read_text(encoding="utf-8").strip()
-        except OSError as exc:
-            raise DeviceError(f"camera {device}: cannot read credential {options.password_credential}: {exc}") from None
-    return None
+    try:
+        return read_secret(options.password_env, options.password_credential)
+    except SecretError as exc:
+        raise DeviceError(f"camera {device}: password: {exc}") from None
 
 
 def url_with_credentials(url: str, username: str | None, password: str | None) -> str:
