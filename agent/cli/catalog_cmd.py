@@ -50,7 +50,9 @@ def _load(config_path: Path, progress: bool) -> tuple[ProductEmbedder, BuiltCata
     def report(done: int, total: int, path: Path) -> None:
         print(f"\r[{done}/{total}] {path.parent.name}/{path.name}".ljust(72), end="", file=sys.stderr, flush=True)
 
-    built = build_index(Path(settings.catalog_dir), cache_dir, embedder, report if progress else None)
+    built = build_index(
+        Path(settings.catalog_dir), cache_dir, embedder, report if progress else None, whiten=settings.whitening
+    )
     if progress:
         print(file=sys.stderr)
     return embedder, built

@@ -61,7 +61,9 @@ class ProductService:
                     self.context.models_dir, models.providers, models.threads, views=self.settings.views
                 )
                 cache_dir = self.settings.cache_dir or self.context.state_dir / "catalog"
-                self.built = build_index(Path(self.settings.catalog_dir), Path(cache_dir), self.embedder)
+                self.built = build_index(
+                    Path(self.settings.catalog_dir), Path(cache_dir), self.embedder, whiten=self.settings.whitening
+                )
             return self.embedder, self.built
 
 
