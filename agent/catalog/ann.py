@@ -24,9 +24,10 @@ logger = logging.getLogger(__name__)
 #: Rows from which the approximate index is used (bench/product_search.py: exact search is ~5 ms at
 #: 10,000 rows and ~51 ms at 100,000 on the 2-core dev VM, so it crosses 10 ms near 20,000).
 APPROX_MIN_ROWS = 20_000
-#: Clusters scanned per query; recall@5 >= 0.99 of exact on the bench's product-like vectors.
-NPROBE = 16
-TRAIN_PER_LIST = 32
+#: Clusters scanned per query (of 2 * sqrt(rows)): recall@5 0.996 of exact on the bench's product-like rows.
+NPROBE = 8
+TRAIN_PER_LIST = 20
+THREADS = 1
 
 
 def available() -> bool:
@@ -44,9 +45,12 @@ class IvfCandidates:
     def __init__(self, matrix: npt.NDArray[np.float32], nprobe: int = NPROBE, seed: int = 0) -> None:
         import faiss
 
+        # One OpenMP thread: a single query's scan is sub-millisecond, and idle OpenMP workers spinning on a
+        # busy 2-core terminal made it ~10x slower (the same reason BLAS is pinned to one thread there).
+        faiss.omp_set_num_threads(THREADS)
         started = time.monotonic()
         rows, dim = matrix.shape
-        self.nlists = max(1, int(math.sqrt(rows)))
+        self.nlists = max(1, int(2 * math.sqrt(rows)))
         quantiser = faiss.IndexFlatIP(dim)
         index: Any = faiss.IndexIVFFlat(quantiser, dim, self.nlists, faiss.METRIC_INNER_PRODUCT)
         sample = min(rows, TRAIN_PER_LIST * self.nlists)
