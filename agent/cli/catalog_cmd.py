@@ -43,7 +43,11 @@ def _load(config_path: Path, progress: bool) -> tuple[ProductEmbedder, BuiltCata
     config: StoreConfig = load_config(config_path).config
     settings = config.pipelines.product
     embedder = ProductEmbedder.load(
-        Path(config.models.directory), config.models.providers, config.models.threads, views=settings.views
+        Path(config.models.directory),
+        config.models.providers,
+        config.models.threads,
+        views=settings.views,
+        centre_crop=settings.centre_crop,
     )
     cache_dir = Path(settings.cache_dir or Path(config.storage.state_dir) / "catalog")
 

@@ -214,6 +214,13 @@ class ProductPipeline(PipelineSettings):
     fps: float = Field(
         2.0, gt=0, le=30, description="Most crops per second embedded per zone; other frames are skipped."
     )
+    centre_crop: float = Field(
+        1.0,
+        ge=0.3,
+        le=1.0,
+        description="Embed the central fraction of each side of a photo or zone crop (single view; 1.0 = whole). "
+        "0.8 raised top-1 0.85 -> 0.88 but accepted 35 % instead of 3 % of unknown products' photos.",
+    )
     whitening: bool = Field(
         True,
         description="Fit catalogue whitening on the reference photos when there are shelf photos besides studio ones "

@@ -58,7 +58,11 @@ class ProductService:
 
                 models = self.context.config.models
                 self.embedder = ProductEmbedder.load(
-                    self.context.models_dir, models.providers, models.threads, views=self.settings.views
+                    self.context.models_dir,
+                    models.providers,
+                    models.threads,
+                    views=self.settings.views,
+                    centre_crop=self.settings.centre_crop,
                 )
                 cache_dir = self.settings.cache_dir or self.context.state_dir / "catalog"
                 self.built = build_index(

@@ -25,6 +25,11 @@ def test_embeddings_are_unit_length_1280d_and_views_change_them(embedder: Produc
     assert 0.7 < float(single[0] @ single[1]) < 0.999  # a mirrored pack is similar, not identical
     multi = ProductEmbedder(embedder.session, views="multi").embed([image])[0]
     assert multi.shape == (EMBEDDING_DIM,) and 0.8 < float(multi @ single[0]) < 0.9999
+    cropped = ProductEmbedder(embedder.session, centre_crop=0.8)
+    assert cropped.version != embedder.version  # cached vectors of the whole image are not reused
+    assert 0.7 < float(cropped.embed([image])[0] @ single[0]) < 0.9999
+    with pytest.raises(ValueError, match="centre_crop"):
+        ProductEmbedder(embedder.session, centre_crop=0.1)
 
 
 def test_index_returns_distinct_skus_best_first_with_margin() -> None:
