@@ -28,10 +28,17 @@ Vectors = npt.NDArray[np.float32]
 
 @dataclass(frozen=True)
 class ProductMatch:
-    """One candidate SKU and its cosine similarity to the query (1.0 = identical)."""
+    """One candidate SKU and its similarity to the query (1.0 = identical).
+
+    ``score`` is the cosine in the searched space (catalogue-whitened when the
+    index is whitened); ``cosine`` the best plain embedding cosine to the SKU's
+    reference photos, which still says whether the query looks like a product
+    at all (whitening keeps only what separates the catalogue's SKUs).
+    """
 
     sku: str
     score: float
+    cosine: float | None = None
 
 
 @dataclass(frozen=True)
@@ -51,10 +58,12 @@ class SearchResult:
             return 0.0
         return self.top[0].score - self.top[1].score if len(self.top) > 1 else 1.0
 
-    def accepted(self, min_score: float, min_margin: float) -> ProductMatch | None:
-        """The best SKU if it is both close enough and clearly ahead; otherwise unknown (None)."""
+    def accepted(self, min_score: float, min_margin: float, min_cosine: float = -1.0) -> ProductMatch | None:
+        """The best SKU if it is close enough (in both spaces) and clearly ahead; otherwise unknown (None)."""
         best = self.best
         if best is None or best.score < min_score or self.margin < min_margin:
+            return None
+        if best.cosine is not None and best.cosine < min_cosine:
             return None
         return best
 
@@ -83,6 +92,8 @@ class CatalogIndex:
         self.row_ids = np.array([ids[s] for s in row_skus], dtype=np.int64)
         counts = np.bincount(self.row_ids, minlength=len(self.skus)) if len(row_skus) else np.zeros(0, np.int64)
         self.max_rows_per_sku = int(counts.max()) if counts.size else 0
+        order = np.argsort(self.row_ids, kind="stable")
+        self.rows_of_sku: list[npt.NDArray[np.int64]] = np.split(order, np.cumsum(counts)[:-1]) if counts.size else []
         self.whitening: Whitening | None = fit_whitening(self.embeddings, self.row_ids) if whiten else None
         self.matrix: Vectors = (
             np.ascontiguousarray(self.whitening.project(self.embeddings))
@@ -117,6 +128,7 @@ class CatalogIndex:
         if len(self) == 0 or top < 1:
             return [SearchResult(top=()) for _ in range(len(queries))]
         queries = queries.astype(np.float32, copy=False)
+        raw = queries
         if self.whitening is not None:
             queries = self.whitening.project(queries)
         # The k best distinct SKUs are always among the k * max_rows_per_sku best rows.
@@ -125,17 +137,20 @@ class CatalogIndex:
             # Candidates from the IVF index (at least 64, for recall), re-scored exactly against the matrix.
             ids = self.approximate.candidates(queries, max(keep, 64))
             return [
-                self._distinct(rows[rows >= 0], self.matrix[rows[rows >= 0]] @ query, top)
-                for query, rows in zip(queries, ids, strict=True)
+                self._distinct(rows[rows >= 0], self.matrix[rows[rows >= 0]] @ query, top, q)
+                for query, rows, q in zip(queries, ids, raw, strict=True)
             ]
         results = []
-        for row in queries @ self.matrix.T:
+        for row, q in zip(queries @ self.matrix.T, raw, strict=True):
             candidates = np.argpartition(-row, keep - 1)[:keep] if keep < len(self) else np.arange(len(self))
-            results.append(self._distinct(candidates, row[candidates], top))
+            results.append(self._distinct(candidates, row[candidates], top, q))
         return results
 
-    def _distinct(self, rows: npt.NDArray[np.int64], scores: Vectors, top: int) -> SearchResult:
-        """The ``top`` best distinct SKUs among candidate ``rows`` with their exact ``scores``."""
+    def _distinct(self, rows: npt.NDArray[np.int64], scores: Vectors, top: int, raw: Vectors) -> SearchResult:
+        """The ``top`` best distinct SKUs among candidate ``rows`` with their exact ``scores``.
+
+        With whitening, each match also carries the best plain cosine of ``raw`` (the query embedding) to its SKU.
+        """
         order = np.argsort(-scores, kind="stable")
         seen: set[int] = set()
         found: list[ProductMatch] = []
@@ -144,7 +159,10 @@ class CatalogIndex:
             if sku_id in seen:
                 continue
             seen.add(sku_id)
-            found.append(ProductMatch(self.skus[sku_id], float(score)))
+            cosine = (
+                float((self.embeddings[self.rows_of_sku[sku_id]] @ raw).max()) if self.whitening is not None else None
+            )
+            found.append(ProductMatch(self.skus[sku_id], float(score), cosine))
             if len(found) == top:
                 break
         return SearchResult(top=tuple(found))

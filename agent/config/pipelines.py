@@ -227,6 +227,13 @@ class ProductPipeline(PipelineSettings):
         "(top-1 0.68 -> 0.85 with 5 shelf photos per SKU).",
     )
     min_score: float = Field(0.7, ge=-1, le=1, description="Cosine similarity below which a product stays unknown.")
+    min_cosine: float = Field(
+        0.5,
+        ge=-1,
+        le=1,
+        description="With whitening: plain embedding cosine below which a crop is not a catalogued product at all "
+        "(known products' photos: 99 % >= 0.62; people's hand regions without products: all <= 0.43).",
+    )
     min_margin: float = Field(0.04, ge=0, le=2, description="Lead over the runner-up SKU below which it stays unknown.")
     vote_frames: int = Field(5, ge=1, le=50, description="Recent frames per zone that vote on the product.")
     vote_min: int = Field(3, ge=1, le=50, description="Votes a SKU needs among `vote_frames` to be recognised.")

@@ -116,7 +116,9 @@ class ProductCameraStage(Pipeline[Frame]):
     def _voter(self) -> ZoneVoter:
         s = self.settings
         max_age_s = max(2.0, 2.0 * s.vote_frames / s.fps)
-        return ZoneVoter(s.min_score, s.min_margin, s.vote_frames, s.vote_min, s.repeat_after_s, max_age_s)
+        return ZoneVoter(
+            s.min_score, s.min_margin, s.vote_frames, s.vote_min, s.repeat_after_s, max_age_s, s.min_cosine
+        )
 
     def warm_up(self) -> None:
         self.service.ensure_ready()

@@ -109,7 +109,7 @@ def test_unknown_products_mostly_stay_unknown(
     for sku in skus:
         photos = reference_split(products_dir, sku)[1]
         for result in partial.search(np.stack([queries[p] for p in photos]), top=5):
-            match = result.accepted(defaults.min_score, defaults.min_margin)
+            match = result.accepted(defaults.min_score, defaults.min_margin, defaults.min_cosine)
             if sku in unknown:
                 unknown_n += 1
                 unknown_accepted += match is not None
