@@ -109,9 +109,14 @@ class EmbeddingCache:
 
 
 def build_index(
-    catalog_dir: Path, cache_dir: Path, embedder: Embedder, progress: Progress | None = None
+    catalog_dir: Path, cache_dir: Path, embedder: Embedder, progress: Progress | None = None, whiten: bool = True
 ) -> BuiltCatalog:
-    """Load the catalogue, embed new photos, save the cache and return the index."""
+    """Load the catalogue, embed new photos, save the cache and return the index.
+
+    ``whiten`` fits catalogue whitening (agent/catalog/whitening.py) when the
+    catalogue has shelf photos besides its studio ones; it is refitted at every
+    build, so it follows the weekly catalogue changes.
+    """
     started = time.monotonic()
     catalog = load_catalog(catalog_dir)
     cache = EmbeddingCache(cache_dir, embedder.version)
@@ -152,7 +157,7 @@ def build_index(
     flush()
     cache.save(set(hashes))
     matrix = np.stack([cache.vectors[h] for h in hashes]).astype(np.float32)
-    index = CatalogIndex(matrix, [sku for sku, _ in jobs])
+    index = CatalogIndex(matrix, [sku for sku, _ in jobs], whiten=whiten)
     stats = BuildStats(photos=total, embedded=embedded, cached=total - embedded, seconds=time.monotonic() - started)
     logger.info(
         "catalogue %s: %d SKUs, %d photos (%d embedded, %d from cache) in %.1f s",

@@ -43,14 +43,20 @@ def _load(config_path: Path, progress: bool) -> tuple[ProductEmbedder, BuiltCata
     config: StoreConfig = load_config(config_path).config
     settings = config.pipelines.product
     embedder = ProductEmbedder.load(
-        Path(config.models.directory), config.models.providers, config.models.threads, views=settings.views
+        Path(config.models.directory),
+        config.models.providers,
+        config.models.threads,
+        views=settings.views,
+        centre_crop=settings.centre_crop,
     )
     cache_dir = Path(settings.cache_dir or Path(config.storage.state_dir) / "catalog")
 
     def report(done: int, total: int, path: Path) -> None:
         print(f"\r[{done}/{total}] {path.parent.name}/{path.name}".ljust(72), end="", file=sys.stderr, flush=True)
 
-    built = build_index(Path(settings.catalog_dir), cache_dir, embedder, report if progress else None)
+    built = build_index(
+        Path(settings.catalog_dir), cache_dir, embedder, report if progress else None, whiten=settings.whitening
+    )
     if progress:
         print(file=sys.stderr)
     return embedder, built

@@ -35,6 +35,42 @@ class PersonTrack:
     hands: tuple[tuple[float, float], ...] = field(default=())
 
 
+#: MoveNet/COCO keypoint indices of the wrists, and the confidence a wrist needs to count as a hand.
+WRISTS = (9, 10)
+MIN_WRIST_SCORE = 0.3
+
+
+def person_track(
+    track_id: str,
+    box_px: Box,
+    keypoints_xy: npt.NDArray[np.float32] | None,
+    keypoint_scores: npt.NDArray[np.float32] | None,
+    size: tuple[int, int],
+    member_id: str | None = None,
+) -> PersonTrack:
+    """A tracker box (frame pixels) and optional 17 COCO keypoints -> a normalised :class:`PersonTrack`.
+
+    What the people pipeline offers per frame: wrists seen with confidence become
+    ``hands``, the centres of the product-search regions.
+    """
+    width, height = size
+    box = (box_px[0] / width, box_px[1] / height, box_px[2] / width, box_px[3] / height)
+    clipped: Box = (
+        min(max(box[0], 0.0), 1.0),
+        min(max(box[1], 0.0), 1.0),
+        min(max(box[2], 0.0), 1.0),
+        min(max(box[3], 0.0), 1.0),
+    )
+    hands: list[tuple[float, float]] = []
+    if keypoints_xy is not None and keypoint_scores is not None:
+        for k in WRISTS:
+            if float(keypoint_scores[k]) >= MIN_WRIST_SCORE:
+                x, y = float(keypoints_xy[k][0]) / width, float(keypoints_xy[k][1]) / height
+                if 0.0 <= x <= 1.0 and 0.0 <= y <= 1.0:
+                    hands.append((x, y))
+    return PersonTrack(track_id=track_id, box=clipped, member_id=member_id, hands=tuple(hands))
+
+
 class PersonTrackSink(Protocol):
     def offer_tracks(self, camera: str, wall_time: float, tracks: Sequence[PersonTrack]) -> None: ...
 

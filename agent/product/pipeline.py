@@ -58,10 +58,16 @@ class ProductService:
 
                 models = self.context.config.models
                 self.embedder = ProductEmbedder.load(
-                    self.context.models_dir, models.providers, models.threads, views=self.settings.views
+                    self.context.models_dir,
+                    models.providers,
+                    models.threads,
+                    views=self.settings.views,
+                    centre_crop=self.settings.centre_crop,
                 )
                 cache_dir = self.settings.cache_dir or self.context.state_dir / "catalog"
-                self.built = build_index(Path(self.settings.catalog_dir), Path(cache_dir), self.embedder)
+                self.built = build_index(
+                    Path(self.settings.catalog_dir), Path(cache_dir), self.embedder, whiten=self.settings.whitening
+                )
             return self.embedder, self.built
 
 
@@ -110,7 +116,9 @@ class ProductCameraStage(Pipeline[Frame]):
     def _voter(self) -> ZoneVoter:
         s = self.settings
         max_age_s = max(2.0, 2.0 * s.vote_frames / s.fps)
-        return ZoneVoter(s.min_score, s.min_margin, s.vote_frames, s.vote_min, s.repeat_after_s, max_age_s)
+        return ZoneVoter(
+            s.min_score, s.min_margin, s.vote_frames, s.vote_min, s.repeat_after_s, max_age_s, s.min_cosine
+        )
 
     def warm_up(self) -> None:
         self.service.ensure_ready()

@@ -41,8 +41,10 @@ class ZoneVoter:
         min_votes: int,
         repeat_after_s: float,
         max_age_s: float = 5.0,
+        min_cosine: float = -1.0,
     ) -> None:
         self.min_score = min_score
+        self.min_cosine = min_cosine
         self.min_margin = min_margin
         self.max_age_s = max_age_s
         self.window: deque[tuple[str | None, SearchResult, float]] = deque(maxlen=frames)
@@ -54,7 +56,7 @@ class ZoneVoter:
 
     def add(self, result: SearchResult, wall_time: float) -> Decision | None:
         """Add one frame's search result; return the zone's verdict if a SKU holds the majority."""
-        match = result.accepted(self.min_score, self.min_margin)
+        match = result.accepted(self.min_score, self.min_margin, self.min_cosine)
         while self.window and wall_time - self.window[0][2] > self.max_age_s:
             self.window.popleft()  # votes from before a gap in the frames say nothing about now
         latest = match.sku if match else None

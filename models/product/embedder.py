@@ -5,6 +5,12 @@ changes weekly; no classifier is retrained). The model's ``embedding`` output
 is the global-average-pooled feature map after ReLU; the ImageNet ``logits``
 output is not used.
 
+``centre_crop`` (single view) embeds only the central fraction of each side.
+Measured on the GroceryStoreDataset shelf photos (whitened, 5 shelf references
+per SKU), 0.8 raises top-1 from 0.85 to 0.88 but lets far more products that are
+*not* in the catalogue through the thresholds (35 % of their photos instead of
+3 %), so the default stays 1.0 (whole image).
+
 ``views="multi"`` averages six views of each image (whole, mirrored, centre
 80 % and centre 60 %, each also mirrored). On the GroceryStoreDataset shelf
 photos it raised top-1 by 1-11 points over one view, at six times the cost.
@@ -30,6 +36,7 @@ INPUT_SIZE = 224
 EMBEDDING_DIM = 1280
 #: Changes whenever pre-processing changes, so cached catalogue embeddings are recomputed.
 PREPROCESS_VERSION = 1
+CENTRE_CROP = 1.0
 
 Views = Literal["single", "multi"]
 ImageBGR = npt.NDArray[np.uint8]
@@ -48,11 +55,15 @@ def preprocess(image: ImageBGR) -> npt.NDArray[np.float32]:
     return out
 
 
-def views_of(image: ImageBGR, views: Views) -> list[ImageBGR]:
+def views_of(image: ImageBGR, views: Views, centre_crop: float = 1.0) -> list[ImageBGR]:
     """The crops that are embedded and averaged for one image."""
-    if views == "single":
-        return [image]
     h, w = image.shape[:2]
+    if views == "single":
+        if centre_crop >= 1.0:
+            return [image]
+        ch, cw = max(8, round(h * centre_crop)), max(8, round(w * centre_crop))
+        y, x = (h - ch) // 2, (w - cw) // 2
+        return [image[y : y + ch, x : x + cw]]
     out = [image, image[:, ::-1]]
     for fraction in (0.8, 0.6):
         side = max(8, int(min(h, w) * fraction))
@@ -71,7 +82,13 @@ def l2_normalise(vectors: npt.NDArray[np.float32]) -> Vectors:
 class ProductEmbedder:
     """Wraps one onnxruntime session of EfficientNet-Lite0 (shared, created by ``models.runtime``)."""
 
-    def __init__(self, session: ort.InferenceSession, views: Views = "single", batch: int = 8) -> None:
+    def __init__(
+        self,
+        session: ort.InferenceSession,
+        views: Views = "single",
+        batch: int = 8,
+        centre_crop: float = CENTRE_CROP,
+    ) -> None:
         names = [o.name for o in session.get_outputs()]
         if "embedding" not in names:
             raise ValueError(f"model has no 'embedding' output (outputs: {names}); not the EfficientNet-Lite0 export")
@@ -80,8 +97,11 @@ class ProductEmbedder:
             raise ValueError(f"model 'embedding' output is {shape}, expected N x {EMBEDDING_DIM}")
         self.session = session
         self.input_name = session.get_inputs()[0].name
+        if not 0.3 <= centre_crop <= 1.0:
+            raise ValueError(f"centre_crop must be between 0.3 and 1.0, got {centre_crop}")
         self.views: Views = views
         self.batch = batch
+        self.centre_crop = centre_crop
 
     @classmethod
     def load(
@@ -90,17 +110,20 @@ class ProductEmbedder:
         providers: Sequence[str] = ("CPUExecutionProvider",),
         threads: int = 1,
         views: Views = "single",
+        centre_crop: float = CENTRE_CROP,
     ) -> ProductEmbedder:
         from pathlib import Path
 
         from models.runtime import session_for
 
-        return cls(session_for(MODEL_NAME, Path(str(models_dir)), providers, threads), views=views)
+        session = session_for(MODEL_NAME, Path(str(models_dir)), providers, threads)
+        return cls(session, views=views, centre_crop=centre_crop)
 
     @property
     def version(self) -> str:
         """Identifies what produced a vector; cached vectors with another version are stale."""
-        return f"{MODEL_NAME}/p{PREPROCESS_VERSION}/{self.views}"
+        crop = f"/c{self.centre_crop:g}" if self.views == "single" and self.centre_crop < 1.0 else ""
+        return f"{MODEL_NAME}/p{PREPROCESS_VERSION}/{self.views}{crop}"
 
     def _run(self, batch: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
         out = self.session.run(["embedding"], {self.input_name: batch})[0]
@@ -110,7 +133,7 @@ class ProductEmbedder:
         """N BGR images -> N x 1280 float32, each row of unit length."""
         if not images:
             return np.zeros((0, EMBEDDING_DIM), np.float32)
-        per_image = [views_of(img, self.views) for img in images]
+        per_image = [views_of(img, self.views, self.centre_crop) for img in images]
         flat = [preprocess(v) for views in per_image for v in views]
         raw = np.concatenate(
             [self._run(np.stack(flat[i : i + self.batch])) for i in range(0, len(flat), self.batch)], axis=0

@@ -156,3 +156,50 @@ def test_shelf_interest_from_activity_then_from_offered_tracks(stages: dict[str,
     interest = [e for e in tracked if isinstance(e, ProductInterest)]
     assert [(e.trigger, e.track_id) for e in interest] == [("shelf_dwell", "a1b2")]
     assert interest[0].dwell_s >= 1.0
+
+
+@pytest.mark.slow
+def test_hand_regions_from_a_real_tracker_and_pose_on_real_frames(stages: dict[str, Any], models_dir: Path) -> None:
+    """YOLOX-nano + ByteTracker + MoveNet (the people pipeline's models) on PETS 2009 drive the hand path.
+
+    The pedestrians carry no catalogued product, so the hand regions are searched,
+    voted per track, and nothing is recognised: unknown stays unknown.
+    """
+    from agent.product.interest import person_track
+    from agent.scene.tracker import ByteTracker, TrackState
+    from models.people import PersonDetector, PoseEstimator
+    from models.runtime import session_for
+
+    detector = PersonDetector(session_for("yolox-nano", models_dir))
+    pose = PoseEstimator(session_for("movenet-lightning", models_dir))
+    tracker = ByteTracker()
+    aisle: ProductCameraStage = stages["aisle"]
+    inbox: TrackInbox = stages["context"].services[TRACK_SINK_SERVICE]
+    video = cv2.VideoCapture(str(require_data("media/video/vtest_pets2009_480x360.avi")))
+    events: list[EventBody] = []
+    hands_offered = 0
+    tracked_ids: set[str] = set()
+    t = T0 + 600.0
+    for i in range(24):
+        ok, image = video.read()
+        assert ok
+        now = t + i / 10
+        height, width = image.shape[:2]
+        offered = []
+        for track in tracker.update(detector.detect(image)):
+            if track.state != TrackState.TRACKED:
+                continue
+            keypoints = pose.estimate(image, track.box)
+            offered.append(
+                person_track(f"p{track.track_id}", track.box, keypoints.xy, keypoints.score, (width, height))
+            )
+        hands_offered += sum(len(p.hands) for p in offered)
+        tracked_ids |= {p.track_id for p in offered if p.hands}
+        inbox.offer_tracks("aisle", now, offered)
+        events += aisle.process(frame("aisle", image, now, 200 + i))
+    validate(events)
+    print(f"\nreal tracker: {len(tracked_ids)} tracks with wrists, {hands_offered} hand regions searched in 24 frames")
+    assert len(tracked_ids) >= 2 and hands_offered >= 20
+    assert tracked_ids <= set(aisle.hand_voters)  # every track with a hand got its own vote
+    assert all(0.0 <= v <= 1.0 for p in offered for v in (*p.box, *(c for h in p.hands for c in h)))
+    assert not [e for e in events if isinstance(e, ProductRecognized)]
