@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Set up a development/demo environment in .venv: system packages where missing, then the agent itself.
 # Usage: ./scripts/setup.sh [--dev]     (--dev adds the test and lint tools)
-# The speech extra (Whisper, WebRTC VAD, OpenCC) is included: every supported board runs it.
+# The speech (Whisper, PocketSphinx, WebRTC VAD, OpenCC) and catalog (faiss) extras are included.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-extras="[speech]"
-[ "${1:-}" = "--dev" ] && extras="[dev,speech]"
+extras="[speech,catalog]"
+[ "${1:-}" = "--dev" ] && extras="[dev,speech,catalog]"
 
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else return 1; fi; }
 
