@@ -52,7 +52,8 @@ def render(image: np.ndarray, camera: str, scene: PeopleScene) -> np.ndarray:
     out = cv2.addWeighted(overlay, 0.25, out, 0.75, 0)
     for z in zones:
         x, y = np.array(z.polygon).mean(axis=0)
-        _label(out, f"{z.name}{' (queue)' if z.queue else ''}", int(x), int(y))
+        text = f"{z.name}{' (queue)' if z.queue else ''}"
+        _label(out, text, int(x) - _text_width(text) // 2, int(y))
     for ln in lines:
         a = (round(ln.a[0]), round(ln.a[1]))
         b = (round(ln.b[0]), round(ln.b[1]))
@@ -71,14 +72,21 @@ def render(image: np.ndarray, camera: str, scene: PeopleScene) -> np.ndarray:
         end = (round(mx + nx * arrow), round(my + ny * arrow))
         cv2.arrowedLine(out, start, end, LINE_COLOUR, 2, tipLength=0.3)
         text = f"{ln.name}: in"
-        width = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 0.5, 1)[0][0]
-        _label(out, text, end[0] + 4 if nx >= 0 else end[0] - width - 4, end[1] - 8)
+        _label(out, text, end[0] + 4 if nx >= 0 else end[0] - _text_width(text) - 4, end[1] - 8)
         _label(out, "A", a[0] + 4, a[1] + 4)
         _label(out, "B", b[0] + 4, b[1] + 4)
     return out
 
 
+def _text_width(text: str) -> int:
+    return int(cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 0.5, 1)[0][0])
+
+
 def _label(image: np.ndarray, text: str, x: int, y: int) -> None:
+    """White text with a dark outline, its baseline at (x, y), moved inside the frame where it would spill out."""
+    (width, height), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 0.5, 1)
+    x = max(2, min(x, image.shape[1] - width - 2))
+    y = max(height + 2, min(y, image.shape[0] - 4))
     cv2.putText(image, text, (x, y), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 3, cv2.LINE_AA)
     cv2.putText(image, text, (x, y), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1, cv2.LINE_AA)
 
