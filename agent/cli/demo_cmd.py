@@ -70,11 +70,8 @@ def _run(loaded: LoadedConfig, timeout: float) -> int:
         daemon=True,
     )
     watcher.start()
-    started = time.monotonic()
     with Daemon(loaded, replay=True) as daemon:
-        daemon.serve(until=lambda: daemon.agent.wait_finished(0) or time.monotonic() - started > timeout)
-        daemon.agent.close()
-        delivered = daemon.wait_delivered(max(5.0, timeout - (time.monotonic() - started)))
+        delivered = daemon.replay_to_end(timeout)
         accepted = daemon.outbox.accepted
     time.sleep(1.0)
     stop.set()

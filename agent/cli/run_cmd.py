@@ -11,10 +11,10 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from agent.config.loader import LoadedConfig, load_config
+from agent.config.loader import load_config
 from agent.logsetup import configure_logging
 from agent.runtime.agent import Agent
-from agent.runtime.sink import EventSink, JsonLinesSink
+from agent.runtime.sink import JsonLinesSink
 
 logger = logging.getLogger(__name__)
 
@@ -30,12 +30,14 @@ def register(sub: Any) -> None:
             "--print-events", action="store_true", help="also print every event as a JSON line on stdout"
         )
         parser.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="override logging.level")
+        if name == "replay":
+            parser.add_argument(
+                "--timeout",
+                type=float,
+                default=3600.0,
+                help="with an mqtt section: give up after this many seconds of replay and delivery (default 3600)",
+            )
         parser.set_defaults(func=func)
-
-
-def make_sink(loaded: LoadedConfig, print_events: bool) -> EventSink:
-    """``replay``'s sink: JSON lines on stdout (``run`` delivers through the outbox and MQTT, see run())."""
-    return JsonLinesSink(sys.stdout)
 
 
 def _install_signal_handlers(stop: threading.Event) -> None:
@@ -45,12 +47,6 @@ def _install_signal_handlers(stop: threading.Event) -> None:
 
     signal.signal(signal.SIGTERM, handler)
     signal.signal(signal.SIGINT, handler)
-
-
-def _prepare(args: argparse.Namespace) -> tuple[LoadedConfig, EventSink]:
-    loaded = load_config(args.config)
-    configure_logging(loaded.config.logging, "DEBUG" if args.debug else args.log_level)
-    return loaded, make_sink(loaded, args.print_events)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -74,13 +70,46 @@ def run(args: argparse.Namespace) -> int:
 
 
 def replay(args: argparse.Namespace) -> int:
-    loaded, sink = _prepare(args)
-    agent = Agent(loaded, sink, replay=True)
-    _install_signal_handlers(agent.stop_event)
-    with agent:
-        while not agent.wait_finished(timeout=0.5):
-            if agent.stop_event.is_set():
-                break
-    summary = ", ".join(f"{n} {t}" for t, n in sorted(agent.emitted.items())) or "no events"
-    print(f"replay finished: {summary}", file=sys.stderr)
-    return 130 if agent.stop_event.is_set() and not agent.wait_finished(0) else 0
+    """Replay sources to their end. With an ``mqtt`` section the events go through the outbox to the broker, as
+    in ``run``, and replay waits until the broker has acknowledged them all; without one they are printed."""
+    from agent.cli import EXIT_INTERRUPTED, EXIT_UNAVAILABLE
+
+    loaded = load_config(args.config)
+    configure_logging(loaded.config.logging, "DEBUG" if args.debug else args.log_level)
+    if "mqtt" not in loaded.config.model_fields_set:
+        agent = Agent(loaded, JsonLinesSink(sys.stdout), replay=True)
+        _install_signal_handlers(agent.stop_event)
+        with agent:
+            while not agent.wait_finished(timeout=0.5) and not agent.stop_event.is_set():
+                pass
+        print(f"replay finished: {_summary(agent)}", file=sys.stderr)
+        return EXIT_INTERRUPTED if agent.stop_event.is_set() and not agent.wait_finished(0) else 0
+
+    from agent.delivery.daemon import Daemon
+
+    daemon = Daemon(loaded, extra_sink=JsonLinesSink(sys.stdout) if args.print_events else None, replay=True)
+    _install_signal_handlers(daemon.stop_event)
+    with daemon:
+        delivered = daemon.replay_to_end(args.timeout)
+        finished = daemon.agent.wait_finished(0)
+        accepted, left = daemon.outbox.accepted, daemon.outbox.rows
+        link = "" if daemon.publisher.connected else f" (broker: {daemon.publisher.conn.last_error or 'not connected'})"
+        summary = _summary(daemon.agent)
+    mqtt = loaded.config.mqtt
+    print(f"replay finished: {summary}; {accepted} accepted", file=sys.stderr)
+    if not finished:
+        print("replay: stopped before every source was exhausted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    if not delivered:
+        print(
+            f"replay: {left} events not acknowledged by {mqtt.host}:{mqtt.port}{link}; they stay in the outbox "
+            f"under {loaded.config.storage.state_dir} and go out on the next run",
+            file=sys.stderr,
+        )
+        return EXIT_UNAVAILABLE
+    print(f"replay: all delivered to {mqtt.host}:{mqtt.port}", file=sys.stderr)
+    return 0
+
+
+def _summary(agent: Agent) -> str:
+    return ", ".join(f"{n} {t}" for t, n in sorted(agent.emitted.items())) or "no events"

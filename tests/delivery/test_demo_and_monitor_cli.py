@@ -1,0 +1,115 @@
+"""The README's demo command and the operator's ``monitor`` command, as real processes against real brokers."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from agent.delivery.broker import Mosquitto, free_port
+from agent.schemas import validate_payload
+from tests.delivery.conftest import PATTERN_CAMERA, REPO, need_mosquitto, write_config
+
+DEMO_EVENTS = 11  # 3 barcodes, 4 motion start/end, 4 device states: config/demo.yaml is deterministic
+
+
+def cli(*args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "agent", *args], cwd=REPO, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def demo_copy(tmp_path: Path, port: int) -> Path:
+    """config/demo.yaml with its byte script beside it, its state in tmp_path and its broker on ``port``."""
+    shutil.copytree(REPO / "config" / "demo", tmp_path / "demo")
+    data = yaml.safe_load((REPO / "config" / "demo.yaml").read_text())
+    data["storage"]["state_dir"] = str(tmp_path / "state")
+    data["mqtt"] = {"host": "127.0.0.1", "port": port}
+    path = tmp_path / "demo.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def test_demo_starts_its_own_broker_when_none_answers_and_everything_arrives(tmp_path: Path) -> None:
+    need_mosquitto()
+    closed = free_port()
+    result = cli("demo", "--config", str(demo_copy(tmp_path, closed)))
+    assert result.returncode == 0, result.stderr
+    assert f"demo: no broker at 127.0.0.1:{closed}; started mosquitto on 127.0.0.1:" in result.stderr
+    assert f"demo: {DEMO_EVENTS} events accepted, all delivered; the monitor saw {DEMO_EVENTS}" in result.stderr
+    lines = result.stdout.splitlines()
+    assert sum(" barcode.scanned " in line for line in lines) == 3
+    assert any("STATUS ONLINE" in line for line in lines) and "STATUS OFFLINE (stopped)" in lines[-1]
+
+
+def test_demo_uses_a_broker_that_answers(tmp_path: Path, broker: Mosquitto) -> None:
+    result = cli("demo", "--config", str(demo_copy(tmp_path, broker.port)))
+    assert result.returncode == 0, result.stderr
+    assert f"demo: using the broker at 127.0.0.1:{broker.port}" in result.stderr
+    assert f"the monitor saw {DEMO_EVENTS}" in result.stderr
+
+
+def test_monitor_is_a_persistent_subscriber_that_prints_one_terminals_events(tmp_path: Path, broker: Mosquitto) -> None:
+    """Subscribe once, stay away while two terminals replay, come back: this terminal's events, each once."""
+    demo = demo_copy(tmp_path, broker.port)
+    session = ["monitor", "--config", str(demo), "--terminal", "entrance-1", "--client-id", "test-monitor-json"]
+    first = cli(*session, "--timeout", "2")
+    assert first.returncode == 0 and "monitor: 0 events, 0 duplicates" in first.stderr, first.stderr
+    # Another terminal of the same store, filtered out by --terminal; then the demo terminal itself.
+    (tmp_path / "other").mkdir()
+    other = write_config(
+        tmp_path / "other",
+        broker.port,
+        store={"id": "demo-store", "name": "Demo"},
+        cameras=[{**PATTERN_CAMERA, "frames": 60, "realtime": False}],
+        pipelines={"motion": {"enabled": True}},
+    )
+    for config in (other, demo):
+        replayed = cli("replay", "--config", str(config))
+        assert replayed.returncode == 0, replayed.stderr
+    back = cli(*session, "--json", "--count", str(DEMO_EVENTS), "--timeout", "60")
+    assert back.returncode == 0, back.stderr
+    events = [json.loads(line) for line in back.stdout.splitlines()]
+    assert len(events) == DEMO_EVENTS and len({e["event_id"] for e in events}) == DEMO_EVENTS
+    for event in events:
+        validate_payload(event)
+        assert event["store_id"] == "demo-store" and event["terminal_id"] == "entrance-1"
+    assert [e["code"] for e in events if e["type"] == "barcode.scanned"] == [
+        "6901028075763",
+        "6901028075770",
+        "4006381333931",
+    ]
+    assert f"monitor: {DEMO_EVENTS} events, 0 duplicates" in back.stderr
+
+
+def test_replay_without_a_broker_keeps_the_events_and_delivers_them_on_the_next_run(tmp_path: Path) -> None:
+    need_mosquitto()
+    port = free_port()
+    demo = demo_copy(tmp_path, port)
+    away = cli("replay", "--config", str(demo), "--timeout", "5")
+    assert away.returncode == 69, away.stderr
+    assert f"replay: {DEMO_EVENTS} events not acknowledged by 127.0.0.1:{port}" in away.stderr
+    assert "they stay in the outbox" in away.stderr
+    broker = Mosquitto(tmp_path / "mosquitto", port=port).start()
+    try:
+        session = ["monitor", "--config", str(demo), "--client-id", "test-monitor-later"]
+        assert cli(*session, "--timeout", "2").returncode == 0
+        again = cli("replay", "--config", str(demo), "--print-events")
+        assert again.returncode == 0, again.stderr
+        assert f"{DEMO_EVENTS} accepted" in again.stderr and f"all delivered to 127.0.0.1:{port}" in again.stderr
+        printed = [json.loads(line) for line in again.stdout.splitlines()]
+        assert len(printed) == DEMO_EVENTS  # --print-events shows this run's events as they are accepted
+        back = cli(*session, "--json", "--count", str(2 * DEMO_EVENTS), "--timeout", "60")
+        events = [json.loads(line) for line in back.stdout.splitlines()]
+        assert len({e["event_id"] for e in events}) == 2 * DEMO_EVENTS, back.stderr
+        assert {e["event_id"] for e in printed} < {e["event_id"] for e in events}
+        # The per-terminal seq goes on across runs (a restart skips to the next reserved block, never reuses one).
+        first_run = sorted(e["seq"] for e in events if e["event_id"] not in {p["event_id"] for p in printed})
+        assert first_run == list(range(1, DEMO_EVENTS + 1))
+        assert min(p["seq"] for p in printed) > DEMO_EVENTS
+    finally:
+        broker.stop()
