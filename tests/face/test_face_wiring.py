@@ -26,6 +26,8 @@ from agent.cli import main as cli_main
 from agent.config.loader import load_config
 from agent.face.events import ShopperIdentified, SpoofSuspected, VisitorSeen
 from agent.face.pipeline import FacePipeline, gallery_path
+from agent.identity.gallery import Gallery
+from agent.identity.keys import parse_key
 from agent.runtime.agent import Agent
 from agent.runtime.pipeline import RuntimeContext
 from agent.runtime.sink import MemorySink
@@ -185,8 +187,6 @@ def test_mqtt_enroll_list_erase_purges_the_outbox(tmp_path: Path, models_dir: Pa
     """Commands over a real broker against the real daemon; erasure removes exactly the member's queued events."""
     from agent.delivery.broker import Mosquitto, mosquitto_binary
     from agent.delivery.daemon import Daemon
-    from agent.identity.gallery import Gallery
-    from agent.identity.keys import parse_key
     from tests.delivery.conftest import Listener, validator
 
     if mosquitto_binary() is None:
@@ -295,6 +295,23 @@ def test_identify_cli_prints_one_line_per_face(
     assert sorted(str(d["member_id"]) for d in by_image[images[2]]) == ["None", MEMBER]
     assert by_image[images[3]] == [{"image": images[3], "faces": 0}]
     assert "error" in by_image[str(tmp_path / "missing.jpg")][0]
+
+    # members list / show: consent records without templates; show is an audited export.
+    capsys.readouterr()
+    assert cli_main(["members", "list", "--config", str(config)]) == 0
+    (listed,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert listed == {"member_id": MEMBER, "templates": 2, "consent_ref": "F-1", "expires_at": None, "guardian": False}
+    assert cli_main(["members", "show", "--config", str(config), MEMBER]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["member_id"] == MEMBER and shown["consent"]["reference"] == "F-1" and shown["templates"] == 2
+    assert "embedding" not in json.dumps(shown) and "template_data" not in json.dumps(shown)
+    assert cli_main(["members", "show", "--config", str(config), "m-nobody"]) == 1
+    assert "m-nobody" in capsys.readouterr().err
+    gallery = Gallery(gallery_path(tmp_path / "state"), parse_key(gallery_key, "test"), "x")
+    try:
+        assert [e.action for e in gallery.audit_entries()][-1] == "export"
+    finally:
+        gallery.close()
 
 
 def _longer_than(n: int, messages: list[tuple[str, dict[str, Any]]]) -> bool:
