@@ -29,7 +29,8 @@ def read_secret(env: str | None, credential: str | None) -> str | None:
         directory = os.environ.get("CREDENTIALS_DIRECTORY")
         if not directory:
             raise SecretError(
-                f"systemd credential {credential!r} needs LoadCredential= (CREDENTIALS_DIRECTORY is not set)"
+                f"systemd credential {credential!r} needs LoadCredential= (CREDENTIALS_DIRECTORY is not set); "
+                "outside the systemd unit, name an environment variable for it in the config (the *_env key)"
             )
         path = Path(directory) / credential
         try:
