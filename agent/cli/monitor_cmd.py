@@ -24,7 +24,9 @@ def register(sub: Any) -> None:
     parser.add_argument("--json", action="store_true", help="print each event's JSON payload on one line")
     parser.add_argument("--health", action="store_true", help="also print health messages")
     parser.add_argument("--client-id", help="MQTT client id of this persistent subscriber")
-    parser.add_argument("--count", type=int, help="exit after this many unique events")
+    parser.add_argument(
+        "--count", type=int, help="exit after this many unique events (exit 1 if --timeout comes first)"
+    )
     parser.add_argument("--timeout", type=float, help="exit after this many seconds")
     ack = parser.add_mutually_exclusive_group()
     ack.add_argument("--ack", dest="ack", action="store_true", default=None, help="acknowledge events (hub role)")
@@ -129,4 +131,7 @@ def monitor(args: argparse.Namespace) -> int:
         stop=stop,
     )
     print(f"monitor: {mon.unique} events, {mon.duplicates} duplicates", file=sys.stderr)
+    if args.count is not None and mon.unique < args.count and not stop.is_set():
+        print(f"monitor: --count {args.count} not reached within --timeout {args.timeout:g} s", file=sys.stderr)
+        return 1
     return 0

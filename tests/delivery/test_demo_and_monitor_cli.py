@@ -84,6 +84,8 @@ def test_monitor_is_a_persistent_subscriber_that_prints_one_terminals_events(tmp
         "4006381333931",
     ]
     assert f"monitor: {DEMO_EVENTS} events, 0 duplicates" in back.stderr
+    nothing_more = cli(*session, "--count", "1", "--timeout", "1")
+    assert nothing_more.returncode == 1 and "--count 1 not reached within --timeout 1 s" in nothing_more.stderr
 
 
 def test_replay_without_a_broker_keeps_the_events_and_delivers_them_on_the_next_run(tmp_path: Path) -> None:
