@@ -157,7 +157,7 @@ def build_index(
     flush()
     cache.save(set(hashes))
     matrix = np.stack([cache.vectors[h] for h in hashes]).astype(np.float32)
-    index = CatalogIndex(matrix, [sku for sku, _ in jobs], whiten=whiten)
+    index = CatalogIndex(matrix, [sku for sku, _ in jobs], whiten=whiten, cache_dir=cache_dir)
     stats = BuildStats(photos=total, embedded=embedded, cached=total - embedded, seconds=time.monotonic() - started)
     logger.info(
         "catalogue %s: %d SKUs, %d photos (%d embedded, %d from cache) in %.1f s",

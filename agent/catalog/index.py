@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -77,10 +78,16 @@ class CatalogIndex:
     ``whiten``: fit catalogue whitening on these rows when they support it.
     ``approximate``: "auto" uses the IVF index from ``ann.APPROX_MIN_ROWS`` rows
     when faiss is installed; "always" / "never" force it (tests, benchmarks).
+    ``cache_dir``: where the trained IVF index is kept between runs.
     """
 
     def __init__(
-        self, matrix: Vectors, row_skus: Sequence[str], whiten: bool = False, approximate: Approximate = "auto"
+        self,
+        matrix: Vectors,
+        row_skus: Sequence[str],
+        whiten: bool = False,
+        approximate: Approximate = "auto",
+        cache_dir: Path | None = None,
     ) -> None:
         if matrix.ndim != 2 or matrix.shape[0] != len(row_skus):
             raise ValueError(f"matrix {matrix.shape} does not match {len(row_skus)} row labels")
@@ -104,7 +111,7 @@ class CatalogIndex:
         use_ann = approximate == "always" or (approximate == "auto" and len(self) >= ann.APPROX_MIN_ROWS)
         if use_ann and len(self) > 0:
             if ann.available():
-                self.approximate = ann.IvfCandidates(self.matrix)
+                self.approximate = ann.IvfCandidates(self.matrix, cache_dir=cache_dir)
             else:
                 logger.warning(
                     "catalogue has %d reference rows but faiss-cpu is not installed: searches stay exact (slow)",

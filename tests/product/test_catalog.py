@@ -82,6 +82,34 @@ def test_approximate_index_matches_exact_on_a_larger_catalogue() -> None:
     assert recall >= 0.95 and same_first >= 0.98  # measured 0.973 / 1.000
 
 
+def test_approximate_index_is_kept_between_runs_and_rebuilt_when_stale_or_damaged(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    pytest.importorskip("faiss", reason="faiss-cpu is not installed: large catalogues use exact search")
+    rng = np.random.default_rng(3)
+    rows = np.maximum(rng.normal(size=(2000, 32)), 0).astype(np.float32)
+    labels = [f"sku-{i // 2}" for i in range(2000)]
+    queries = rows[:50] / np.linalg.norm(rows[:50], axis=1, keepdims=True)
+    first = CatalogIndex(rows, labels, approximate="always", cache_dir=tmp_path)
+    assert first.approximate is not None and not first.approximate.from_cache
+    (cached,) = tmp_path.glob("ivf-*.faiss")
+    again = CatalogIndex(rows, labels, approximate="always", cache_dir=tmp_path)
+    assert again.approximate is not None and again.approximate.from_cache
+    assert [r.top for r in again.search(queries)] == [r.top for r in first.search(queries)]
+
+    changed = CatalogIndex(rows[:1900], labels[:1900], approximate="always", cache_dir=tmp_path)
+    assert changed.approximate is not None and not changed.approximate.from_cache
+    assert not cached.exists() and len(list(tmp_path.glob("ivf-*.faiss"))) == 1  # the stale index is dropped
+
+    (current,) = tmp_path.glob("ivf-*.faiss")
+    current.write_bytes(current.read_bytes()[:1000])
+    with caplog.at_level("WARNING", logger="agent.catalog.ann"):
+        rebuilt = CatalogIndex(rows[:1900], labels[:1900], approximate="always", cache_dir=tmp_path)
+    assert rebuilt.approximate is not None and not rebuilt.approximate.from_cache
+    assert f"approximate index cache {current} is unreadable" in caplog.text
+    assert [r.top for r in rebuilt.search(queries)] == [r.top for r in changed.search(queries)]
+
+
 def test_bad_catalogues_name_the_problem(tmp_path: Path, products_dir: Path, embedder: ProductEmbedder) -> None:
     skus = all_skus(products_dir)[:2]
     root = make_catalog(tmp_path / "cat", products_dir, skus)
