@@ -71,7 +71,7 @@ def _run(loaded: LoadedConfig, timeout: float) -> int:
     )
     watcher.start()
     with Daemon(loaded, replay=True) as daemon:
-        delivered = daemon.replay_to_end(timeout)
+        _, delivered = daemon.replay_to_end(timeout)
         accepted = daemon.outbox.accepted
     time.sleep(1.0)
     stop.set()

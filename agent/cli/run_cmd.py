@@ -85,22 +85,32 @@ def replay(args: argparse.Namespace) -> int:
         print(f"replay finished: {_summary(agent)}", file=sys.stderr)
         return EXIT_INTERRUPTED if agent.stop_event.is_set() and not agent.wait_finished(0) else 0
 
+    from agent.cli import EXIT_CONFIG, EXIT_FAILURE
+    from agent.delivery.client import DeliveryError
     from agent.delivery.daemon import Daemon
 
     daemon = Daemon(loaded, extra_sink=JsonLinesSink(sys.stdout) if args.print_events else None, replay=True)
     _install_signal_handlers(daemon.stop_event)
-    with daemon:
-        delivered = daemon.replay_to_end(args.timeout)
-        finished = daemon.agent.wait_finished(0)
-        accepted, left = daemon.outbox.accepted, daemon.outbox.rows
-        link = "" if daemon.publisher.connected else f" (broker: {daemon.publisher.conn.last_error or 'not connected'})"
-        summary = _summary(daemon.agent)
+    try:
+        with daemon:
+            finished, delivered = daemon.replay_to_end(args.timeout)
+            interrupted = daemon.stop_event.is_set()
+            accepted, left = daemon.outbox.accepted, daemon.outbox.rows
+            connected, last_error = daemon.publisher.connected, daemon.publisher.conn.last_error
+            summary = _summary(daemon.agent)
+    except DeliveryError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
     mqtt = loaded.config.mqtt
     print(f"replay finished: {summary}; {accepted} accepted", file=sys.stderr)
     if not finished:
-        print("replay: stopped before every source was exhausted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        if interrupted:
+            print("replay: stopped before every source was exhausted", file=sys.stderr)
+            return EXIT_INTERRUPTED
+        print(f"replay: --timeout {args.timeout:g} s came before every source was exhausted", file=sys.stderr)
+        return EXIT_FAILURE
     if not delivered:
+        link = "" if connected else f" (broker: {last_error or 'not connected'})"
         print(
             f"replay: {left} events not acknowledged by {mqtt.host}:{mqtt.port}{link}; they stay in the outbox "
             f"under {loaded.config.storage.state_dir} and go out on the next run",

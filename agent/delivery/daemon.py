@@ -200,15 +200,19 @@ class Daemon:
     def publish_health(self) -> bool:
         return self.publisher.publish_json(self.topics.health, self.health(), retain=True)
 
-    def replay_to_end(self, timeout: float) -> bool:
+    def replay_to_end(self, timeout: float) -> tuple[bool, bool]:
         """Replay/demo: serve until every source is exhausted (or stopped, or ``timeout``), close the pipelines,
-        then wait for the broker to acknowledge everything accepted; False when some is still in the outbox."""
+        then wait for the broker to acknowledge everything accepted.
+
+        Returns (every source was exhausted, nothing is left in the outbox).
+        """
         started = time.monotonic()
         self.serve(until=lambda: self.agent.wait_finished(0) or time.monotonic() - started > timeout)
+        finished = self.agent.wait_finished(0)
         self.agent.close()
         if self.stop_event.is_set():  # SIGTERM: what was accepted is durable in the outbox; do not linger
-            return self.wait_delivered(1.0)
-        return self.wait_delivered(max(5.0, timeout - (time.monotonic() - started)))
+            return finished, self.wait_delivered(1.0)
+        return finished, self.wait_delivered(max(5.0, timeout - (time.monotonic() - started)))
 
     def wait_delivered(self, timeout: float) -> bool:
         """Replay/demo: wait until everything accepted has left the outbox (acknowledged)."""

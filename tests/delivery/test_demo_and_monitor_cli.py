@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import yaml
@@ -115,3 +117,31 @@ def test_replay_without_a_broker_keeps_the_events_and_delivers_them_on_the_next_
         assert min(p["seq"] for p in printed) > DEMO_EVENTS
     finally:
         broker.stop()
+
+
+def test_replay_timeout_and_sigterm_before_the_sources_end(tmp_path: Path, broker: Mosquitto) -> None:
+    """A real-time source that outlasts --timeout exits 1; SIGTERM exits 130; what was accepted is delivered."""
+    camera = {**PATTERN_CAMERA, "frames": 600, "realtime": True}  # 60 s at 10 fps
+    config = write_config(tmp_path, broker.port, cameras=[camera], pipelines={"motion": {"enabled": True}})
+    timed_out = cli("replay", "--config", str(config), "--timeout", "3")
+    assert timed_out.returncode == 1, timed_out.stderr
+    assert "replay: --timeout 3 s came before every source was exhausted" in timed_out.stderr
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "agent", "replay", "--config", str(config)],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        if "daemon ready" in line:
+            break
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGTERM)
+    started = time.monotonic()
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    assert time.monotonic() - started < 5.0
+    assert "replay: stopped before every source was exhausted" in err
