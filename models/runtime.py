@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,7 +17,10 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-_sessions: dict[tuple[str, Path, tuple[str, ...], int], ort.InferenceSession] = {}
+#: A transformation of the verified model bytes before the session is built (e.g. weight folding).
+Prepare = Callable[[bytes], bytes]
+
+_sessions: dict[tuple[Any, ...], ort.InferenceSession] = {}
 _lock = threading.Lock()
 
 
@@ -32,21 +35,28 @@ def session_for(
     models_dir: Path,
     providers: Sequence[str] = ("CPUExecutionProvider",),
     threads: int = 1,
+    *,
+    prepare: Prepare | None = None,
+    config_entries: Mapping[str, str] | None = None,
 ) -> ort.InferenceSession:
     """The shared session for manifest model ``name``; created and warmed up on first use.
 
     Providers not available in this onnxruntime build are skipped with a
     warning (a Jetson config on an x86 test machine still runs, on CPU).
+    ``prepare`` rewrites the verified file's bytes in memory before loading
+    (nothing is written to the models directory); ``config_entries`` are
+    onnxruntime session config entries. Both are part of the cache key.
     """
     import onnxruntime as ort
 
-    key = (name, models_dir.resolve(), tuple(providers), threads)
+    entries = tuple(sorted((config_entries or {}).items()))
+    key = (name, models_dir.resolve(), tuple(providers), threads, prepare, entries)
     with _lock:
         session = _sessions.get(key)
         if session is not None:
             return session
         path = resolve(name, models_dir)
-        available = set(ort.get_available_providers())
+        available = set(available_providers())
         usable = [p for p in providers if p in available]
         for missing in (p for p in providers if p not in available):
             logger.warning("model %s: execution provider %s is not available here; skipping it", name, missing)
@@ -56,10 +66,19 @@ def session_for(
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         options.log_severity_level = 3
-        session = ort.InferenceSession(str(path), sess_options=options, providers=usable)
+        for entry, value in entries:
+            options.add_session_config_entry(entry, value)
+        model: str | bytes = str(path) if prepare is None else prepare(path.read_bytes())
+        session = ort.InferenceSession(model, sess_options=options, providers=usable)
         warm_up(session)
         _sessions[key] = session
-        logger.info("model %s loaded from %s on %s", name, path, ",".join(session.get_providers()))
+        logger.info(
+            "model %s loaded from %s%s on %s",
+            name,
+            path,
+            "" if prepare is None else f" ({prepare.__name__})",
+            ",".join(session.get_providers()),
+        )
         return session
 
 

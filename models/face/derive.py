@@ -19,13 +19,11 @@ the derivation is deterministic, so nothing unverified is ever loaded.
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from models.manifest import resolve
-from models.runtime import available_providers, warm_up
+from models.runtime import session_for
 
 if TYPE_CHECKING:
     import onnxruntime as ort
@@ -185,10 +183,6 @@ def strip_weight_inputs(model: bytes, expand_prelu: bool = True) -> bytes:
     return bytes(out)
 
 
-_sessions: dict[tuple[str, Path, tuple[str, ...], int], ort.InferenceSession] = {}
-_lock = threading.Lock()
-
-
 def folded_session(
     name: str, models_dir: Path, providers: Sequence[str] = ("CPUExecutionProvider",), threads: int = 1
 ) -> ort.InferenceSession:
@@ -199,23 +193,11 @@ def folded_session(
     nothing unverified is written or read. ``session.disable_quant_qdq`` lets
     onnxruntime's constant folding evaluate the ``DequantizeLinear`` nodes once.
     """
-    import onnxruntime as ort
-
-    key = (name, models_dir.resolve(), tuple(providers), threads)
-    with _lock:
-        session = _sessions.get(key)
-        if session is not None:
-            return session
-        path = resolve(name, models_dir)
-        available = set(available_providers())
-        usable = [p for p in providers if p in available] or ["CPUExecutionProvider"]
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        options.log_severity_level = 3
-        options.add_session_config_entry("session.disable_quant_qdq", "1")
-        session = ort.InferenceSession(strip_weight_inputs(path.read_bytes()), sess_options=options, providers=usable)
-        warm_up(session)
-        _sessions[key] = session
-        logger.info("model %s loaded from %s with folded weights on %s", name, path, ",".join(session.get_providers()))
-        return session
+    return session_for(
+        name,
+        models_dir,
+        providers,
+        threads,
+        prepare=strip_weight_inputs,
+        config_entries={"session.disable_quant_qdq": "1"},
+    )
