@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import wave
+from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
@@ -21,6 +22,19 @@ def write_video(path: Path, frames: int = 30, size: tuple[int, int] = (160, 120)
         writer.write(image)
     writer.release()
     return path
+
+
+def video_frames(path: Path) -> Iterator[np.ndarray]:
+    """Every frame of a video file, decoded by OpenCV, in order."""
+    capture = cv2.VideoCapture(str(path))
+    try:
+        while True:
+            ok, image = capture.read()
+            if not ok:
+                return
+            yield image
+    finally:
+        capture.release()
 
 
 def write_wav(path: Path, seconds: float, rate: int, channels: int = 1, freq: float = 440.0, width: int = 2) -> Path:

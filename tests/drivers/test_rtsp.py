@@ -25,6 +25,7 @@ from agent.runtime.source import Backoff, SourceRunner
 from drivers.base import DeviceError, DeviceState, Frame
 from drivers.camera.rtsp import RtspCamera, RtspOptions, redact, url_with_credentials
 from tests.conftest import require_data
+from tests.media import video_frames
 
 SERVER = Path(__file__).with_name("rtsp_server.py")
 SYSTEM_PYTHON = shutil.which("python3", path="/usr/bin:/bin") or "/usr/bin/python3"
@@ -71,14 +72,9 @@ def mjpeg_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The PETS2009 clip re-encoded as MJPEG AVI, which the test server can stream without extra codecs."""
     source = require_data("media/video/vtest_pets2009_480x360.avi")
     out = tmp_path_factory.mktemp("rtsp") / "pets2009_mjpeg.avi"
-    reader = cv2.VideoCapture(str(source))
     writer = cv2.VideoWriter(str(out), cv2.VideoWriter.fourcc(*"MJPG"), 10.0, (480, 360))
-    while True:
-        ok, image = reader.read()
-        if not ok:
-            break
+    for image in video_frames(source):
         writer.write(image)
-    reader.release()
     writer.release()
     return out
 

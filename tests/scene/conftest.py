@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 
 from models.people import AppearanceEmbedder, PersonDetector, PoseEstimator
 from models.runtime import session_for
 from tests.conftest import require_data
+from tests.media import video_frames
 
 PETS = "media/video/vtest_pets2009_480x360.avi"
 
@@ -33,13 +33,6 @@ def appearance(models_dir: Path) -> AppearanceEmbedder:
 @pytest.fixture(scope="session")
 def pets_frames() -> list[np.ndarray]:
     path = require_data(PETS)
-    capture = cv2.VideoCapture(str(path))
-    frames = []
-    while True:
-        ok, image = capture.read()
-        if not ok:
-            break
-        frames.append(image)
-    capture.release()
+    frames = list(video_frames(path))
     assert len(frames) == 795, f"{path}: expected 795 frames, decoded {len(frames)}"
     return frames

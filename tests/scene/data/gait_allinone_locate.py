@@ -32,6 +32,7 @@ from agent.scene.tracker import ByteTracker, TrackerSettings
 from models.people import PersonDetector
 from models.people.detector import PersonDetection, nms
 from models.runtime import session_for
+from tests.media import video_frames
 
 ROOT = "media/video/gait_allinone"
 VIDEOS = {
@@ -45,14 +46,7 @@ HERE = Path(__file__).resolve().parent
 
 
 def read_video(path: Path) -> list[np.ndarray]:
-    capture = cv2.VideoCapture(str(path))
-    frames = []
-    while True:
-        ok, image = capture.read()
-        if not ok:
-            break
-        frames.append(image)
-    capture.release()
+    frames = list(video_frames(path))
     if not frames:
         raise FileNotFoundError(f"{path}: no frame decoded")
     return frames
