@@ -16,7 +16,7 @@ from agent.config.pipelines import FacePipeline as FaceSettings
 from agent.events import EventBody
 from agent.face.events import ShopperIdentified
 from agent.face.tracker import DecisionSettings, FaceTracker
-from agent.identity.enrollment import register_erasure_hook, unregister_erasure_hook
+from agent.identity.enrollment import enforce_retention, register_erasure_hook, unregister_erasure_hook
 from agent.identity.gallery import Gallery
 from agent.identity.keys import load_key
 from agent.runtime.pipeline import Pipeline, RuntimeContext
@@ -159,7 +159,7 @@ class FacePipeline(Pipeline[Frame]):
 
     def warm_up(self) -> None:
         self.analyzer = load_analyzer(self.config, self.ctx.models_dir)
-        self.gallery.enforce_retention()
+        enforce_retention(self.gallery)
         self.analyzer.analyse(np.zeros((480, 640, 3), np.uint8))
 
     def process(self, item: Frame) -> Iterable[EventBody]:

@@ -159,3 +159,11 @@ def erase_member(gallery: Gallery, member_id: str, reason: str = "request") -> E
         removed += hook(member_id)
     logger.info("erasure done: enrolled=%s, queued events removed=%s", was, removed)
     return EraseResult(member_id, was, removed)
+
+
+def enforce_retention(gallery: Gallery, now: float | None = None) -> list[str]:
+    """Erase every member whose consent has expired, like a request would (hooks included); the ids erased."""
+    expired = gallery.expired_members(now)
+    for member_id in expired:
+        erase_member(gallery, member_id, reason="consent expired")
+    return expired

@@ -144,10 +144,9 @@ class Gallery:
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 n = self._db.execute("SELECT COUNT(*) FROM templates WHERE member_id = ?", (member_id,)).fetchone()[0]
+                # Templates and consent go with the member row (ON DELETE CASCADE, foreign_keys on).
                 known = self._db.execute("DELETE FROM members WHERE member_id = ?", (member_id,)).rowcount > 0
                 if known:
-                    self._db.execute("DELETE FROM templates WHERE member_id = ?", (member_id,))
-                    self._db.execute("DELETE FROM consent WHERE member_id = ?", (member_id,))
                     audit.append(self._db, "erase", self.subject(member_id), {"templates": n, "reason": reason})
                 self._db.execute("COMMIT")
             except BaseException:
@@ -158,17 +157,14 @@ class Gallery:
                 self._matrix = None
         return known
 
-    def enforce_retention(self, now: float | None = None) -> list[str]:
-        """Erase every member whose consent has expired; the ids erased."""
+    def expired_members(self, now: float | None = None) -> list[str]:
+        """Members whose consent has expired (``enrollment.enforce_retention`` erases them everywhere)."""
         now = time.time() if now is None else now
         with self._lock:
             rows = self._db.execute(
                 "SELECT member_id FROM consent WHERE expires_at IS NOT NULL AND expires_at <= ?", (now,)
             ).fetchall()
-        expired = [r[0] for r in rows]
-        for member_id in expired:
-            self.erase(member_id, reason="consent expired")
-        return expired
+        return [r[0] for r in rows]
 
     def record(self, action: str, member_id: str, detail: dict[str, object]) -> None:
         """Audit a match or an export."""

@@ -13,6 +13,7 @@ from agent.events import Event
 from agent.face.events import ShopperIdentified
 from agent.identity.enrollment import (
     EnrollmentError,
+    enforce_retention,
     enroll_files,
     erase_member,
     judge_image,
@@ -127,8 +128,19 @@ def test_erasure_removes_member_queued_events_and_keeps_the_audit_chain(
 def test_expired_consent_deletes_templates(analyzer: FaceAnalyzer, gallery: Gallery) -> None:
     photo = str(require_data("media/faces/enroll/biden/1.jpg"))
     enroll_files(gallery, analyzer, "biden", Consent("f1", expires_at=4e9), [photo], LIVE)
-    assert gallery.enforce_retention(now=3e9) == []
-    assert gallery.enforce_retention(now=4e9 + 1) == ["biden"]
+    erased: list[str] = []
+
+    def purge(member_id: str) -> int:
+        erased.append(member_id)
+        return 0
+
+    register_erasure_hook(purge)
+    try:
+        assert enforce_retention(gallery, now=3e9) == []
+        assert enforce_retention(gallery, now=4e9 + 1) == ["biden"]
+    finally:
+        unregister_erasure_hook(purge)
+    assert erased == ["biden"], "expiry purges queued events like an erasure request"
     assert len(gallery.matrix()) == 0
     assert gallery.audit_entries()[-1].detail["reason"] == "consent expired"
 
