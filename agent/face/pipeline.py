@@ -138,7 +138,7 @@ class FacePipeline(Pipeline[Frame]):
         self.settings = config.pipelines.face
         self.config = config
         self.ctx = ctx
-        self.gallery: Gallery = ctx.service(GALLERY_SERVICE, lambda: open_gallery(self.settings, ctx.state_dir))
+        self.gallery: Gallery = ctx.service(GALLERY_SERVICE, self._open_gallery, close=Gallery.close)
         self.analyzer: FaceAnalyzer | None = None
         decision = DecisionSettings(
             min_frames=self.settings.min_frames,
@@ -147,9 +147,21 @@ class FacePipeline(Pipeline[Frame]):
             track_timeout_s=self.settings.track_timeout_s,
         )
         self.tracker = FaceTracker(source, decision, self._match)
-        self.recent: RecentMember = ctx.service(MEMBER_SERVICE, lambda: RecentMember(self.settings.member_window_s))
-        register_erasure_hook(self.recent.forget)
+        self.recent: RecentMember = ctx.service(
+            MEMBER_SERVICE, self._recent_member, close=lambda recent: unregister_erasure_hook(recent.forget)
+        )
         self.frames: LatestFrames = ctx.service(FRAMES_SERVICE, LatestFrames)
+
+    def _open_gallery(self) -> Gallery:
+        """The shared gallery, with members whose consent expired erased first (once per agent start)."""
+        gallery = open_gallery(self.settings, self.ctx.state_dir)
+        enforce_retention(gallery)
+        return gallery
+
+    def _recent_member(self) -> RecentMember:
+        recent = RecentMember(self.settings.member_window_s)
+        register_erasure_hook(recent.forget)
+        return recent
 
     def _match(self, embedding: npt.NDArray[np.float32]) -> Match | None:
         found = match(embedding, self.gallery.matrix(), self.settings.match_threshold, self.settings.match_margin)
@@ -159,7 +171,6 @@ class FacePipeline(Pipeline[Frame]):
 
     def warm_up(self) -> None:
         self.analyzer = load_analyzer(self.config, self.ctx.models_dir)
-        enforce_retention(self.gallery)
         self.analyzer.analyse(np.zeros((480, 640, 3), np.uint8))
 
     def process(self, item: Frame) -> Iterable[EventBody]:
@@ -186,9 +197,6 @@ class FacePipeline(Pipeline[Frame]):
         if person is not None:
             fusion.assign_identity(self.source, person, event.member_id, "face", min(max(event.confidence, 0.0), 1.0))
             logger.debug("camera %s: person track %s identified by face", self.source, person)
-
-    def close(self) -> None:
-        unregister_erasure_hook(self.recent.forget)
 
     def finish(self) -> Iterable[EventBody]:
         self.tracker.tracks.clear()

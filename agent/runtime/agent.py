@@ -96,6 +96,7 @@ class Agent:
         context = RuntimeContext(config=config, state_dir=state_dir, models_dir=Path(config.models.directory))
         self.context = context
         self._stack.callback(self.sink.close)
+        self._stack.callback(context.close)  # after every pipeline has closed
         self.pipelines = self._build_pipelines(context)
         for pipeline in self.pipelines:
             pipeline.warm_up()

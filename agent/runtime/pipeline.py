@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Generic
@@ -29,18 +29,26 @@ class RuntimeContext:
 
     ``services`` holds single-owner objects that several pipelines use (the
     identity gallery, the fusion state), created once by the pipeline that owns
-    them via ``service(name, factory)``.
+    them via ``service(name, factory, close)``. The agent closes the context
+    after its pipelines: each service's ``close`` runs once, newest first.
     """
 
     config: StoreConfig
     state_dir: Path
     models_dir: Path
     services: dict[str, Any] = field(default_factory=dict)
+    _closers: list[Callable[[], None]] = field(default_factory=list, repr=False)
 
-    def service(self, name: str, factory: Any) -> Any:
+    def service(self, name: str, factory: Callable[[], Any], close: Callable[[Any], None] | None = None) -> Any:
         if name not in self.services:
-            self.services[name] = factory()
+            obj = self.services[name] = factory()
+            if close is not None:
+                self._closers.append(lambda: close(obj))
         return self.services[name]
+
+    def close(self) -> None:
+        while self._closers:
+            self._closers.pop()()
 
 
 class Pipeline(ABC, Generic[ItemT]):

@@ -10,7 +10,7 @@ from pathlib import Path
 from agent.config.loader import LoadedConfig, parse_config
 from agent.events import EventBody
 from agent.runtime.agent import Agent
-from agent.runtime.pipeline import Pipeline
+from agent.runtime.pipeline import Pipeline, RuntimeContext
 from agent.runtime.queues import DropPolicy, StageQueue
 from agent.runtime.sink import MemorySink
 from agent.runtime.source import Backoff, SourceRunner
@@ -134,3 +134,18 @@ def test_sequence_keeps_rising_across_restarts(tmp_path: Path) -> None:
     assert seqs == [1, 2, 3, 4, 5]
     assert later > seqs[-1]
     assert second.boot_count == first.boot_count + 1
+
+
+def test_shared_services_are_created_once_and_closed_once_newest_first(tmp_path: Path) -> None:
+    context = RuntimeContext(
+        config=loaded(tmp_path, "").config, state_dir=tmp_path / "state", models_dir=tmp_path / "models"
+    )
+    closed: list[str] = []
+    first = context.service("gallery", lambda: ["gallery"], close=lambda obj: closed.append(obj[0]))
+    again = context.service("gallery", lambda: ["other"], close=lambda obj: closed.append("other"))
+    context.service("fusion", lambda: ["fusion"], close=lambda obj: closed.append(obj[0]))
+    context.service("frames", lambda: ["frames"])  # nothing to close
+    assert again is first
+    context.close()
+    context.close()
+    assert closed == ["fusion", "gallery"]
