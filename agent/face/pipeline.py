@@ -16,10 +16,12 @@ from agent.config.pipelines import FacePipeline as FaceSettings
 from agent.events import EventBody
 from agent.face.events import ShopperIdentified
 from agent.face.tracker import DecisionSettings, FaceTracker
+from agent.identity import MEMBER_AT_TERMINAL_SERVICE
 from agent.identity.enrollment import enforce_retention, register_erasure_hook, unregister_erasure_hook
 from agent.identity.gallery import Gallery
 from agent.identity.keys import load_key
 from agent.runtime.pipeline import Pipeline, RuntimeContext
+from agent.scene.identity import SERVICE_NAME as FUSION_SERVICE
 from drivers.base import Frame
 from drivers.registry import DeviceKind
 from models.face.analyzer import EMBEDDER_MODELS, FaceAnalyzer
@@ -32,12 +34,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 GALLERY_SERVICE = "identity.gallery"
-#: A callable returning the member identified at this terminal lately (the speech pipeline fills member_id).
-MEMBER_SERVICE = "identity.member_at_terminal"
-#: The people pipeline's IdentityFusion (agent.scene.identity.SERVICE_NAME), when that pipeline runs.
-FUSION_SERVICE = "identity_fusion"
-
-
 #: The newest frame of each face camera, for enrolment at a kiosk (``enroll-member`` with ``camera``).
 FRAMES_SERVICE = "face.latest_frames"
 
@@ -148,7 +144,7 @@ class FacePipeline(Pipeline[Frame]):
         )
         self.tracker = FaceTracker(source, decision, self._match)
         self.recent: RecentMember = ctx.service(
-            MEMBER_SERVICE, self._recent_member, close=lambda recent: unregister_erasure_hook(recent.forget)
+            MEMBER_AT_TERMINAL_SERVICE, self._recent_member, close=lambda recent: unregister_erasure_hook(recent.forget)
         )
         self.frames: LatestFrames = ctx.service(FRAMES_SERVICE, LatestFrames)
 

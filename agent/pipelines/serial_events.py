@@ -16,13 +16,13 @@ from agent.config.schema import CardReaderPlacement
 from agent.events import BarcodeScanned, EventBody
 from agent.identity.cards import CardIdentity, CardIdentityError, card_tapped, load_registry, load_secret
 from agent.runtime.pipeline import Pipeline, RuntimeContext
+from agent.scene.identity import SERVICE_NAME as FUSION_SERVICE
 from drivers.base import SerialRead
 from drivers.registry import driver_class
 
 if TYPE_CHECKING:
     from agent.config.schema import StoreConfig
 
-FUSION_SERVICE = "identity_fusion"
 CARD_CONFIDENCE = 0.99  # a card proves who holds it, not that they are the person at the point
 
 

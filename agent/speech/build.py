@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import agent.speech.events  # noqa: F401  (registers speech.intent)
+from agent.identity import MEMBER_AT_TERMINAL_SERVICE
 from agent.speech.intents import IntentMatcher
 from agent.speech.pipeline import SpeechPipeline, UtteranceResult
 from agent.speech.spec import RecognizerSettings, VadSettings
@@ -23,7 +24,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-MEMBER_SERVICE = "identity.member_at_terminal"
 """A ``RuntimeContext`` service: a callable returning the identified member at this terminal, or None."""
 
 
@@ -98,7 +98,7 @@ def make_pipeline(
 def build(config: StoreConfig, ctx: RuntimeContext) -> list[Pipeline[Any]]:
     settings = config.pipelines.speech
     sources = settings.microphones or sorted(config.device_names("microphone"))
-    member = ctx.services.get(MEMBER_SERVICE)
+    member = ctx.services.get(MEMBER_AT_TERMINAL_SERVICE)
     return [
         make_pipeline(
             source,
