@@ -68,8 +68,17 @@ class FaceTracker:
 
     def decided_at(self, box: Box) -> bool:
         """Whether the face at ``box`` belongs to a live track that has already decided (no need to embed it)."""
-        best = max(self.tracks, key=lambda t: iou(t.box, box), default=None)
-        return best is not None and best.decided and iou(best.box, box) >= self.settings.iou_threshold
+        nearest = self._nearest(self.tracks, box)
+        return nearest is not None and nearest.decided
+
+    def _nearest(self, tracks: list[Track], box: Box) -> Track | None:
+        """The track overlapping ``box`` most, if it overlaps by at least the IoU threshold."""
+        best, best_iou = None, 0.0
+        for track in tracks:
+            overlap = iou(track.box, box)
+            if best is None or overlap > best_iou:
+                best, best_iou = track, overlap
+        return best if best is not None and best_iou >= self.settings.iou_threshold else None
 
     def update(self, observations: list[FaceObservation], now: float, wall_time: float) -> list[EventBody]:
         self.tracks = [t for t in self.tracks if now - t.last_seen <= self.settings.track_timeout_s]
@@ -77,8 +86,8 @@ class FaceTracker:
         events: list[EventBody] = []
         for obs in sorted(observations, key=lambda o: -o.detection.size):
             box = obs.detection.box
-            best = max(free, key=lambda t: iou(t.box, box), default=None)
-            if best is None or iou(best.box, box) < self.settings.iou_threshold:
+            best = self._nearest(free, box)
+            if best is None:
                 best = Track(f"f-{secrets.token_hex(6)}", box, now)
                 self.tracks.append(best)
             else:
@@ -92,15 +101,15 @@ class FaceTracker:
 
     def _decide(self, track: Track, wall_time: float) -> EventBody:
         track.decided = True
-        frames = len(track.good)
-        liveness = float(np.mean([g[1] for g in track.good]))
+        good, track.good = track.good, []  # embeddings are not kept once decided, spoof or not
+        frames = len(good)
+        liveness = float(np.mean([g[1] for g in good]))
         if liveness < self.settings.liveness_threshold:
             return SpoofSuspected(
                 captured_at=wall_time, camera=self.camera, track=track.track_id, score=liveness, frames=frames
             )
-        best = sorted(track.good, key=lambda g: -g[0])[: self.settings.best_frames]
+        best = sorted(good, key=lambda g: -g[0])[: self.settings.best_frames]
         embedding = l2_normalise(np.mean([g[2] for g in best], axis=0))
-        track.good = []  # embeddings are not kept once decided
         found = self.matcher(embedding)
         if found is None:
             return VisitorSeen(
