@@ -67,12 +67,14 @@ class LivenessModel:
     """Both MiniFASNet models; ``score`` is the fused probability that the face is live."""
 
     def __init__(self, v2: ort.InferenceSession, v1se: ort.InferenceSession) -> None:
-        self.models = ((v2, 2.7), (v1se, 4.0))
+        self.models = tuple(
+            (session, session.get_inputs()[0].name, scale) for session, scale in ((v2, 2.7), (v1se, 4.0))
+        )
 
     def score(self, image: npt.NDArray[np.uint8], box: Box) -> float:
         logits = []
-        for session, scale in self.models:
+        for session, input_name, scale in self.models:
             crop = liveness_crop(image, box, scale)
             blob = crop.transpose(2, 0, 1)[None].astype(np.float32)
-            logits.append(session.run(None, {session.get_inputs()[0].name: blob})[0])
+            logits.append(session.run(None, {input_name: blob})[0])
         return fuse(logits[0], logits[1])
