@@ -99,9 +99,7 @@ class PeopleScenePipeline(Pipeline[Frame]):
         self._last_anchor: dict[str, tuple[float, float]] = {}  # normalised centre, for re-link plausibility
         self._last_velocity: dict[str, tuple[float, float]] = {}  # normalised units per second
         self._last_wall = 0.0
-        self._last_now = 0.0
         self._poses: dict[str, Keypoints] = {}  # keypoints computed on this frame, by track key
-        self.detector_runs = 0
 
     def key(self, track: Track) -> str:
         return f"{self._salt}-{track.track_id}"
@@ -130,19 +128,17 @@ class PeopleScenePipeline(Pipeline[Frame]):
         wall = item.capture.wall_time
         if self._last_time is not None and now > self._last_time:
             self._dt = 0.9 * self._dt + 0.1 * (now - self._last_time) if self._frames > 2 else now - self._last_time
-        self._last_time, self._last_wall, self._last_now = now, wall, now
+        self._last_time, self._last_wall = now, wall
         every = self.settings.detect_every
         self.tracker.max_lost_updates = max(1, round(self.settings.lost_track_s / (self._dt * every)))
         if self._frames % every == 0:
             detections = self.detector.detect(np.asarray(item.image))
-            self.detector_runs += 1
             tracks = self.tracker.update(detections)
         else:
             tracks = self.tracker.predict()
         self._frames += 1
         events: list[EventBody] = []
         ended = [self.key(t) for t in self.tracker.removed]
-        self.tracker.removed = []
         events.extend(self._conclude(ended, now, item))
         self._reid(item, tracks, now)
         anchors = {self.key(t): anchor_of(t.box, self.scene.anchor) for t in tracks}
@@ -244,7 +240,7 @@ class PeopleScenePipeline(Pipeline[Frame]):
         if self._analyzer is None:
             return []
         ended = [self.key(t) for t in self.tracker.tracks]
-        return self._analyzer.end_tracks(self._last_now, self._last_wall, ended)
+        return self._analyzer.end_tracks(self._last_time or 0.0, self._last_wall, ended)
 
 
 def build(config: StoreConfig, context: RuntimeContext) -> list[Pipeline[Frame]]:

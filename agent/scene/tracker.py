@@ -12,7 +12,7 @@ from __future__ import annotations
 import enum
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
@@ -49,13 +49,10 @@ class Track:
     track_id: int
     mean: Vector
     cov: Matrix
-    score: float
     state: TrackState = TrackState.TENTATIVE
     hits: int = 1
-    age: int = 0  # detector updates since creation
     lost_for: int = 0  # detector updates since last match
     matched_now: bool = True
-    history: list[Box] = field(default_factory=list)
 
     @property
     def box(self) -> Box:
@@ -65,17 +62,19 @@ class Track:
 class ByteTracker:
     """Tracks people on one camera; ids are small integers local to this tracker."""
 
-    def __init__(self, settings: TrackerSettings | None = None, first_id: int = 1) -> None:
+    def __init__(self, settings: TrackerSettings | None = None) -> None:
         self.settings = settings or TrackerSettings()
         self.kf = KalmanBoxFilter()
         self.tracks: list[Track] = []
-        self.removed: list[Track] = []  # filled by each update, for the caller to conclude
-        self._next_id = first_id
+        #: Tracks that ended in the last predict/update, for the caller to conclude (empty after a predict).
+        self.removed: list[Track] = []
+        self._next_id = 1
         #: Detector runs a lost track is kept; the pipeline sets it from the frame rate.
         self.max_lost_updates = self.settings.max_lost_updates
 
     def predict(self) -> list[Track]:
         """Advance every live track one frame on its motion model (a frame without detection)."""
+        self.removed = []
         for t in self.tracks:
             if t.state is TrackState.LOST:
                 t.mean[7] = 0.0  # a lost track's height stops changing
@@ -87,15 +86,10 @@ class ByteTracker:
         """Confirmed tracks currently seen (or predicted between detector runs)."""
         return [t for t in self.tracks if t.state is TrackState.TRACKED]
 
-    def update(self, detections: Sequence[PersonDetection], predicted: bool = False) -> list[Track]:
-        """Associate a detector run's output; returns the confirmed, currently matched tracks.
-
-        ``predicted`` says ``predict`` was already called for this frame.
-        """
+    def update(self, detections: Sequence[PersonDetection]) -> list[Track]:
+        """Predict, then associate a detector run's output; returns the confirmed, currently matched tracks."""
         s = self.settings
-        if not predicted:
-            self.predict()
-        self.removed = []
+        self.predict()
         boxes = np.array([d.box for d in detections], dtype=np.float32).reshape(-1, 4)
         scores = np.array([d.score for d in detections], dtype=np.float32)
         high = np.flatnonzero(scores >= s.high_score)
@@ -106,11 +100,11 @@ class ByteTracker:
 
         matches, rest_tracks, rest_high = self._associate(pool, boxes[high], s.match_iou, scores[high])
         for ti, di in matches:
-            self._apply(pool[ti], boxes[high[di]], float(scores[high[di]]))
+            self._apply(pool[ti], boxes[high[di]])
         second_pool = [pool[i] for i in rest_tracks if pool[i].state is TrackState.TRACKED]
         matches2, rest2, _ = self._associate(second_pool, boxes[low], s.second_match_iou, None)
         for ti, di in matches2:
-            self._apply(second_pool[ti], boxes[low[di]], float(scores[low[di]]))
+            self._apply(second_pool[ti], boxes[low[di]])
         for i in rest2:
             t = second_pool[i]
             t.state = TrackState.LOST
@@ -123,7 +117,7 @@ class ByteTracker:
             tentative, boxes[remaining_high], s.tentative_match_iou, scores[remaining_high]
         )
         for ti, di in matches3:
-            self._apply(tentative[ti], boxes[remaining_high[di]], float(scores[remaining_high[di]]))
+            self._apply(tentative[ti], boxes[remaining_high[di]])
             tentative[ti].state = TrackState.TRACKED
         for i in rest_tent:
             tentative[i].state = TrackState.REMOVED
@@ -131,35 +125,29 @@ class ByteTracker:
         for di in remaining_high[rest_high2]:
             if scores[di] >= s.new_track_score:
                 b = boxes[di]
-                self._start((float(b[0]), float(b[1]), float(b[2]), float(b[3])), float(scores[di]))
+                self._start((float(b[0]), float(b[1]), float(b[2]), float(b[3])))
 
         for t in self.tracks:
-            t.age += 1
             if t.state is TrackState.LOST and t.lost_for > self.max_lost_updates:
                 t.state = TrackState.REMOVED
         self.removed = [t for t in self.tracks if t.state is TrackState.REMOVED]
         self.tracks = [t for t in self.tracks if t.state is not TrackState.REMOVED]
         return [t for t in self.tracks if t.state is TrackState.TRACKED and t.matched_now]
 
-    def _start(self, box: Box, score: float) -> None:
+    def _start(self, box: Box) -> None:
         mean, cov = self.kf.initiate(box_to_xyah(box))
-        track = Track(self._next_id, mean, cov, score)
+        track = Track(self._next_id, mean, cov)
         self._next_id += 1
-        track.history.append(box)
         self.tracks.append(track)
 
-    def _apply(self, track: Track, box: npt.NDArray[np.float32], score: float) -> None:
+    def _apply(self, track: Track, box: npt.NDArray[np.float32]) -> None:
         b: Box = (float(box[0]), float(box[1]), float(box[2]), float(box[3]))
         track.mean, track.cov = self.kf.update(track.mean, track.cov, box_to_xyah(b))
-        track.score = score
         track.hits += 1
         track.lost_for = 0
         track.matched_now = True
         if track.state is TrackState.LOST:
             track.state = TrackState.TRACKED
-        track.history.append(b)
-        if len(track.history) > 64:
-            del track.history[:-64]
 
     @staticmethod
     def _associate(
