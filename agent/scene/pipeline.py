@@ -139,12 +139,12 @@ class PeopleScenePipeline(Pipeline[Frame]):
         self._frames += 1
         events: list[EventBody] = []
         ended = [self.key(t) for t in self.tracker.removed]
-        events.extend(self._conclude(ended, now, item))
+        if ended:  # first: their zone events still carry the identity, and they no longer count as inside
+            events.extend(analyzer.end_tracks(now, wall, ended))
+        self._conclude(ended, now)
         self._reid(item, tracks, now)
         anchors = {self.key(t): anchor_of(t.box, self.scene.anchor) for t in tracks}
         events.extend(analyzer.update(now, wall, anchors))
-        if ended:
-            events.extend(analyzer.end_tracks(now, wall, ended))
         self.fusion.publish_tracks(self.source, {self.key(t): t.box for t in tracks})
         self._offer(item, tracks)
         return events
@@ -171,7 +171,7 @@ class PeopleScenePipeline(Pipeline[Frame]):
             offered.append(PersonTrack(key, box, self.fusion.member_of(self.source, key), hands))
         sink.offer_tracks(self.source, frame.capture.wall_time, offered)
 
-    def _conclude(self, ended: list[str], now: float, frame: Frame) -> list[EventBody]:
+    def _conclude(self, ended: list[str], now: float) -> None:
         """Lost-for-good tracks: keep an identified member's signature for re-linking, drop the rest."""
         for track_id in ended:
             signature = self._signatures.pop(track_id, None)
@@ -186,10 +186,9 @@ class PeopleScenePipeline(Pipeline[Frame]):
             lost = LostMember(self.source, track_id, member, appearance, signature.gait(), last, velocity, now)
             self.reid.add_lost(lost)
             logger.debug("member track %s lost; kept for re-linking", track_id)
+        # The re-link memory is shared by the terminal's cameras: forget whichever camera's member expired.
         for expired in self.reid.expire(now):
-            if expired.camera == self.source:
-                self.fusion.forget(expired.camera, expired.track_id)
-        return []
+            self.fusion.forget(expired.camera, expired.track_id)
 
     def _reid(self, frame: Frame, tracks: list[Track], now: float) -> None:
         self._poses = {}

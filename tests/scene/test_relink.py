@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from agent.scene.identity import IdentityFusion
+from agent.scene.reid import LostMember
 from models.people.detector import iou_matrix
 from tests.scene.helpers import frame, pipeline
 
@@ -51,3 +52,21 @@ def test_identified_track_cut_by_a_gap_is_relinked_to_the_same_person(
     print(f"re-linked after {GAP_LEN} blank frames: IoU with the reference track {overlap:.2f}, claim {claim}")
     assert overlap > 0.5, "the identity went to a different person"
     assert claim is not None and "appearance" in claim.modalities and claim.modalities["face"] < 0.9
+
+
+def test_a_member_lost_on_one_camera_is_forgotten_when_another_cameras_worker_expires_it(
+    pets_frames: list[np.ndarray], detector: Any
+) -> None:
+    """The re-link memory is shared: whichever camera's worker expires a lost member clears its identity."""
+    fusion = IdentityFusion()
+    door = pipeline("door", {"detect_every": 1}, detector, fusion=fusion)
+    aisle = pipeline("aisle", {"detect_every": 1}, detector, fusion=fusion, reid=door.reid)
+    fusion.assign_identity("door", "door-7", "member-7", "face", 0.9)
+    lost_at = 1.0
+    door.reid.add_lost(
+        LostMember("door", "door-7", "member-7", np.ones(512, np.float32), None, (0.5, 0.5), (0, 0), lost_at)
+    )
+    later = int((lost_at + door.settings.relink_window_s + 1.0) * 10)  # frame index at 10 fps
+    list(aisle.process(frame("aisle", later, np.full_like(pets_frames[0], 127))))
+    assert not door.reid.pending()
+    assert fusion.member_of("door", "door-7") is None
