@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -79,7 +79,6 @@ class ZoneState:
     held_reported: str | None = None
     activity: ShelfActivity | None = None
     dwell: ShelfDwell | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def crop(image: npt.NDArray[np.uint8], box: tuple[float, float, float, float]) -> npt.NDArray[np.uint8]:
@@ -111,14 +110,25 @@ class ProductCameraStage(Pipeline[Frame]):
                 state.activity = ShelfActivity(camera, state.zone.name, settings.interest_dwell_s)
                 state.dwell = ShelfDwell(camera, state.zone.name, state.zone.box, settings.interest_dwell_s)
         self.hand_voters: dict[str, ZoneVoter] = {}
+        self._hand_used: dict[str, float] = {}  # when each hand voter last voted
         self.tracks_at = -1e18
+
+    @property
+    def _vote_max_age_s(self) -> float:
+        return max(2.0, 2.0 * self.settings.vote_frames / self.settings.fps)
 
     def _voter(self) -> ZoneVoter:
         s = self.settings
-        max_age_s = max(2.0, 2.0 * s.vote_frames / s.fps)
         return ZoneVoter(
-            s.min_score, s.min_margin, s.vote_frames, s.vote_min, s.repeat_after_s, max_age_s, s.min_cosine
+            s.min_score, s.min_margin, s.vote_frames, s.vote_min, s.repeat_after_s, self._vote_max_age_s, s.min_cosine
         )
+
+    def _forget_idle_hands(self, now: float) -> None:
+        """Drop the voters of tracks that stopped voting: after this long their votes have aged out and a repeat
+        would be reported anyway (track ids never come back, so without this they would pile up)."""
+        idle_s = max(self.settings.repeat_after_s, self._vote_max_age_s)
+        for track_id in [t for t, used in self._hand_used.items() if now - used > idle_s]:
+            del self.hand_voters[track_id], self._hand_used[track_id]
 
     def warm_up(self) -> None:
         self.service.ensure_ready()
@@ -131,6 +141,7 @@ class ProductCameraStage(Pipeline[Frame]):
         tracks: tuple[PersonTrack, ...] = ()
         if offered is not None:
             self.tracks_at, tracks = offered
+            self._forget_idle_hands(now)
         tracks_on = now - self.tracks_at <= TRACKS_FRESH_S
 
         due = [z for z in self.zones if now >= z.next_due]
@@ -188,6 +199,7 @@ class ProductCameraStage(Pipeline[Frame]):
         self, track: PersonTrack, box: tuple[float, float, float, float], result: SearchResult, now: float
     ) -> list[EventBody]:
         voter = self.hand_voters.setdefault(track.track_id, self._voter())
+        self._hand_used[track.track_id] = now
         decision = voter.add(result, now)
         if decision is None or not decision.new:
             return []

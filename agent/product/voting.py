@@ -76,5 +76,5 @@ class ZoneVoter:
         previous = self.last_seen.get(sku)
         new = previous is None or wall_time - previous > self.repeat_after_s
         self.last_seen[sku] = wall_time
-        best = next(r for s, r, _ in reversed(self.window) if s == sku)
-        return Decision(sku=sku, votes=votes, result=best, new=new, held_for_s=wall_time - self.current_since)
+        # latest == sku here, so the newest vote for it is this frame's result.
+        return Decision(sku=sku, votes=votes, result=result, new=new, held_for_s=wall_time - self.current_since)

@@ -203,3 +203,8 @@ def test_hand_regions_from_a_real_tracker_and_pose_on_real_frames(stages: dict[s
     assert tracked_ids <= set(aisle.hand_voters)  # every track with a hand got its own vote
     assert all(0.0 <= v <= 1.0 for p in offered for v in (*p.box, *(c for h in p.hands for c in h)))
     assert not [e for e in events if isinstance(e, ProductRecognized)]
+    # Voters of tracks that stopped voting are dropped once their votes aged out and a repeat would be new anyway.
+    later = now + max(aisle.settings.repeat_after_s, 2.0) + 1.0
+    inbox.offer_tracks("aisle", later, [])
+    aisle.process(frame("aisle", image, later, 300))
+    assert aisle.hand_voters == {}
