@@ -157,7 +157,11 @@ def build_index(
     flush()
     cache.save(set(hashes))
     matrix = np.stack([cache.vectors[h] for h in hashes]).astype(np.float32)
-    index = CatalogIndex(matrix, [sku for sku, _ in jobs], whiten=whiten, cache_dir=cache_dir)
+    # The rows (and the whitening fitted on them) follow from the embedder and each photo's SKU and bytes.
+    content = "\n".join(
+        [embedder.version, str(whiten), *(f"{sku} {h}" for (sku, _), h in zip(jobs, hashes, strict=True))]
+    )
+    index = CatalogIndex(matrix, [sku for sku, _ in jobs], whiten=whiten, cache_dir=cache_dir, cache_key=content)
     stats = BuildStats(photos=total, embedded=embedded, cached=total - embedded, seconds=time.monotonic() - started)
     logger.info(
         "catalogue %s: %d SKUs, %d photos (%d embedded, %d from cache) in %.1f s",

@@ -78,7 +78,8 @@ class CatalogIndex:
     ``whiten``: fit catalogue whitening on these rows when they support it.
     ``approximate``: "auto" uses the IVF index from ``ann.APPROX_MIN_ROWS`` rows
     when faiss is installed; "always" / "never" force it (tests, benchmarks).
-    ``cache_dir``: where the trained IVF index is kept between runs.
+    ``cache_dir``: where the trained IVF index is kept between runs; ``cache_key`` names the rows' content
+    (see :class:`agent.catalog.ann.IvfCandidates`).
     """
 
     def __init__(
@@ -88,6 +89,7 @@ class CatalogIndex:
         whiten: bool = False,
         approximate: Approximate = "auto",
         cache_dir: Path | None = None,
+        cache_key: str | None = None,
     ) -> None:
         if matrix.ndim != 2 or matrix.shape[0] != len(row_skus):
             raise ValueError(f"matrix {matrix.shape} does not match {len(row_skus)} row labels")
@@ -111,7 +113,7 @@ class CatalogIndex:
         use_ann = approximate == "always" or (approximate == "auto" and len(self) >= ann.APPROX_MIN_ROWS)
         if use_ann and len(self) > 0:
             if ann.available():
-                self.approximate = ann.IvfCandidates(self.matrix, cache_dir=cache_dir)
+                self.approximate = ann.IvfCandidates(self.matrix, cache_dir=cache_dir, cache_key=cache_key)
             else:
                 logger.warning(
                     "catalogue has %d reference rows but faiss-cpu is not installed: searches stay exact (slow)",

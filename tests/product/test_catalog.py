@@ -109,6 +109,14 @@ def test_approximate_index_is_kept_between_runs_and_rebuilt_when_stale_or_damage
     assert f"approximate index cache {current} is unreadable" in caplog.text
     assert [r.top for r in rebuilt.search(queries)] == [r.top for r in changed.search(queries)]
 
+    # With the content named by the caller (build_index: embedder version and photo hashes), the key is that name.
+    keyed = CatalogIndex(rows, labels, approximate="always", cache_dir=tmp_path, cache_key="v1 photos-a")
+    assert keyed.approximate is not None and not keyed.approximate.from_cache
+    same = CatalogIndex(rows, labels, approximate="always", cache_dir=tmp_path, cache_key="v1 photos-a")
+    assert same.approximate is not None and same.approximate.from_cache
+    other = CatalogIndex(rows, labels, approximate="always", cache_dir=tmp_path, cache_key="v1 photos-b")
+    assert other.approximate is not None and not other.approximate.from_cache
+
 
 def test_bad_catalogues_name_the_problem(tmp_path: Path, products_dir: Path, embedder: ProductEmbedder) -> None:
     skus = all_skus(products_dir)[:2]
