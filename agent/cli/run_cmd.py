@@ -51,21 +51,15 @@ def _install_signal_handlers(stop: threading.Event) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """The daemon: pipelines into the durable outbox, MQTT delivery, health, commands, sd_notify."""
-    from agent.cli import EXIT_CONFIG
-    from agent.delivery.client import DeliveryError
     from agent.delivery.daemon import Daemon
 
     loaded = load_config(args.config)
     configure_logging(loaded.config.logging, "DEBUG" if args.debug else args.log_level)
     extra = JsonLinesSink(sys.stdout) if args.print_events else None
-    try:
-        daemon = Daemon(loaded, extra_sink=extra)
-        _install_signal_handlers(daemon.stop_event)
-        with daemon:
-            daemon.serve()
-    except DeliveryError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
+    daemon = Daemon(loaded, extra_sink=extra)  # DeliveryError is an AgentError: the CLI prints it, exit 78
+    _install_signal_handlers(daemon.stop_event)
+    with daemon:
+        daemon.serve()
     return 0
 
 
@@ -85,22 +79,17 @@ def replay(args: argparse.Namespace) -> int:
         print(f"replay finished: {_summary(agent)}", file=sys.stderr)
         return EXIT_INTERRUPTED if agent.stop_event.is_set() and not agent.wait_finished(0) else 0
 
-    from agent.cli import EXIT_CONFIG, EXIT_FAILURE
-    from agent.delivery.client import DeliveryError
+    from agent.cli import EXIT_FAILURE
     from agent.delivery.daemon import Daemon
 
     daemon = Daemon(loaded, extra_sink=JsonLinesSink(sys.stdout) if args.print_events else None, replay=True)
     _install_signal_handlers(daemon.stop_event)
-    try:
-        with daemon:
-            finished, delivered = daemon.replay_to_end(args.timeout)
-            interrupted = daemon.stop_event.is_set()
-            accepted, left = daemon.outbox.accepted, daemon.outbox.rows
-            connected, last_error = daemon.publisher.connected, daemon.publisher.conn.last_error
-            summary = _summary(daemon.agent)
-    except DeliveryError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
+    with daemon:
+        finished, delivered = daemon.replay_to_end(args.timeout)
+        interrupted = daemon.stop_event.is_set()
+        accepted, left = daemon.outbox.accepted, daemon.outbox.rows
+        connected, last_error = daemon.publisher.connected, daemon.publisher.conn.last_error
+        summary = _summary(daemon.agent)
     mqtt = loaded.config.mqtt
     print(f"replay finished: {summary}; {accepted} accepted", file=sys.stderr)
     if not finished:

@@ -33,6 +33,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from agent.config.schema import MqttSection
+from agent.errors import AgentError
 from agent.runtime.source import Backoff
 from drivers.secrets import SecretError, read_secret
 
@@ -42,7 +43,7 @@ logger = logging.getLogger(__name__)
 PERSISTENT_SESSION_S = 7 * 24 * 3600
 
 
-class DeliveryError(Exception):
+class DeliveryError(AgentError):
     """MQTT settings cannot be used (missing password, unreadable TLS files): a message for the operator."""
 
 
