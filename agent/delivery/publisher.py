@@ -81,6 +81,8 @@ class Publisher:
         self._awaiting: OrderedDict[str, float] = OrderedDict()
         self._ready: deque[Row] = deque()
         self._cursor = 0
+        #: ``outbox.commits`` when a fetch past the cursor came back empty: nothing new until the next commit.
+        self._drained_at: int | None = None
         self._erasures = outbox.erasures
         self._resend_after = settings.hub_ack_timeout_s
 
@@ -174,6 +176,7 @@ class Publisher:
     def _restart(self) -> None:
         """Send again from the oldest unacknowledged row (after a reconnect, or when the hub stays silent)."""
         self._cursor = 0
+        self._drained_at = None
         self._ready.clear()
         self._awaiting.clear()
 
@@ -199,8 +202,13 @@ class Publisher:
             ready.clear()
         while len(self._inflight) < self.window:
             if not ready:
+                # Every PUBACK and poll lands here: skip the query while no commit happened since one found nothing.
+                commits = self.outbox.commits  # read before fetching, so a commit in between is not missed
+                if commits == self._drained_at:
+                    return
                 ready.extend(self.outbox.fetch(self._cursor, FETCH_BATCH))
                 if not ready:
+                    self._drained_at = commits
                     return
             row = ready[0]
             if row.id not in self._inflight_rows:  # still in flight from before a reconnect: paho resends it
