@@ -24,8 +24,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-"""A ``RuntimeContext`` service: a callable returning the identified member at this terminal, or None."""
-
 
 def model_path(name: str, models_dir: Path) -> Path:
     """The verified model directory for a manifest entry (zip entries are unpacked once beside the zip)."""
