@@ -238,6 +238,15 @@ class StoreConfig(Section):
                     )
                 seen[device.name] = where
         self.pipelines.check_references(self)
+        speech = self.pipelines.speech
+        if speech.enabled:
+            for i, mic in enumerate(self.microphones):
+                rate = getattr(mic, "sample_rate", 16000)
+                if mic.enabled and (not speech.microphones or mic.name in speech.microphones) and rate != 16000:
+                    raise ValueError(
+                        f"microphones[{i}].sample_rate: the speech pipeline listens at 16000 Hz (got {rate}); the "
+                        "driver resamples whatever the device captures (device_rate), so keep sample_rate at 16000"
+                    )
         for i, placement in enumerate(self.identity.cards.placements):
             where = f"identity.cards.placements[{i}]"
             if placement.reader not in self.device_names("serial"):

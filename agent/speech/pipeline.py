@@ -29,7 +29,6 @@ from agent.runtime.pipeline import Pipeline
 from agent.speech.events import SpeechIntent
 from agent.speech.intents import IntentMatch, IntentMatcher
 from drivers.base import AudioChunk
-from models.speech.audio import to_16k_mono
 from models.speech.recognizers import Recognizer, Transcript
 from models.speech.vad import Segmenter, Utterance
 
@@ -157,10 +156,8 @@ class SpeechPipeline(Pipeline[AudioChunk]):
         self._thread.start()
 
     def process(self, item: AudioChunk) -> Iterable[EventBody]:
-        samples = item.samples
-        if item.sample_rate != 16000:
-            samples = to_16k_mono(samples, item.sample_rate, 1, f"microphone {item.source}")
-        for utterance in self.segmenter.push(samples, item.capture.mono_ns, item.capture.wall_time):
+        # 16 kHz is checked with the config (microphones[].sample_rate); the drivers resample to it.
+        for utterance in self.segmenter.push(item.samples, item.capture.mono_ns, item.capture.wall_time):
             self._submit(utterance)
         return self._drain()
 

@@ -22,23 +22,6 @@ class AudioFormatError(ValueError):
     """The audio cannot be used; the message names the file and the problem."""
 
 
-def to_16k_mono(samples: npt.NDArray[np.int16], rate: int, channels: int, where: str) -> npt.NDArray[np.int16]:
-    """Interleaved int16 at any rate and channel count → 16 kHz mono int16."""
-    if channels < 1 or rate < 4000:
-        raise AudioFormatError(f"{where}: unusable audio ({channels} channels at {rate} Hz)")
-    if channels > 1:
-        samples = samples.reshape(-1, channels).mean(axis=1).astype(np.int16)
-    if rate != SAMPLE_RATE:
-        from math import gcd
-
-        from scipy.signal import resample_poly
-
-        g = gcd(rate, SAMPLE_RATE)
-        resampled = resample_poly(samples.astype(np.float32), SAMPLE_RATE // g, rate // g)
-        samples = np.clip(np.round(resampled), -32768, 32767).astype(np.int16)
-    return samples
-
-
 def read_wav(path: Path) -> npt.NDArray[np.int16]:
     """The file as 16 kHz mono int16 (other rates, widths and channel counts are converted), or a clear error."""
     from drivers.audio.replay import read_wav as driver_read_wav

@@ -166,3 +166,15 @@ def test_every_setting_is_described_and_shown_in_the_example() -> None:
             walk(options, f"{kind}:{options.model_fields['type'].annotation}")
     assert missing_docs == []
     assert missing_example == []
+
+
+def test_speech_microphones_must_deliver_16k(tmp_path: Path) -> None:
+    """The drivers resample to their sample_rate; the speech pipeline takes 16 kHz only (no per-chunk resampling)."""
+    mics = "microphones:\n  - {name: counter, type: sounddevice, sample_rate: 48000}\n"
+    out = problems(tmp_path, config_text(tmp_path, mics + "pipelines:\n  speech: {enabled: true}\n"))
+    assert (
+        len(out) == 1
+        and ":8: microphones[0].sample_rate: the speech pipeline listens at 16000 Hz (got 48000)" in out[0]
+    )
+    # Without speech, or with speech on another microphone, any rate is fine.
+    assert parse_config(config_text(tmp_path, mics), base_dir=tmp_path).microphones[0].name == "counter"
