@@ -74,9 +74,6 @@ class Catalog:
     def sku_for_barcode(self, code: str) -> str | None:
         return self.by_barcode.get(code.strip())
 
-    def photo_count(self) -> int:
-        return sum(len(p.photos) for p in self.products.values())
-
 
 def photos_in(folder: Path) -> list[Path]:
     """Image files directly inside ``folder``, sorted by name; hidden files are ignored."""

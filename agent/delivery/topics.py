@@ -44,9 +44,6 @@ class Topics:
     def event(self, event_type: str) -> str:
         return f"{self.base}/{EVENTS}/{event_type}"
 
-    def command(self, name: str) -> str:
-        return f"{self.base}/{CMD}/{name}"
-
     def reply(self, name: str) -> str:
         return f"{self.base}/{CMD}/{name}/{REPLY}"
 
@@ -54,10 +51,6 @@ class Topics:
     def command_filter(self) -> str:
         """Matches ``cmd/<name>`` but not the replies one level below."""
         return f"{self.base}/{CMD}/+"
-
-    @property
-    def everything(self) -> str:
-        return f"{self.base}/#"
 
     def with_terminal(self, terminal_id: str) -> Topics:
         return Topics(self.prefix, self.store_id, terminal_id)

@@ -156,9 +156,6 @@ class Agent:
             )
         )
 
-    def request_stop(self) -> None:
-        self.stop_event.set()
-
     def wait_finished(self, timeout: float | None = None) -> bool:
         """Replay: wait until every source is exhausted and every worker has drained."""
         deadline = None if timeout is None else time.monotonic() + timeout

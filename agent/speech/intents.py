@@ -12,7 +12,7 @@ from __future__ import annotations
 import itertools
 import logging
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from agent.speech.spec import SLOT, IntentSpec
@@ -110,9 +110,6 @@ class IntentMatcher:
                     out.append(filled)
         return list(dict.fromkeys(out))
 
-    def languages(self) -> set[str]:
-        return {t.language for t in self._templates}
-
     def match(self, transcript: str, language: str, asr_confidence: float) -> IntentMatch | None:
         """The best intent for a transcript, or None when nothing reaches its intent's ``min_confidence``."""
         templates = [t for t in self._templates if t.language == language] or (
@@ -150,7 +147,3 @@ class IntentMatcher:
         return IntentMatch(
             template.intent.name, dict(best_slots), template.language, asr_confidence * best_sim, best_sim
         )
-
-
-def matcher_from(intents: Iterable[IntentSpec]) -> IntentMatcher:
-    return IntentMatcher(list(intents))

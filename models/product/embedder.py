@@ -141,7 +141,3 @@ class ProductEmbedder:
         unit = l2_normalise(raw)
         n_views = len(per_image[0])
         return l2_normalise(unit.reshape(len(images), n_views, EMBEDDING_DIM).sum(axis=1))
-
-    def embed_one(self, image: ImageBGR) -> Vectors:
-        out: Vectors = self.embed([image])[0]
-        return out

@@ -226,7 +226,6 @@ def _confidence(avg_logprob: float, no_speech_prob: float) -> float:
     return math.exp(avg_logprob)
 
 
-HOP = 160  # samples per log-Mel frame
 MAX_FRAMES = 3000  # Whisper's 30 s window
 
 

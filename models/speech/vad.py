@@ -151,7 +151,6 @@ class Segmenter:
         self._start_wall = 0.0
         self._last_speech_ns = 0
         self._clock_ns = 0
-        self._clock_wall = 0.0
 
     def push(self, samples: Int16Array, mono_ns: int, wall_time: float) -> list[Utterance]:
         """Add one chunk (its capture stamps are those of its first sample); return utterances it closed."""
