@@ -51,7 +51,8 @@ def person_track(
     """A tracker box (frame pixels) and optional 17 COCO keypoints -> a normalised :class:`PersonTrack`.
 
     What the people pipeline offers per frame: wrists seen with confidence become
-    ``hands``, the centres of the product-search regions.
+    ``hands``, the centres of the product-search regions (a wrist just outside the
+    frame is moved to its edge, where the product in that hand is).
     """
     width, height = size
     box = (box_px[0] / width, box_px[1] / height, box_px[2] / width, box_px[3] / height)
@@ -66,8 +67,7 @@ def person_track(
         for k in WRISTS:
             if float(keypoint_scores[k]) >= MIN_WRIST_SCORE:
                 x, y = float(keypoints_xy[k][0]) / width, float(keypoints_xy[k][1]) / height
-                if 0.0 <= x <= 1.0 and 0.0 <= y <= 1.0:
-                    hands.append((x, y))
+                hands.append((min(max(x, 0.0), 1.0), min(max(y, 0.0), 1.0)))
     return PersonTrack(track_id=track_id, box=clipped, member_id=member_id, hands=tuple(hands))
 
 

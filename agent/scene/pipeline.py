@@ -18,7 +18,7 @@ import numpy as np
 
 from agent.config.pipelines import PeoplePipeline, PeopleScene
 from agent.events import EventBody
-from agent.product.interest import TRACK_SINK_SERVICE, PersonTrack
+from agent.product.interest import TRACK_SINK_SERVICE, person_track
 from agent.runtime.pipeline import Pipeline, RuntimeContext
 from agent.scene import events as _events  # noqa: F401 - registers the scene event types
 from agent.scene.analytics import AnalyticsSettings, SceneAnalyzer
@@ -37,9 +37,6 @@ if TYPE_CHECKING:
     from agent.config.schema import StoreConfig
 
 logger = logging.getLogger(__name__)
-
-L_WRIST, R_WRIST = 9, 10
-WRIST_MIN_SCORE = 0.3
 
 
 def build_scene(
@@ -154,21 +151,13 @@ class PeopleScenePipeline(Pipeline[Frame]):
         sink = self.services.get(TRACK_SINK_SERVICE)
         if sink is None:
             return
-        w, h = frame.width, frame.height
+        size = (frame.width, frame.height)
         offered = []
         for t in tracks:
             key = self.key(t)
-            x1, y1, x2, y2 = t.box
-            box = (max(0.0, x1 / w), max(0.0, y1 / h), min(1.0, x2 / w), min(1.0, y2 / h))
             pose = self._poses.get(key)
-            hands: tuple[tuple[float, float], ...] = ()
-            if pose is not None:
-                hands = tuple(
-                    (min(1.0, max(0.0, float(pose.xy[i, 0]) / w)), min(1.0, max(0.0, float(pose.xy[i, 1]) / h)))
-                    for i in (L_WRIST, R_WRIST)
-                    if pose.score[i] >= WRIST_MIN_SCORE
-                )
-            offered.append(PersonTrack(key, box, self.fusion.member_of(self.source, key), hands))
+            xy, scores = (pose.xy, pose.score) if pose is not None else (None, None)
+            offered.append(person_track(key, t.box, xy, scores, size, self.fusion.member_of(self.source, key)))
         sink.offer_tracks(self.source, frame.capture.wall_time, offered)
 
     def _conclude(self, ended: list[str], now: float) -> None:
