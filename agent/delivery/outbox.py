@@ -91,8 +91,7 @@ class Outbox:
         self._conn.executescript(SCHEMA)
         self._read = open_wal(path)
         self._read_lock = threading.Lock()
-        rows, size = self._conn.execute("SELECT COUNT(*), COALESCE(SUM(LENGTH(payload)), 0) FROM events").fetchone()
-        self.rows, self.bytes = int(rows), int(size)
+        self._recount(self._conn)
         self._cond = threading.Condition()
         self._pending: list[_Pending] = []
         self._ack_rows: set[int] = set()
@@ -209,11 +208,7 @@ class Outbox:
         """Erasure: remove every queued event whose payload carries ``member_id``; returns how many."""
 
         def job(conn: sqlite3.Connection) -> int:
-            gone = conn.execute("DELETE FROM events WHERE member_id = ? RETURNING LENGTH(payload)", (member_id,))
-            sizes = [int(r[0]) for r in gone.fetchall()]
-            self.rows -= len(sizes)
-            self.bytes -= sum(sizes)
-            return len(sizes)
+            return self._delete(conn, "member_id", [member_id])
 
         with self._cond:
             before = len(self._pending)
@@ -352,12 +347,8 @@ class Outbox:
                 runs.append((row_id, row_id))
         count = 0
         for first, last in runs:
-            gone = conn.execute(
-                "DELETE FROM events WHERE id BETWEEN ? AND ? RETURNING LENGTH(payload)", (first, last)
-            ).fetchall()
-            count += len(gone)
-            self.rows -= len(gone)
-            self.bytes -= sum(int(r[0]) for r in gone)
+            gone = conn.execute("DELETE FROM events WHERE id BETWEEN ? AND ? RETURNING LENGTH(payload)", (first, last))
+            count += self._forget(int(r[0]) for r in gone.fetchall())
         return count
 
     def _delete(self, conn: sqlite3.Connection, column: str, keys: list[Any]) -> int:
@@ -366,11 +357,15 @@ class Outbox:
             chunk = keys[start : start + 500]
             marks = ",".join("?" * len(chunk))
             gone = conn.execute(f"DELETE FROM events WHERE {column} IN ({marks}) RETURNING LENGTH(payload)", chunk)
-            sizes = [int(r[0]) for r in gone.fetchall()]
-            count += len(sizes)
-            self.rows -= len(sizes)
-            self.bytes -= sum(sizes)
+            count += self._forget(int(r[0]) for r in gone.fetchall())
         return count
+
+    def _forget(self, sizes: Iterable[int]) -> int:
+        """Take deleted rows (their payload sizes) off the row and byte counts; how many there were."""
+        sizes = list(sizes)
+        self.rows -= len(sizes)
+        self.bytes -= sum(sizes)
+        return len(sizes)
 
     def _over(self) -> bool:
         return self.rows > self.settings.max_rows or self.bytes > self.settings.max_bytes
@@ -411,9 +406,8 @@ class Outbox:
             "DELETE FROM events WHERE created_at < ? AND retention != ? RETURNING retention, LENGTH(payload)",
             (cutoff, CLASS_CODE[Retention.PROTECTED]),
         ).fetchall()
-        for code, size in gone:
-            self.rows -= 1
-            self.bytes -= int(size)
+        self._forget(int(size) for _, size in gone)
+        for code, _ in gone:
             self.dropped[("expired", CODE_CLASS[int(code)].value)] += 1
         if gone:
             logger.warning("outbox: dropped %d undelivered events older than the retention limit", len(gone))
