@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.config.loader import load_config
+from agent.delivery.topics import Topics
 from drivers.registry import create_driver
 
 
@@ -23,7 +24,7 @@ def check_config(args: argparse.Namespace) -> int:
     print(f"  store     {c.store.id} ({c.store.name}, {c.store.timezone})")
     print(f"  terminal  {c.terminal.id} {c.terminal.location}".rstrip())
     tls = "TLS" if c.mqtt.tls else "plain TCP"
-    topics = f"{c.mqtt.topic_prefix}/{c.store.id}/{c.terminal.id}/"
+    topics = f"{Topics.for_config(c).base}/"
     print(f"  mqtt      {c.mqtt.host}:{c.mqtt.port} MQTT {c.mqtt.protocol}, {tls}, topics {topics}")
     print(f"  state     {c.storage.state_dir}")
     for kind, options in c.devices():

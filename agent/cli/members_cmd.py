@@ -49,13 +49,13 @@ def _erase_with_outbox(loaded: LoadedConfig, gallery: Gallery, member_id: str) -
     With the daemon running, prefer the ``erase-member`` MQTT command: it also
     drops events still in the daemon's memory, before their group commit.
     """
-    from agent.delivery.daemon import OUTBOX_FILE, topics_for
-    from agent.delivery.outbox import Outbox
+    from agent.delivery.outbox import OUTBOX_FILE, Outbox
+    from agent.delivery.topics import Topics
 
     path = Path(loaded.config.storage.state_dir) / OUTBOX_FILE
     if not path.is_file():
         return erase_member(gallery, member_id)
-    outbox = Outbox(path, loaded.config.storage.outbox, topics_for(loaded))
+    outbox = Outbox(path, loaded.config.storage.outbox, Topics.for_config(loaded.config))
     register_erasure_hook(outbox.delete_member_events)
     try:
         return erase_member(gallery, member_id)

@@ -26,7 +26,7 @@ from agent.delivery import commands
 from agent.delivery.commands import CommandFailed
 from agent.delivery.health import SystemProbe, health_payload, status_payload
 from agent.delivery.notify import Notifier
-from agent.delivery.outbox import Outbox
+from agent.delivery.outbox import OUTBOX_FILE, Outbox
 from agent.delivery.publisher import CommandQueue, Publisher
 from agent.delivery.topics import Topics
 from agent.events import Event
@@ -37,7 +37,6 @@ from agent.runtime.state import StateStore
 
 logger = logging.getLogger(__name__)
 
-OUTBOX_FILE = "outbox.sqlite3"
 #: Sections a reload cannot change in place (they name the terminal, its broker or its files).
 RESTART_SECTIONS = ("store", "terminal", "mqtt", "storage")
 
@@ -56,11 +55,6 @@ class LentSink:
         self.outbox.flush(timeout=30.0)
 
 
-def topics_for(loaded: LoadedConfig) -> Topics:
-    c = loaded.config
-    return Topics(c.mqtt.topic_prefix, c.store.id, c.terminal.id)
-
-
 class Daemon:
     def __init__(
         self,
@@ -74,7 +68,7 @@ class Daemon:
         self.extra_sink = extra_sink
         self.replay = replay
         self.notifier = notifier or Notifier()
-        self.topics = topics_for(loaded)
+        self.topics = Topics.for_config(loaded.config)
         self.stop_event = threading.Event()
         self.commands: CommandQueue = queue.Queue()
         self.started_mono = time.monotonic()

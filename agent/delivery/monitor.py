@@ -107,9 +107,9 @@ class Monitor:
             self._next_ack = now + ACK_INTERVAL_S
 
     def _subscribe(self, session_present: bool) -> None:
-        wanted = [f"{self.topics.base}/{STATUS}", f"{self.topics.base}/{EVENTS}/+"]
+        wanted = [self.topics.status, self.topics.event("+")]
         if self.health:
-            wanted.append(f"{self.topics.base}/{HEALTH}")
+            wanted.append(self.topics.health)
         self.conn.subscribe(wanted)
         logger.info("monitor subscribed to %s (session %s)", self.topics.base, "resumed" if session_present else "new")
         self.subscribed.set()

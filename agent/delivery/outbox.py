@@ -30,6 +30,9 @@ from agent.events import Event, Retention
 
 logger = logging.getLogger(__name__)
 
+#: The outbox file in the state directory.
+OUTBOX_FILE = "outbox.sqlite3"
+
 #: Retention class as stored in the ``retention`` column (drop order: highest first).
 CLASS_CODE = {Retention.PROTECTED: 0, Retention.NORMAL: 1, Retention.TELEMETRY: 2}
 CODE_CLASS = {code: cls for cls, code in CLASS_CODE.items()}

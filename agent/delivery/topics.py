@@ -8,6 +8,10 @@ terminal, ``ack: hub`` mode), ``cmd/<name>`` in and ``cmd/<name>/reply`` out.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from agent.config.schema import StoreConfig
 
 STATUS = "status"
 HEALTH = "health"
@@ -24,6 +28,11 @@ class Topics:
     prefix: str
     store_id: str
     terminal_id: str
+
+    @staticmethod
+    def for_config(config: StoreConfig) -> Topics:
+        """The topics of the terminal a store config describes."""
+        return Topics(config.mqtt.topic_prefix, config.store.id, config.terminal.id)
 
     @property
     def base(self) -> str:
