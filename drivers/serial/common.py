@@ -155,3 +155,19 @@ class SerialDriver(Driver[SerialRead, SerialOptionsT]):
     @abstractmethod
     def poll(self, timeout: float) -> None:
         """Wait at most ``timeout`` for bytes and :meth:`emit` any complete reads."""
+
+
+class RepeatFilter:
+    """Readers repeat a held card (and scanners a held trigger): the same value again within ``window_s`` of its
+    last sighting is the same read. ``window_s`` 0 lets every read through."""
+
+    def __init__(self, window_s: float) -> None:
+        self.window_s = window_s
+        self._last: tuple[str, float] | None = None
+
+    def repeated(self, value: str, now: float) -> bool:
+        last, self._last = self._last, (value, now)
+        return last is not None and last[0] == value and now - last[1] < self.window_s
+
+    def clear(self) -> None:
+        self._last = None

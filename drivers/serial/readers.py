@@ -7,7 +7,7 @@ from typing import ClassVar, Literal
 from pydantic import Field, model_validator
 
 from drivers.base import DeviceOptions, SerialKind
-from drivers.serial.common import SerialDriver, SerialOptions
+from drivers.serial.common import RepeatFilter, SerialDriver, SerialOptions
 from drivers.serial.lines import LineSplitter, Rdm6300Splitter, parse_barcode_line, parse_card_line, parse_rdm6300
 
 
@@ -40,12 +40,12 @@ class AsciiCardReader(SerialDriver[AsciiReaderOptions]):
         super().__init__(options)
         self._lines = LineSplitter()
         self._frames = Rdm6300Splitter()
-        self._last: tuple[str, float] | None = None
+        self._repeats = RepeatFilter(options.repeat_window_s)
 
     def reset_protocol(self) -> None:
         self._lines.clear()
         self._frames.clear()
-        self._last = None
+        self._repeats.clear()
 
     def poll(self, timeout: float) -> None:
         data = self.transport.read(timeout)
@@ -63,12 +63,8 @@ class AsciiCardReader(SerialDriver[AsciiReaderOptions]):
         if uid is None:
             self.reject("not a card line", raw)
             return
-        now = self.transport.clock()
-        last = self._last
-        self._last = (uid, now)
-        if last is not None and last[0] == uid and now - last[1] <= self.options.repeat_window_s:
-            return
-        self.emit("card", uid)
+        if not self._repeats.repeated(uid, self.transport.clock()):
+            self.emit("card", uid)
 
 
 class BarcodeOptions(SerialOptions):
@@ -101,11 +97,11 @@ class BarcodeScanner(SerialDriver[BarcodeOptions]):
     def __init__(self, options: BarcodeOptions) -> None:
         super().__init__(options)
         self._lines = LineSplitter(max_line=options.max_length + 64)
-        self._last: tuple[str, float] | None = None
+        self._repeats = RepeatFilter(options.repeat_window_s)
 
     def reset_protocol(self) -> None:
         self._lines.clear()
-        self._last = None
+        self._repeats.clear()
 
     def poll(self, timeout: float) -> None:
         data = self.transport.read(timeout)
@@ -117,9 +113,5 @@ class BarcodeScanner(SerialDriver[BarcodeOptions]):
             if code is None:
                 self.reject("not a barcode line", line)
                 continue
-            now = self.transport.clock()
-            last = self._last
-            self._last = (code.code, now)
-            if last is not None and last[0] == code.code and now - last[1] < o.repeat_window_s:
-                continue
-            self.emit("barcode", code.code, symbology=code.symbology)
+            if not self._repeats.repeated(code.code, self.transport.clock()):
+                self.emit("barcode", code.code, symbology=code.symbology)
