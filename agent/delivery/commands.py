@@ -23,6 +23,7 @@ from agent import __version__
 from agent.events import iso_time
 
 if TYPE_CHECKING:
+    from agent.config.loader import LoadedConfig
     from agent.delivery.outbox import Outbox
 
 logger = logging.getLogger(__name__)
@@ -39,6 +40,11 @@ class CommandHost(Protocol):
     """What a command may use: the running daemon."""
 
     outbox: Outbox
+    loaded: LoadedConfig
+
+    def services(self) -> dict[str, Any]:
+        """The running agent's shared services (``RuntimeContext.services``); empty while none runs."""
+        ...
 
     def uptime_s(self) -> float: ...
 

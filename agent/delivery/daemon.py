@@ -218,6 +218,10 @@ class Daemon:
 
     # --- CommandHost ----------------------------------------------------------------------------
 
+    def services(self) -> dict[str, Any]:
+        context = getattr(self._agent, "context", None)  # set once the agent has started
+        return context.services if context is not None else {}
+
     def uptime_s(self) -> float:
         return time.monotonic() - self.started_mono
 

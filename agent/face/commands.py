@@ -23,6 +23,8 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -43,20 +45,24 @@ MAX_IMAGES = 10
 CAMERA_WAIT_S = 5.0
 
 
-def _gallery(host: CommandHost) -> tuple[Gallery, bool]:
-    """The running pipeline's gallery (shared), else one opened for this command (closed by the caller)."""
+@contextmanager
+def _gallery(host: CommandHost) -> Iterator[Gallery]:
+    """The running pipeline's gallery (shared), else one opened for this command and closed after it."""
     from agent.face.pipeline import GALLERY_SERVICE, open_gallery
 
-    agent = getattr(host, "_agent", None)
-    services = getattr(getattr(agent, "context", None), "services", {})
-    shared = services.get(GALLERY_SERVICE)
+    shared = host.services().get(GALLERY_SERVICE)
     if isinstance(shared, Gallery):
-        return shared, False
-    config = host.loaded.config  # type: ignore[attr-defined]
+        yield shared
+        return
+    config = host.loaded.config
     try:
-        return open_gallery(config.pipelines.face, Path(config.storage.state_dir)), True
+        gallery = open_gallery(config.pipelines.face, Path(config.storage.state_dir))
     except (GalleryError, GalleryKeyError) as exc:
         raise CommandFailed(f"cannot open the member gallery: {exc}") from exc
+    try:
+        yield gallery
+    finally:
+        gallery.close()
 
 
 def _member_id(args: dict[str, Any]) -> str:
@@ -108,9 +114,8 @@ def enroll_member(host: CommandHost, args: dict[str, Any]) -> dict[str, Any]:
     if ("camera" in args) == ("images" in args):
         raise CommandFailed('give either "images" (base64 photos) or "camera" (enrol from that camera\'s next frames)')
     decoded = _camera_frames(host, args) if "camera" in args else _decoded_images(args.get("images"))
-    config = host.loaded.config  # type: ignore[attr-defined]
-    gallery, owned = _gallery(host)
-    try:
+    config = host.loaded.config
+    with _gallery(host) as gallery:
         analyzer = load_analyzer(config, Path(config.models.directory))
         try:
             result = enroll_images(
@@ -126,9 +131,6 @@ def enroll_member(host: CommandHost, args: dict[str, Any]) -> dict[str, Any]:
                 for i, v in enumerate(result.verdicts)
             ],
         }
-    finally:
-        if owned:
-            gallery.close()
 
 
 def _decoded_images(images: Any) -> list[tuple[str, npt.NDArray[np.uint8] | None]]:
@@ -150,8 +152,7 @@ def _camera_frames(host: CommandHost, args: dict[str, Any]) -> list[tuple[str, n
     camera, count = args.get("camera"), args.get("frames", 3)
     if not isinstance(count, int) or isinstance(count, bool) or not 1 <= count <= MAX_IMAGES:
         raise CommandFailed(f"frames must be an integer from 1 to {MAX_IMAGES}")
-    agent = getattr(host, "_agent", None)
-    frames = getattr(getattr(agent, "context", None), "services", {}).get(FRAMES_SERVICE)
+    frames = host.services().get(FRAMES_SERVICE)
     if not isinstance(frames, LatestFrames) or camera not in frames.cameras():
         known = ", ".join(frames.cameras()) if isinstance(frames, LatestFrames) else "none"
         raise CommandFailed(f"camera {camera!r} has no running face pipeline (face cameras: {known})")
@@ -165,12 +166,8 @@ def _camera_frames(host: CommandHost, args: dict[str, Any]) -> list[tuple[str, n
 def erase_member_command(host: CommandHost, args: dict[str, Any]) -> dict[str, Any]:
     _unknown(args, {"member_id"})
     member_id = _member_id(args)
-    gallery, owned = _gallery(host)
-    try:
+    with _gallery(host) as gallery:
         result = erase_member(gallery, member_id, reason="mqtt command")
-    finally:
-        if owned:
-            gallery.close()
     return {
         "member_id": member_id,
         "was_enrolled": result.was_enrolled,
@@ -181,12 +178,8 @@ def erase_member_command(host: CommandHost, args: dict[str, Any]) -> dict[str, A
 @command("list-members", "Enrolled members with their template count and consent (no templates).")
 def list_members(host: CommandHost, args: dict[str, Any]) -> dict[str, Any]:
     _unknown(args, set())
-    gallery, owned = _gallery(host)
-    try:
+    with _gallery(host) as gallery:
         members = gallery.members()
-    finally:
-        if owned:
-            gallery.close()
     return {
         "members": [
             {
