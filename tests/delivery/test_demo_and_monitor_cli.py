@@ -122,7 +122,13 @@ def test_replay_without_a_broker_keeps_the_events_and_delivers_them_on_the_next_
 def test_replay_timeout_and_sigterm_before_the_sources_end(tmp_path: Path, broker: Mosquitto) -> None:
     """A real-time source that outlasts --timeout exits 1; SIGTERM exits 130; what was accepted is delivered."""
     camera = {**PATTERN_CAMERA, "frames": 600, "realtime": True}  # 60 s at 10 fps
-    config = write_config(tmp_path, broker.port, cameras=[camera], pipelines={"motion": {"enabled": True}})
+    config = write_config(  # its own terminal id: the retained status it leaves must not meet other tests
+        tmp_path,
+        broker.port,
+        terminal={"id": "replay-timeout"},
+        cameras=[camera],
+        pipelines={"motion": {"enabled": True}},
+    )
     timed_out = cli("replay", "--config", str(config), "--timeout", "3")
     assert timed_out.returncode == 1, timed_out.stderr
     assert "replay: --timeout 3 s came before every source was exhausted" in timed_out.stderr
