@@ -212,9 +212,7 @@ class Daemon:
         """Replay/demo: wait until everything accepted has left the outbox (acknowledged)."""
         deadline = time.monotonic() + timeout
         self.outbox.flush(timeout)
-        while self.outbox.rows > 0 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        return self.outbox.rows == 0
+        return self.outbox.wait_empty(max(0.0, deadline - time.monotonic()))
 
     # --- CommandHost ----------------------------------------------------------------------------
 

@@ -178,6 +178,11 @@ class Outbox:
                 self._cond.wait(remaining)
             return self.committed >= target
 
+    def wait_empty(self, timeout: float) -> bool:
+        """Wait until every row has left (acknowledged, or dropped); each commit wakes the waiters."""
+        with self._cond:
+            return self._cond.wait_for(lambda: self.rows == 0 or self._closed, timeout) and self.rows == 0
+
     def fetch(self, after_id: int, limit: int) -> list[Row]:
         """Committed, unacknowledged events with ``id > after_id`` in order (for replay and sending)."""
         with self._cond:
