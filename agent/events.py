@@ -50,6 +50,11 @@ def new_event_id(now_ns: int | None = None) -> str:
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
+def compact_json(obj: Any) -> str:
+    """The one wire encoding of payloads (events, status, health, replies, acks): UTF-8 kept, no spaces."""
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+
+
 @dataclass(frozen=True, kw_only=True)
 class EventBody:
     """What a producer observed. Subclasses set ``TYPE`` and add their fields.
@@ -117,7 +122,7 @@ class Event:
         }
 
     def to_json(self) -> str:
-        return json.dumps(self.to_payload(), ensure_ascii=False, separators=(",", ":"))
+        return compact_json(self.to_payload())
 
 
 @dataclass

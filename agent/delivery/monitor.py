@@ -21,6 +21,7 @@ from typing import Any
 from agent.config.schema import MqttSection
 from agent.delivery.client import Connected, Message, MqttConnection
 from agent.delivery.topics import EVENTS, HEALTH, STATUS, Topics, parse_topic
+from agent.events import compact_json
 
 logger = logging.getLogger(__name__)
 
@@ -154,7 +155,7 @@ class Monitor:
             if not ids:
                 continue
             topic = self.topics.with_terminal(terminal).ack
-            body = json.dumps({"event_ids": ids}, separators=(",", ":")).encode()
+            body = compact_json({"event_ids": ids}).encode()
             if self.conn.publish(topic, body, qos=1) is not None:
                 del self._pending_acks[terminal]
 

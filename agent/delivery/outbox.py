@@ -11,7 +11,6 @@ space. Every drop is counted by reason and class for ``health``.
 
 from __future__ import annotations
 
-import json
 import logging
 import sqlite3
 import threading
@@ -26,7 +25,7 @@ from typing import Any
 from agent.config.schema import OutboxSettings
 from agent.delivery.sqlite_file import check_integrity, move_aside, open_wal
 from agent.delivery.topics import Topics
-from agent.events import Event, Retention
+from agent.events import Event, Retention, compact_json
 
 logger = logging.getLogger(__name__)
 
@@ -132,7 +131,7 @@ class Outbox:
         item = (
             event.event_id,
             topic,
-            json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode(),
+            compact_json(payload).encode(),
             CLASS_CODE[event.retention],
             str(member) if member is not None else None,
             event.emitted_at,

@@ -29,6 +29,7 @@ from agent.config.schema import MqttSection
 from agent.delivery.client import Connected, Disconnected, Message, MqttConnection, Published
 from agent.delivery.outbox import Outbox, Row
 from agent.delivery.topics import ACK, CMD, Topics, parse_topic
+from agent.events import compact_json
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +41,7 @@ CommandQueue = queue.Queue[tuple[str, bytes]]
 
 
 def encode(payload: dict[str, Any]) -> bytes:
-    return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+    return compact_json(payload).encode()
 
 
 class Publisher:
