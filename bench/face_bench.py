@@ -29,10 +29,11 @@ from agent.face.tracker import DecisionSettings, FaceTracker
 from agent.identity.enrollment import read_image
 from models.face.analyzer import FaceAnalyzer
 from models.face.detector import YuNetDetector
-from models.face.embedder import FaceEmbedder, l2_normalise
+from models.face.embedder import FaceEmbedder
 from models.face.liveness import LivenessModel
 from models.face.match import GalleryMatrix, match
 from models.runtime import session_for
+from models.vectors import l2_normalise
 
 STAGES = ("detect", "align_quality", "liveness", "embed")
 

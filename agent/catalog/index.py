@@ -21,6 +21,7 @@ import numpy.typing as npt
 
 from agent.catalog import ann
 from agent.catalog.whitening import Whitening, fit_whitening
+from models.vectors import l2_normalise
 
 logger = logging.getLogger(__name__)
 
@@ -93,9 +94,8 @@ class CatalogIndex:
     ) -> None:
         if matrix.ndim != 2 or matrix.shape[0] != len(row_skus):
             raise ValueError(f"matrix {matrix.shape} does not match {len(row_skus)} row labels")
-        norms = np.linalg.norm(matrix, axis=1, keepdims=True)
         #: The reference embeddings as given (unit length); ``matrix`` is what is searched.
-        self.embeddings: Vectors = np.ascontiguousarray(matrix / np.maximum(norms, 1e-12), dtype=np.float32)
+        self.embeddings: Vectors = np.ascontiguousarray(l2_normalise(matrix))
         self.skus: list[str] = sorted(set(row_skus))
         ids = {sku: i for i, sku in enumerate(self.skus)}
         self.row_ids = np.array([ids[s] for s in row_skus], dtype=np.int64)

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from models.vectors import l2_normalise
+
 logger = logging.getLogger(__name__)
 
 Vectors = npt.NDArray[np.float32]
@@ -41,10 +43,7 @@ class Whitening:
         return int(self.projection.shape[1])
 
     def project(self, vectors: Vectors) -> Vectors:
-        unit = vectors / np.maximum(np.linalg.norm(vectors, axis=-1, keepdims=True), 1e-12)
-        out = (unit - self.mean) @ self.projection
-        result: Vectors = (out / np.maximum(np.linalg.norm(out, axis=-1, keepdims=True), 1e-12)).astype(np.float32)
-        return result
+        return l2_normalise((l2_normalise(vectors) - self.mean) @ self.projection)
 
 
 def fit_whitening(

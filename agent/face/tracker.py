@@ -19,8 +19,8 @@ import numpy.typing as npt
 from agent.events import EventBody
 from agent.face.events import ShopperIdentified, SpoofSuspected, VisitorSeen
 from models.face.analyzer import FaceObservation
-from models.face.embedder import l2_normalise
 from models.face.match import Match
+from models.vectors import l2_normalise
 
 Box = tuple[float, float, float, float]
 Matcher = Callable[[npt.NDArray[np.float32]], Match | None]

@@ -20,6 +20,7 @@ import numpy.typing as npt
 
 from agent.scene.gait import GaitSignature, gait_signature, gait_similarity
 from models.people.pose import Keypoints
+from models.vectors import l2_normalise
 
 logger = logging.getLogger(__name__)
 
@@ -48,9 +49,7 @@ class TrackSignature:
     def appearance(self) -> npt.NDArray[np.float32] | None:
         if not self.embeddings:
             return None
-        mean = np.mean(np.stack(self.embeddings), axis=0)
-        unit: npt.NDArray[np.float32] = (mean / max(float(np.linalg.norm(mean)), 1e-9)).astype(np.float32)
-        return unit
+        return l2_normalise(np.mean(np.stack(self.embeddings), axis=0))
 
     def gait(self) -> GaitSignature | None:
         if not self.poses:

@@ -14,20 +14,14 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 import numpy.typing as npt
 
+from models.vectors import l2_normalise
+
 if TYPE_CHECKING:
     import onnxruntime as ort
 
 logger = logging.getLogger(__name__)
 
 EmbedderKind = Literal["sface", "mobilefacenet"]
-
-
-def l2_normalise(vectors: npt.NDArray[np.floating]) -> npt.NDArray[np.float32]:
-    """Rows scaled to unit length, so a dot product is the cosine similarity."""
-    v = np.asarray(vectors, dtype=np.float32)
-    norms = np.linalg.norm(v, axis=-1, keepdims=True)
-    out: npt.NDArray[np.float32] = v / np.maximum(norms, 1e-12)
-    return out
 
 
 class FaceEmbedder:

@@ -12,6 +12,8 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from models.vectors import l2_normalise
+
 HEIGHT, WIDTH = 256, 128
 _MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
 _STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
@@ -49,5 +51,4 @@ class AppearanceEmbedder:
             return np.zeros((0, 512), dtype=np.float32)
         batch = np.stack([osnet_input(image, b) for image, b in crops])
         out = np.asarray(self.session.run(None, {self._input: batch})[0], dtype=np.float32)
-        normed: npt.NDArray[np.float32] = out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-9)
-        return normed
+        return l2_normalise(out)

@@ -1,5 +1,5 @@
 """Product-image embeddings (EfficientNet-Lite0) for catalogue search."""
 
-from models.product.embedder import EMBEDDING_DIM, ProductEmbedder, Views, l2_normalise, preprocess
+from models.product.embedder import EMBEDDING_DIM, ProductEmbedder, Views, preprocess
 
-__all__ = ["EMBEDDING_DIM", "ProductEmbedder", "Views", "l2_normalise", "preprocess"]
+__all__ = ["EMBEDDING_DIM", "ProductEmbedder", "Views", "preprocess"]

@@ -26,6 +26,8 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from models.vectors import l2_normalise
+
 if TYPE_CHECKING:
     import onnxruntime as ort
 
@@ -70,12 +72,6 @@ def views_of(image: ImageBGR, views: Views, centre_crop: float = 1.0) -> list[Im
         y, x = (h - side) // 2, (w - side) // 2
         crop = image[y : y + side, x : x + side]
         out += [crop, crop[:, ::-1]]
-    return out
-
-
-def l2_normalise(vectors: npt.NDArray[np.float32]) -> Vectors:
-    norms = np.linalg.norm(vectors, axis=-1, keepdims=True)
-    out: Vectors = (vectors / np.maximum(norms, 1e-12)).astype(np.float32)
     return out
 
 

@@ -12,8 +12,8 @@ import pytest
 from agent.face.pipeline import RecentMember
 from models.face.derive import DeriveError, fields, folded_session, strip_weight_inputs
 from models.face.detector import dynamic_input_size
-from models.face.embedder import l2_normalise
 from models.face.match import TOP_K, GalleryMatrix, best
+from models.vectors import l2_normalise
 
 SFACE = "face_recognition_sface_2021dec_int8bq"
 
