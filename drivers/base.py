@@ -171,6 +171,11 @@ class Driver(ABC, Generic[ItemT, OptionsT]):
     def realtime(self) -> bool:
         return True
 
+    @property
+    def endless(self) -> bool:
+        """A source that never finishes on its own (a looping replay, an unlimited test pattern)."""
+        return False
+
     def next_capture(self, media_offset_s: float | None = None) -> Capture:
         """Stamp a new item; sequence numbers are gap-free for the driver's lifetime.
 

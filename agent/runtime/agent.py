@@ -72,7 +72,7 @@ class Agent:
             driver = drivers[options.name]
             if not driver.is_replay:
                 raise AgentError(f"replay needs replay sources only; {kind} {options.name!r} is a live device")
-            if getattr(options, "loop", False) or getattr(options, "frames", 1) == 0:
+            if driver.endless:
                 raise AgentError(f"replay would never finish: {kind} {options.name!r} loops forever")
 
     def _build_pipelines(self, context: RuntimeContext) -> list[Pipeline[Any]]:
@@ -197,16 +197,10 @@ class Agent:
 
     # --- observing ------------------------------------------------------------------------
 
-    def watchdog_ok(self, max_age_s: float | None = None) -> bool:
-        """Every enabled source is producing fresh data (serial readers are idle by nature)."""
-        for source in self.sources:
-            if source.kind == "serial":
-                if source.state is DeviceState.OFFLINE:
-                    return False
-                continue
-            limit = max_age_s if max_age_s is not None else source.driver.options.stale_after_s
-            if not source.fresh(limit):
-                return False
+    def watchdog_ok(self) -> bool:
+        """Every enabled source is healthy (SourceRunner.watchdog_ok) and every worker thread runs."""
+        if not all(source.watchdog_ok() for source in self.sources):
+            return False
         return all(w.thread.is_alive() for w in self.workers) or self.replay
 
     def health(self) -> dict[str, Any]:

@@ -78,11 +78,22 @@ class SourceRunner:
             return 0.0
         return (len(times) - 1) / max(times[-1] - times[0], 1e-6)
 
+    @property
+    def goes_stale(self) -> bool:
+        """Cameras and microphones deliver all the time; a serial reader is idle until a card or code comes."""
+        return self.kind != "serial"
+
     def fresh(self, max_age_s: float) -> bool:
-        """Produced something within ``max_age_s`` (used by the systemd watchdog)."""
+        """Produced something within ``max_age_s``."""
         if self.finished:
             return True
         return self.last_item_mono is not None and time.monotonic() - self.last_item_mono <= max_age_s
+
+    def watchdog_ok(self) -> bool:
+        """For the systemd watchdog: fresh data within the device's ``stale_after_s``; a serial reader not offline."""
+        if not self.goes_stale:
+            return self.state is not DeviceState.OFFLINE
+        return self.fresh(self.driver.options.stale_after_s)
 
     def _set_state(self, state: DeviceState, reason: str | None = None) -> None:
         if state is self.state:
@@ -164,7 +175,7 @@ class SourceRunner:
                 since = now - (
                     self.last_item_mono if self.last_item_mono and self.last_item_mono > opened_at else opened_at
                 )
-                if self.kind != "serial" and since > opts.stale_after_s:
+                if self.goes_stale and since > opts.stale_after_s:
                     self._set_state(DeviceState.OFFLINE, f"no data for {since:.0f} s")
                     return "failed"
                 continue

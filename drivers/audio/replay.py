@@ -102,6 +102,10 @@ class WavFileMicrophone(Driver[AudioChunk, WavFileOptions]):
         return self.options.realtime
 
     @property
+    def endless(self) -> bool:
+        return self.options.loop
+
+    @property
     def chunk_samples(self) -> int:
         return self.options.sample_rate * self.options.chunk_ms // 1000
 

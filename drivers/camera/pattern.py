@@ -48,6 +48,10 @@ class TestPatternCamera(Driver[Frame, TestPatternOptions]):
     def realtime(self) -> bool:
         return self.options.realtime
 
+    @property
+    def endless(self) -> bool:
+        return self.options.frames == 0
+
     def open(self) -> None:
         o = self.options
         if o.width * o.height > 3840 * 2160:

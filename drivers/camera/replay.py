@@ -99,6 +99,10 @@ class VideoFileCamera(Driver[Frame, VideoFileOptions]):
     def realtime(self) -> bool:
         return self.options.realtime
 
+    @property
+    def endless(self) -> bool:
+        return self.options.loop
+
     def open(self) -> None:
         capture = cv2.VideoCapture(str(self.options.path))
         if not capture.isOpened():
@@ -152,6 +156,10 @@ class ImageFolderCamera(Driver[Frame, ImageFolderOptions]):
     @property
     def realtime(self) -> bool:
         return self.options.realtime
+
+    @property
+    def endless(self) -> bool:
+        return self.options.loop
 
     def open(self) -> None:
         self._files = _images_in(self.options.path)
