@@ -94,8 +94,8 @@ class WavFileMicrophone(Driver[AudioChunk, WavFileOptions]):
         super().__init__(options)
         self._samples: npt.NDArray[np.int16] | None = None
         self._pacer: Pacer | None = None
-        self._index = 0
-        self._loops = 0
+        self._index = 0  # chunk within the file (pacing)
+        self._consumed = 0  # file samples played over every loop and reopen: the timeline never goes back
 
     @property
     def realtime(self) -> bool:
@@ -126,14 +126,14 @@ class WavFileMicrophone(Driver[AudioChunk, WavFileOptions]):
             if not self.options.loop:
                 raise EndOfStream(f"microphone {self.name}: end of {self.options.path}")
             self._index, start = 0, 0
-            self._loops += 1
             self._pacer.restart()
         if not self._pacer.wait_for(self._index, timeout):
             return None
         block = self._samples[start : start + n]
+        offset = self._consumed / self.options.sample_rate
+        self._consumed += len(block)
         if len(block) < n:
             block = np.concatenate([block, np.zeros(n - len(block), np.int16)])
-        offset = (self._loops * len(self._samples) + start) / self.options.sample_rate
         self._index += 1
         return AudioChunk(
             source=self.name, capture=self.next_capture(offset), samples=block, sample_rate=self.options.sample_rate

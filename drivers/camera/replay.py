@@ -92,8 +92,8 @@ class VideoFileCamera(Driver[Frame, VideoFileOptions]):
         super().__init__(options)
         self._capture: cv2.VideoCapture | None = None
         self._pacer: Pacer | None = None
-        self._index = 0
-        self._played_s = 0.0
+        self._index = 0  # frame within the file (pacing)
+        self._consumed = 0  # frames read over every loop and reopen: the recorded timeline never goes back
 
     @property
     def realtime(self) -> bool:
@@ -123,14 +123,14 @@ class VideoFileCamera(Driver[Frame, VideoFileOptions]):
             if not self.options.loop:
                 raise EndOfStream(f"camera {self.name}: end of {self.options.path}")
             self._capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
-            self._played_s += self._index / self._pacer.rate_hz
             self._pacer.restart()
             self._index = 0
             ok, image = self._capture.read()
             if not ok:
                 raise DeviceError(f"camera {self.name}: cannot rewind {self.options.path}")
-        offset = self._played_s + self._index / self._pacer.rate_hz
+        offset = self._consumed / self._pacer.rate_hz
         self._index += 1
+        self._consumed += 1
         return Frame(source=self.name, capture=self.next_capture(offset), image=_resize(image, self.options.width))
 
     def close(self) -> None:
@@ -150,8 +150,8 @@ class ImageFolderCamera(Driver[Frame, ImageFolderOptions]):
         super().__init__(options)
         self._files: list[Path] = []
         self._pacer: Pacer | None = None
-        self._index = 0
-        self._loops = 0
+        self._index = 0  # image within the folder (pacing)
+        self._consumed = 0  # images taken over every loop and reopen: the recorded timeline never goes back
 
     @property
     def realtime(self) -> bool:
@@ -175,13 +175,13 @@ class ImageFolderCamera(Driver[Frame, ImageFolderOptions]):
             if not self.options.loop:
                 raise EndOfStream(f"camera {self.name}: end of {self.options.path}")
             self._index = 0
-            self._loops += 1
             self._pacer.restart()
         if not self._pacer.wait_for(self._index, timeout):
             return None
         path = self._files[self._index]
-        offset = (self._loops * len(self._files) + self._index) / self._pacer.rate_hz
+        offset = self._consumed / self._pacer.rate_hz
         self._index += 1
+        self._consumed += 1
         image = cv2.imread(str(path), cv2.IMREAD_COLOR)
         if image is None:
             logger.warning("camera %s: skipping unreadable image %s", self.name, path)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +56,20 @@ def test_video_file_loops_and_resizes(tmp_path: Path) -> None:
         frames = [driver.read(1.0) for _ in range(12)]
     assert all(f is not None and f.image.shape == (60, 80, 3) for f in frames)
     assert frames[-1] is not None and frames[-1].capture.seq == 12
+
+
+def test_replay_timeline_keeps_going_forward_across_loops_and_reopens(tmp_path: Path) -> None:
+    """Offsets on the recorded timeline: 10 fps, so 0.1 s apart, through a loop and a reopen (device error path)."""
+    path = write_video(tmp_path / "clip.avi", frames=4, fps=10)
+    driver = VideoFileCamera(VideoFileOptions(name="cam", type="video-file", path=path, realtime=False, loop=True))
+    with driver:
+        frames = [driver.read(1.0) for _ in range(6)]  # one loop
+        driver.close()
+        driver.open()  # what the source runner does after an error
+        frames += [driver.read(1.0) for _ in range(3)]
+    stamps = [f.capture.mono_ns for f in frames if f is not None]
+    assert len(stamps) == 9
+    assert [round((b - a) / 1e8) for a, b in pairwise(stamps)] == [1] * 8
 
 
 def test_realtime_pacing_waits_between_frames(tmp_path: Path) -> None:
