@@ -16,6 +16,7 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import Field, ValidationInfo, field_validator
 
+from drivers.audio.pcm import to_int16
 from drivers.base import AudioChunk, DeviceError, DeviceOptions, Driver, EndOfStream, ExistingFile, device_disabled
 from drivers.pacing import Pacer
 
@@ -64,8 +65,7 @@ def read_wav(path: Path, target_rate: int) -> npt.NDArray[np.int16]:
 
         g = gcd(info.rate, target_rate)
         data = resample_poly(data, target_rate // g, info.rate // g).astype(np.float32)
-    pcm: npt.NDArray[np.int16] = np.clip(np.round(data * 32767.0), -32768, 32767).astype(np.int16)
-    return pcm
+    return to_int16(data)
 
 
 class WavFileOptions(DeviceOptions):
