@@ -6,6 +6,7 @@ decoding the grid and NMS are done here in numpy, vectorised over all cells.
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -55,15 +56,19 @@ def letterbox(image: npt.NDArray[np.uint8], size: int = INPUT_SIZE) -> tuple[Flo
     return tensor, scale
 
 
+@functools.cache
 def _grids(size: int) -> tuple[FloatArray, FloatArray]:
-    """Cell origins (N x 2) and strides (N x 1) in the order the head emits them."""
+    """Cell origins (N x 2) and strides (N x 1) in the order the head emits them (built once per input size;
+    read-only, the decoder only reads them)."""
     grids, strides = [], []
     for stride in STRIDES:
         n = size // stride
         ys, xs = np.meshgrid(np.arange(n), np.arange(n), indexing="ij")
         grids.append(np.stack([xs.ravel(), ys.ravel()], axis=1))
         strides.append(np.full((n * n, 1), stride))
-    return np.concatenate(grids).astype(np.float32), np.concatenate(strides).astype(np.float32)
+    cells, cell_strides = np.concatenate(grids).astype(np.float32), np.concatenate(strides).astype(np.float32)
+    cells.flags.writeable = cell_strides.flags.writeable = False
+    return cells, cell_strides
 
 
 def decode_yolox(raw: FloatArray, size: int = INPUT_SIZE) -> FloatArray:
