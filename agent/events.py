@@ -151,21 +151,10 @@ class EventStamper:
             )
 
 
-# --- Event types emitted by the runtime itself. Pipelines define theirs beside their code
-# --- and register them in EVENT_TYPES through ``register_event_type``.
-
-EVENT_TYPES: dict[str, type[EventBody]] = {}
+# --- The one event type the runtime emits itself. Pipelines define theirs beside their code and list them in
+# --- their plugin (agent/pipelines/<name>/__init__.py); agent.pipelines.registry.EVENT_TYPES is the table of all.
 
 
-def register_event_type(cls: type[EventBody]) -> type[EventBody]:
-    """Class decorator: makes the type known to schema tests and the topic documentation."""
-    if cls.TYPE in EVENT_TYPES and EVENT_TYPES[cls.TYPE] is not cls:
-        raise ValueError(f"event type {cls.TYPE!r} registered twice")
-    EVENT_TYPES[cls.TYPE] = cls
-    return cls
-
-
-@register_event_type
 @dataclass(frozen=True, kw_only=True)
 class DeviceStateChanged(EventBody):
     """A device went online, offline, degraded, or finished (replay exhausted)."""
@@ -177,15 +166,3 @@ class DeviceStateChanged(EventBody):
     state: str
     previous: str
     reason: str | None = None
-
-
-@register_event_type
-@dataclass(frozen=True, kw_only=True)
-class BarcodeScanned(EventBody):
-    """A barcode scanner read one code."""
-
-    TYPE: ClassVar[str] = "barcode.scanned"
-    RETENTION: ClassVar[Retention] = Retention.NORMAL
-    device: str
-    code: str
-    symbology: str | None = None

@@ -39,7 +39,8 @@ from agent.delivery.monitor import Monitor
 from agent.delivery.outbox import Outbox
 from agent.delivery.publisher import Publisher
 from agent.delivery.topics import Topics
-from agent.events import BarcodeScanned, Event, EventStamper
+from agent.events import Event, EventStamper
+from agent.pipelines.serial.events import BarcodeScanned
 
 WINDOW = 100
 

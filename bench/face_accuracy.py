@@ -29,8 +29,8 @@ from typing import get_args
 import numpy as np
 import numpy.typing as npt
 
-from agent.config.pipelines import FacePipeline
 from agent.identity.enrollment import PHOTO_PAD, read_image
+from agent.pipelines.face.settings import FaceSettings
 from models.face.analyzer import FaceAnalyzer
 from models.face.embedder import EmbedderKind
 
@@ -101,7 +101,7 @@ def main() -> int:
     parser.add_argument("folder", type=Path, help="folder of identity sub-folders holding photos")
     parser.add_argument("--embedder", choices=get_args(EmbedderKind), default="sface")
     parser.add_argument(
-        "--threshold", type=float, default=FacePipeline.model_fields["match_threshold"].default, help="cosine"
+        "--threshold", type=float, default=FaceSettings.model_fields["match_threshold"].default, help="cosine"
     )
     parser.add_argument("--limit-per-id", type=int, default=1000, help="at most this many photos per identity")
     parser.add_argument("--models", type=Path, help="models directory (default: $STORE_AGENT_DATA/models)")

@@ -25,8 +25,8 @@ import numpy as np
 import numpy.typing as npt
 import onnxruntime as ort
 
-from agent.face.tracker import DecisionSettings, FaceTracker
 from agent.identity.enrollment import read_image
+from agent.pipelines.face.tracker import DecisionSettings, FaceTracker
 from models.face.analyzer import FaceAnalyzer
 from models.face.detector import YuNetDetector
 from models.face.embedder import FaceEmbedder

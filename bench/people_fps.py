@@ -18,7 +18,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from agent.scene.tracker import ByteTracker
+from agent.pipelines.people.tracker import ByteTracker
 from models.people import AppearanceEmbedder, PersonDetector, PoseEstimator
 from models.runtime import session_for
 

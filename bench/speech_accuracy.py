@@ -16,9 +16,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from agent.speech.evaluation import aishell_refs, error_rate, fireredasr_refs, librivox_refs
-from agent.speech.intents import IntentMatcher
-from agent.speech.spec import IntentSpec
+from agent.pipelines.speech.evaluation import aishell_refs, error_rate, fireredasr_refs, librivox_refs
+from agent.pipelines.speech.intents import IntentMatcher
+from agent.pipelines.speech.settings import IntentSpec
 from models.speech.audio import read_wav
 from models.speech.provision import default_cache_dir, fetch
 from models.speech.recognizers import Recognizer, WhisperRecognizer

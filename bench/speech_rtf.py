@@ -20,9 +20,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np
 
-from agent.config.pipelines import SpeechPipeline as SpeechSettings
-from agent.speech.build import make_pipeline
-from agent.speech.pipeline import UtteranceResult
+from agent.pipelines.speech.build import make_stage
+from agent.pipelines.speech.settings import SpeechSettings
+from agent.pipelines.speech.stage import UtteranceResult
 from drivers.base import AudioChunk, Capture
 from models.speech.audio import SAMPLE_RATE, chunks, read_wav
 from models.speech.provision import default_cache_dir, fetch
@@ -101,7 +101,7 @@ def run(engine: str, realtime: bool, hangover_ms: int, repeat: int) -> None:
     )
     base_rss = current_rss_mb()
     results: list[UtteranceResult] = []
-    pipeline = make_pipeline("bench", settings, models_dir, on_result=results.append, when_busy="wait")
+    pipeline = make_stage("bench", settings, models_dir, on_result=results.append, when_busy="wait")
     pipeline.warm_up()
     loaded_rss = current_rss_mb()
     silence = [0] * SAMPLE_RATE

@@ -38,10 +38,11 @@ def register(sub: Any) -> None:
 def _load(config_path: Path, progress: bool) -> tuple[ProductEmbedder, BuiltCatalog]:
     from agent.catalog import build_index
     from agent.config.loader import load_config
+    from agent.pipelines.product.settings import ProductSettings
     from models.product import ProductEmbedder
 
     config: StoreConfig = load_config(config_path).config
-    settings = config.pipelines.product
+    settings = config.pipelines.settings(ProductSettings)
     embedder = ProductEmbedder.load(
         Path(config.models.directory),
         config.models.providers,

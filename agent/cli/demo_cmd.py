@@ -17,8 +17,8 @@ from typing import Any
 from agent.cli.monitor_cmd import run_monitor
 from agent.config.loader import LoadedConfig, load_config
 from agent.delivery.broker import reachable, start_local_broker
-from agent.delivery.daemon import Daemon
 from agent.logsetup import configure_logging
+from agent.runtime.daemon import Daemon
 
 DEMO_CONFIG = Path(__file__).resolve().parents[2] / "config" / "demo.yaml"
 

@@ -36,11 +36,12 @@ def _round(values: Any, digits: int = 1) -> Any:
 
 def run(args: argparse.Namespace) -> int:
     from agent.config.loader import load_config
-    from agent.face.pipeline import load_analyzer, open_gallery
+    from agent.pipelines.face.resources import load_analyzer, open_gallery
+    from agent.pipelines.face.settings import FaceSettings
     from models.face.match import best
 
     config = load_config(args.config).config
-    settings = config.pipelines.face
+    settings = config.pipelines.settings(FaceSettings)
     try:
         gallery = open_gallery(settings, Path(config.storage.state_dir))
     except (GalleryError, GalleryKeyError) as exc:
@@ -48,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     try:
         matrix = gallery.matrix()
-        analyzer = load_analyzer(config, Path(config.models.directory))
+        analyzer = load_analyzer(settings, config.models.options())
         failed = 0
         for path in args.images:
             image = read_image(path)

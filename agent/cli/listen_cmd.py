@@ -19,8 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from agent.config.loader import load_config
-from agent.speech.build import make_pipeline
-from agent.speech.pipeline import UtteranceResult
+from agent.pipelines.speech.build import make_stage
+from agent.pipelines.speech.settings import SpeechSettings
+from agent.pipelines.speech.stage import UtteranceResult
 from drivers.base import AudioChunk, Capture
 from models.speech.audio import SAMPLE_RATE, AudioFormatError, chunks, read_wav
 
@@ -67,11 +68,11 @@ def result_line(wav: Path, result: UtteranceResult) -> dict[str, Any]:
 
 def listen(args: argparse.Namespace) -> int:
     config = load_config(args.config).config
-    settings = config.pipelines.speech
+    settings = config.pipelines.settings(SpeechSettings)
     models_dir = args.models_dir or Path(config.models.directory)
     source = args.microphone or (settings.microphones[0] if settings.microphones else "listen")
     results: list[UtteranceResult] = []
-    pipeline = make_pipeline(source, settings, models_dir, on_result=results.append, when_busy="wait")
+    pipeline = make_stage(source, settings, models_dir, on_result=results.append, when_busy="wait")
     pipeline.warm_up()
     code = 0
     try:

@@ -67,12 +67,14 @@ def _erase_with_outbox(loaded: LoadedConfig, gallery: Gallery, member_id: str) -
 def run(args: argparse.Namespace) -> int:
     """Config errors propagate as ConfigError: the CLI prints them with YAML lines and exits 78."""
     from agent.config.loader import load_config
-    from agent.face.pipeline import load_analyzer, open_gallery
+    from agent.pipelines.face.resources import load_analyzer, open_gallery
+    from agent.pipelines.face.settings import FaceSettings
 
     loaded = load_config(args.config)
     config = loaded.config
+    face = config.pipelines.settings(FaceSettings)
     try:
-        gallery = open_gallery(config.pipelines.face, Path(config.storage.state_dir))
+        gallery = open_gallery(face, Path(config.storage.state_dir))
     except (GalleryError, GalleryKeyError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -83,11 +85,9 @@ def run(args: argparse.Namespace) -> int:
                 datetime.strptime(args.expires, "%Y-%m-%d").replace(tzinfo=UTC).timestamp() if args.expires else None
             )
             consent = Consent(args.consent_ref, args.scope, 0.0, expires, args.guardian)
-            analyzer = load_analyzer(config, Path(config.models.directory))
+            analyzer = load_analyzer(face, config.models.options())
             try:
-                result = enroll_files(
-                    gallery, analyzer, args.member_id, consent, args.photos, config.pipelines.face.liveness_threshold
-                )
+                result = enroll_files(gallery, analyzer, args.member_id, consent, args.photos, face.liveness_threshold)
             except EnrollmentError as exc:
                 for photo, reason in exc.refusals:
                     print(f"refused {photo}: {reason}", file=sys.stderr)

@@ -51,7 +51,7 @@ def _install_signal_handlers(stop: threading.Event) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """The daemon: pipelines into the durable outbox, MQTT delivery, health, commands, sd_notify."""
-    from agent.delivery.daemon import Daemon
+    from agent.runtime.daemon import Daemon
 
     loaded = load_config(args.config)
     configure_logging(loaded.config.logging, "DEBUG" if args.debug else args.log_level)
@@ -80,7 +80,7 @@ def replay(args: argparse.Namespace) -> int:
         return EXIT_INTERRUPTED if agent.stop_event.is_set() and not agent.wait_finished(0) else 0
 
     from agent.cli import EXIT_FAILURE
-    from agent.delivery.daemon import Daemon
+    from agent.runtime.daemon import Daemon
 
     daemon = Daemon(loaded, extra_sink=JsonLinesSink(sys.stdout) if args.print_events else None, replay=True)
     _install_signal_handlers(daemon.stop_event)

@@ -16,9 +16,9 @@ import cv2
 import numpy as np
 
 from agent.config.loader import load_config
-from agent.config.pipelines import PeopleScene
-from agent.scene.geometry import signed_distance
-from agent.scene.pipeline import build_scene
+from agent.pipelines.people.geometry import signed_distance
+from agent.pipelines.people.settings import PeopleScene, PeopleSettings
+from agent.pipelines.people.stage import build_scene
 from drivers.base import Frame
 from drivers.registry import create_driver
 
@@ -98,7 +98,7 @@ def grab_frame(config_path: Path, camera: str, index: int) -> tuple[np.ndarray, 
     if options is None:
         known = ", ".join(sorted(config.device_names("camera"))) or "none"
         raise SystemExit(f"{config_path}: no enabled camera named {camera!r} (configured: {known})")
-    scene = config.pipelines.people.scenes.get(camera)
+    scene = config.pipelines.settings(PeopleSettings).scenes.get(camera)
     if scene is None:
         raise SystemExit(f"{config_path}: pipelines.people.scenes has no entry for camera {camera!r}")
     with create_driver("camera", options) as driver:

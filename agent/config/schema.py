@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from agent.config.pipelines import PipelinesConfig
+from agent.pipelines.shared import ModelOptions, PrivacyOptions
 from drivers.base import ConfigPath, DeviceOptions, ExistingFile
 from drivers.registry import DeviceKind, options_models
 
@@ -117,16 +118,21 @@ class StorageSection(Section):
 
 class RetentionSettings(Section):
     anonymous_track_s: float = Field(
-        300.0, gt=0, description="How long an anonymous person track may live before its id is forgotten."
+        300.0,
+        gt=0,
+        description="Longest an anonymous id (person track, face visitor) lives: a track seen for longer gets a new "
+        "id, and queued events older than this lose their anonymous ids.",
     )
     events_days: int = Field(7, gt=0, description="Undelivered events older than this are dropped from the outbox.")
 
 
 class EgressSettings(Section):
-    biometric_templates: bool = Field(False, description="Allow face/gait templates to leave the device (off: never).")
-    face_snapshots: bool = Field(False, description="Allow face images to leave the device (off: never).")
-    transcripts: bool = Field(False, description="Include speech transcripts in events (off: intents only).")
-    audio: bool = Field(False, description="Allow raw audio to leave the device (off: never).")
+    """What may leave the device beyond ids and counts. Templates, raw audio and whole frames never do."""
+
+    face_snapshots: bool = Field(
+        False, description="Attach a small JPEG of the face to shopper.identified (off: no image ever leaves)."
+    )
+    transcripts: bool = Field(False, description="Include speech transcripts in speech.intent (off: intents only).")
 
 
 class CardReaderPlacement(Section):
@@ -161,6 +167,14 @@ class PrivacySection(Section):
     retention: RetentionSettings = Field(default_factory=RetentionSettings, description="How long things are kept.")
     egress: EgressSettings = Field(default_factory=EgressSettings, description="What may leave the device.")
 
+    def options(self) -> PrivacyOptions:
+        """What pipelines must honour, as they receive it in ``Shared.privacy``."""
+        return PrivacyOptions(
+            transcripts=self.egress.transcripts,
+            face_snapshots=self.egress.face_snapshots,
+            anonymous_track_s=self.retention.anonymous_track_s,
+        )
+
 
 class ModelsSection(Section):
     directory: ConfigPath = Field(
@@ -172,6 +186,10 @@ class ModelsSection(Section):
         description="onnxruntime execution providers in order of preference (CUDA/TensorRT on Jetson).",
     )
     threads: int = Field(1, ge=1, le=16, description="Threads per model session.")
+
+    def options(self) -> ModelOptions:
+        """The section as pipelines and tools receive it (``Shared.models``)."""
+        return ModelOptions(Path(self.directory), tuple(self.providers), self.threads)
 
 
 class LoggingSection(Section):
@@ -238,15 +256,6 @@ class StoreConfig(Section):
                     )
                 seen[device.name] = where
         self.pipelines.check_references(self)
-        speech = self.pipelines.speech
-        if speech.enabled:
-            for i, mic in enumerate(self.microphones):
-                rate = getattr(mic, "sample_rate", 16000)
-                if mic.enabled and (not speech.microphones or mic.name in speech.microphones) and rate != 16000:
-                    raise ValueError(
-                        f"microphones[{i}].sample_rate: the speech pipeline listens at 16000 Hz (got {rate}); the "
-                        "driver resamples whatever the device captures (device_rate), so keep sample_rate at 16000"
-                    )
         for i, placement in enumerate(self.identity.cards.placements):
             where = f"identity.cards.placements[{i}]"
             if placement.reader not in self.device_names("serial"):
@@ -268,5 +277,9 @@ class StoreConfig(Section):
         return out
 
     def device_names(self, kind: DeviceKind, include_disabled: bool = False) -> set[str]:
-        section = {"camera": self.cameras, "microphone": self.microphones, "serial": self.serial}[kind]
-        return {d.name for d in section if d.enabled or include_disabled}
+        return {d.name for _, d in self.device_entries(kind) if d.enabled or include_disabled}
+
+    def device_entries(self, kind: DeviceKind) -> list[tuple[str, DeviceOptions]]:
+        """Every entry of the kind's section, enabled or not, with its YAML path (``cameras[2]``)."""
+        section = {"camera": "cameras", "microphone": "microphones", "serial": "serial"}[kind]
+        return [(f"{section}[{i}]", d) for i, d in enumerate(getattr(self, section))]

@@ -32,9 +32,9 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from agent.backoff import Backoff
 from agent.config.schema import MqttSection
 from agent.errors import AgentError
-from agent.runtime.source import Backoff
 from drivers.secrets import SecretError, read_secret
 
 logger = logging.getLogger(__name__)

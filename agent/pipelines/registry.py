@@ -1,37 +1,51 @@
-"""Maps a pipeline name in ``pipelines:`` to the function that builds its per-source stages.
+"""The pipelines the agent can run, in the order they appear under ``pipelines:`` (and are built).
 
-A builder is ``build(config, context) -> list[Pipeline]``: one stage per source
-it reads. Adding a pipeline is one line here plus its settings class in
-``agent/config/pipelines.py``.
+Adding a pipeline is one package under ``agent/pipelines/`` exporting ``PLUGIN``
+plus one line here (docs/architecture.md walks through it). The store
+config's ``pipelines:`` section, the event-type table (schemas, docs) and the
+runtime's build loop all read this list.
 """
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from agent.config.schema import StoreConfig
-    from agent.runtime.pipeline import Pipeline, RuntimeContext
+from agent.events import DeviceStateChanged, EventBody
+from agent.pipelines import face, motion, people, product, serial, speech
+from agent.pipelines.base import PipelinePlugin
 
-PIPELINES: dict[str, str] = {
-    "serial-events": "agent.pipelines.serial_events:build",
-    "motion": "agent.pipelines.motion:build",
-    "face": "agent.face.pipeline:build",
-    "speech": "agent.speech.build:build",
-    "people": "agent.scene.pipeline:build",
-    "product": "agent.product.pipeline:build",
-}
-
-Builder = Callable[["StoreConfig", "RuntimeContext"], "list[Pipeline[Any]]"]
+PLUGINS: tuple[PipelinePlugin[Any], ...] = (
+    serial.PLUGIN,
+    motion.PLUGIN,
+    face.PLUGIN,
+    people.PLUGIN,
+    speech.PLUGIN,
+    product.PLUGIN,
+)
 
 
-def available() -> list[str]:
-    return sorted(PIPELINES)
+#: Every event type the agent emits: the runtime's own, then each pipeline's. Schemas and docs are checked
+#: against this table.
+def _event_table() -> dict[str, type[EventBody]]:
+    table: dict[str, type[EventBody]] = {}
+    types: list[type[EventBody]] = [DeviceStateChanged, *(t for p in PLUGINS for t in p.event_types)]
+    for cls in types:
+        if cls.TYPE in table:
+            raise ValueError(f"event type {cls.TYPE!r} is declared twice")
+        table[cls.TYPE] = cls
+    return table
 
 
-def builder(name: str) -> Builder:
-    module_name, _, func = PIPELINES[name].partition(":")
-    fn: Builder = getattr(importlib.import_module(module_name), func)
-    return fn
+EVENT_TYPES = _event_table()
+
+
+def configurable() -> list[PipelinePlugin[Any]]:
+    """The plugins that have a section under ``pipelines:`` (every one but the always-on serial events)."""
+    return [p for p in PLUGINS if not p.always_on]
+
+
+def plugin(name: str) -> PipelinePlugin[Any]:
+    for p in PLUGINS:
+        if p.name == name:
+            return p
+    raise KeyError(f"unknown pipeline {name!r}; known: {', '.join(p.name for p in PLUGINS)}")

@@ -20,12 +20,14 @@ from agent import __version__
 from agent.config.loader import LoadedConfig
 from agent.errors import AgentError
 from agent.events import DeviceStateChanged, EventBody, EventStamper
-from agent.pipelines.registry import builder
-from agent.runtime.pipeline import Pipeline, RuntimeContext
+from agent.pipelines.registry import PLUGINS
+from agent.pipelines.shared import Shared
+from agent.pipelines.stage import Stage
 from agent.runtime.queues import DropPolicy, StageQueue
 from agent.runtime.sink import EventSink
 from agent.runtime.source import SourceRunner
 from agent.runtime.state import StateStore
+from agent.runtime.wiring import build_shared
 from agent.runtime.worker import Worker
 from drivers.base import DeviceState, Driver
 from drivers.registry import DeviceKind, create_driver
@@ -58,7 +60,8 @@ class Agent:
         self.ready_after_s: float | None = None
         self.sources: list[SourceRunner] = []
         self.workers: list[Worker] = []
-        self.pipelines: list[Pipeline[Any]] = []
+        self.stages: list[Stage[Any]] = []
+        self.shared: Shared | None = None
         self.emitted: Counter[str] = Counter()
         self._emit_lock = threading.Lock()
         self._stack = ExitStack()
@@ -75,12 +78,15 @@ class Agent:
             if driver.endless:
                 raise AgentError(f"replay would never finish: {kind} {options.name!r} loops forever")
 
-    def _build_pipelines(self, context: RuntimeContext) -> list[Pipeline[Any]]:
-        pipelines: list[Pipeline[Any]] = []
-        names = ["serial-events", *self.config.pipelines.enabled_names()]
-        for name in names:
-            pipelines.extend(builder(name)(self.config, context))
-        return pipelines
+    def _build_stages(self, shared: Shared) -> list[Stage[Any]]:
+        """Every enabled pipeline's stages, in registry order (always-on ones with their default settings)."""
+        sections = self.config.pipelines.sections()
+        stages: list[Stage[Any]] = []
+        for plugin in PLUGINS:
+            settings = plugin.settings(enabled=True) if plugin.always_on else sections[plugin.name]
+            if settings.enabled:
+                stages.extend(plugin.builder()(settings, shared))
+        return stages
 
     def start(self) -> None:
         """Warm up pipelines, open devices, start threads; returns once the agent is ready."""
@@ -93,23 +99,22 @@ class Agent:
         if self.state is None:
             self.state = StateStore(state_dir)
         self._stamper = EventStamper(config.store.id, config.terminal.id, self.state.next_seq)
-        context = RuntimeContext(config=config, state_dir=state_dir, models_dir=Path(config.models.directory))
-        self.context = context
         self._stack.callback(self.sink.close)
-        self._stack.callback(context.close)  # after every pipeline has closed
-        self.pipelines = self._build_pipelines(context)
-        for pipeline in self.pipelines:
-            pipeline.warm_up()
-            self._stack.callback(pipeline.close)
+        shared_stack = self._stack.enter_context(ExitStack())  # closes after every stage has closed
+        self.shared = build_shared(config, shared_stack)
+        self.stages = self._build_stages(self.shared)
+        for stage in self.stages:
+            stage.warm_up()
+            self._stack.callback(stage.close)
 
         queues_by_source: dict[str, list[StageQueue[Any]]] = {}
-        for pipeline in self.pipelines:
-            kind = kinds[pipeline.source]
+        for stage in self.stages:
+            kind = kinds[stage.source]
             size, policy = QUEUE_POLICY[kind]
-            backpressure = not drivers[pipeline.source].realtime
-            queue: StageQueue[Any] = StageQueue(f"{pipeline.name}/{pipeline.source}", size, policy, backpressure)
-            queues_by_source.setdefault(pipeline.source, []).append(queue)
-            self.workers.append(Worker(pipeline, queue, self.emit, self.stop_event))
+            backpressure = not drivers[stage.source].realtime
+            queue: StageQueue[Any] = StageQueue(f"{stage.name}/{stage.source}", size, policy, backpressure)
+            queues_by_source.setdefault(stage.source, []).append(queue)
+            self.workers.append(Worker(stage, queue, self.emit, self.stop_event))
         for name, driver in drivers.items():
             runner = SourceRunner(kinds[name], driver, queues_by_source.get(name, []), self.stop_event, self._on_state)
             self.sources.append(runner)

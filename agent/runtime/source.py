@@ -8,35 +8,18 @@ nothing for ``stale_after_s`` as failed (the frame-age watchdog).
 from __future__ import annotations
 
 import logging
-import random
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+from agent.backoff import Backoff
 from agent.runtime.queues import StageQueue
 from drivers.base import DeviceError, DeviceState, Driver, EndOfStream
 from drivers.registry import DeviceKind
 
 StateListener = Callable[[str, DeviceKind, DeviceState, DeviceState, str | None], None]
-
-
-class Backoff:
-    """Capped exponential backoff with jitter, so many terminals do not retry in lockstep."""
-
-    def __init__(self, initial_s: float = 0.5, cap_s: float = 30.0) -> None:
-        self.initial_s = initial_s
-        self.cap_s = cap_s
-        self.attempt = 0
-
-    def next_delay(self) -> float:
-        delay = min(self.cap_s, self.initial_s * (2**self.attempt))
-        self.attempt += 1
-        return float(delay * random.uniform(0.5, 1.0))
-
-    def reset(self) -> None:
-        self.attempt = 0
 
 
 class SourceRunner:

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from agent.events import EventBody
-from agent.runtime.pipeline import Pipeline
+from agent.pipelines.stage import Stage
 from agent.runtime.queues import QueueClosed, StageQueue
 
 Emit = Callable[[EventBody], None]
@@ -20,7 +20,7 @@ Emit = Callable[[EventBody], None]
 class Worker:
     def __init__(
         self,
-        pipeline: Pipeline[Any],
+        pipeline: Stage[Any],
         queue: StageQueue[Any],
         emit: Emit,
         stop: threading.Event,

@@ -8,15 +8,13 @@ from __future__ import annotations
 
 import re
 from functools import cache
-from typing import ClassVar, Literal
+from typing import ClassVar
 
 import cv2
-from pydantic import Field, field_validator
 
 from drivers.base import DeviceError, DeviceOptions
 from drivers.camera.capture import OpenCvCamera
-
-APPSINK_TAIL = "videoconvert ! video/x-raw,format=BGR ! appsink drop=true max-buffers=1 sync=false"
+from drivers.camera.options import APPSINK_TAIL, GStreamerOptions
 
 
 @cache
@@ -31,22 +29,6 @@ def full_pipeline(pipeline: str) -> str:
     if re.search(r"\bappsink\b", pipeline):
         return pipeline
     return f"{pipeline} ! {APPSINK_TAIL}"
-
-
-class GStreamerOptions(DeviceOptions):
-    type: Literal["gstreamer"] = Field(description="A GStreamer pipeline (needs OpenCV built with GStreamer).")
-    pipeline: str = Field(
-        description="Source part of a gst-launch pipeline, e.g. 'nvarguscamerasrc sensor-id=0 ! "
-        "video/x-raw(memory:NVMM),width=1280,height=720,framerate=30/1 ! nvvidconv ! video/x-raw,format=BGRx'; "
-        f"'! {APPSINK_TAIL}' is appended unless it has an appsink."
-    )
-
-    @field_validator("pipeline")
-    @classmethod
-    def _not_empty(cls, value: str) -> str:
-        if not value.strip().rstrip("!").strip():
-            raise ValueError("empty pipeline")
-        return value
 
 
 class GStreamerCamera(OpenCvCamera[GStreamerOptions]):

@@ -6,30 +6,14 @@ the built-in demo so it runs on a fresh clone without any media files.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 import cv2
 import numpy as np
-from pydantic import Field
 
 from drivers.base import DeviceError, DeviceOptions, Driver, EndOfStream, Frame
+from drivers.camera.options import TestPatternOptions
 from drivers.pacing import Pacer
-
-
-class TestPatternOptions(DeviceOptions):
-    __test__ = False  # not a pytest class despite the name
-    type: Literal["test-pattern"] = Field(description="Synthetic camera: figures walking across a static scene.")
-    width: int = Field(640, ge=64, le=3840, description="Frame width in pixels.")
-    height: int = Field(480, ge=48, le=2160, description="Frame height in pixels.")
-    fps: float = Field(10.0, gt=0, le=120, description="Frames per second.")
-    frames: int = Field(0, ge=0, description="Frames to produce before finishing; 0 runs forever.")
-    walkers: int = Field(
-        1, ge=0, le=20, description="Figures crossing the scene; each pauses off-screen between crossings."
-    )
-    realtime: bool = Field(
-        True, description="Pace frames like a live camera; false: as fast as the pipeline takes them."
-    )
-    seed: int = Field(7, description="Seed of the figures' timing and colours, so runs repeat exactly.")
 
 
 class TestPatternCamera(Driver[Frame, TestPatternOptions]):

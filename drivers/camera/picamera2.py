@@ -8,27 +8,13 @@ buffers while a pipeline is busy.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 import numpy as np
-from pydantic import Field
 
 from drivers.base import DeviceError, DeviceOptions
 from drivers.camera.capture import GrabberCamera
-
-
-class Picamera2Options(DeviceOptions):
-    type: Literal["picamera2"] = Field(description="Raspberry Pi camera module through libcamera/picamera2.")
-    camera_num: int = Field(0, ge=0, le=7, description="Which camera, for boards with several.")
-    width: int = Field(1280, ge=64, le=4608, description="Main stream width.")
-    height: int = Field(720, ge=64, le=3496, description="Main stream height.")
-    format: Literal["RGB888", "BGR888", "XRGB8888", "XBGR8888"] = Field(
-        "RGB888",
-        description="Main stream pixel format; libcamera's RGB888 is B,G,R in memory (OpenCV order). "
-        "X formats carry a 4th byte (dropped).",
-    )
-    fps: float = Field(15.0, gt=0, le=120, description="Frame rate, set through FrameDurationLimits.")
-    buffer_count: int = Field(4, ge=2, le=12, description="libcamera buffers in the queue.")
+from drivers.camera.options import Picamera2Options
 
 
 class Picamera2Camera(GrabberCamera[Picamera2Options]):

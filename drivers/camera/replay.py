@@ -8,73 +8,22 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import ClassVar, Literal
+from typing import ClassVar
 
 import cv2
 import numpy as np
-from pydantic import Field, ValidationInfo, field_validator
 
 from drivers.base import (
     DeviceError,
     DeviceOptions,
     Driver,
     EndOfStream,
-    ExistingDir,
-    ExistingFile,
     Frame,
-    device_disabled,
 )
+from drivers.camera.options import ImageFolderOptions, VideoFileOptions, images_in
 from drivers.pacing import Pacer
 
 logger = logging.getLogger(__name__)
-
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
-
-
-class ReplayOptions(DeviceOptions):
-    realtime: bool = Field(
-        True, description="Pace frames like a live camera; false: as fast as the pipeline takes them."
-    )
-    loop: bool = Field(False, description="Start again at the end instead of finishing.")
-    fps: float | None = Field(None, gt=0, le=240, description="Replay rate; default: the file's own rate.")
-    width: int | None = Field(None, ge=16, le=7680, description="Resize frames to this width (keeps aspect ratio).")
-
-
-class VideoFileOptions(ReplayOptions):
-    type: Literal["video-file"] = Field(description="Replay a video file (any format OpenCV's FFmpeg can decode).")
-    path: ExistingFile = Field(description="The video file; relative paths are relative to the config file.")
-
-    @field_validator("path")
-    @classmethod
-    def _decodable(cls, value: Path, info: ValidationInfo) -> Path:
-        if device_disabled(info):
-            return value
-        capture = cv2.VideoCapture(str(value))
-        try:
-            ok, _ = capture.read() if capture.isOpened() else (False, None)
-        finally:
-            capture.release()
-        if not ok:
-            raise ValueError(f"not a readable video file: OpenCV could not decode a frame from {value}")
-        return value
-
-
-class ImageFolderOptions(ReplayOptions):
-    type: Literal["image-folder"] = Field(description="Replay the images of a folder in name order.")
-    path: ExistingDir = Field(description="Folder of .jpg/.png/.bmp/.webp images.")
-
-    @field_validator("path")
-    @classmethod
-    def _has_images(cls, value: Path, info: ValidationInfo) -> Path:
-        if device_disabled(info):
-            return value
-        if not _images_in(value):
-            raise ValueError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {value}")
-        return value
-
-
-def _images_in(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
 
 
 def _resize(image: np.ndarray, width: int | None) -> np.ndarray:
@@ -162,7 +111,7 @@ class ImageFolderCamera(Driver[Frame, ImageFolderOptions]):
         return self.options.loop
 
     def open(self) -> None:
-        self._files = _images_in(self.options.path)
+        self._files = images_in(self.options.path)
         if not self._files:
             raise DeviceError(f"camera {self.name}: no images in {self.options.path}")
         self._pacer = Pacer(self.options.fps or 5.0, self.options.realtime)

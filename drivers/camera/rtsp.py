@@ -10,61 +10,20 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from typing import ClassVar, Literal
+from typing import ClassVar
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import cv2
-from pydantic import Field, field_validator, model_validator
 
 from drivers.base import DeviceError, DeviceOptions
 from drivers.camera.capture import OpenCvCamera
+from drivers.camera.options import RtspOptions, redact
 from drivers.secrets import SecretError, read_secret
 
 logger = logging.getLogger(__name__)
 
 _FFMPEG_ENV = "OPENCV_FFMPEG_CAPTURE_OPTIONS"
 _env_lock = threading.Lock()  # the FFmpeg option string is process-wide: one RTSP open at a time
-
-
-def redact(url: str) -> str:
-    """``url`` without user name or password."""
-    parts = urlsplit(url)
-    if parts.username is None and parts.password is None:
-        return url
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    return urlunsplit((parts.scheme, f"***@{host}", parts.path, parts.query, parts.fragment))
-
-
-class RtspOptions(DeviceOptions):
-    type: Literal["rtsp"] = Field(description="Network camera over RTSP (H.264/H.265/MJPEG), decoded by FFmpeg.")
-    url: str = Field(description="rtsp://host[:port]/path without credentials, e.g. rtsp://192.168.1.20:554/stream1.")
-    username: str | None = Field(None, description="User name, when the camera requires one.")
-    password_env: str | None = Field(
-        None, pattern=r"^[A-Z_][A-Z0-9_]*$", description="Environment variable holding the camera password."
-    )
-    password_credential: str | None = Field(
-        None, pattern=r"^[A-Za-z0-9_.-]+$", description="systemd credential (LoadCredential=) holding the password."
-    )
-    transport: Literal["tcp", "udp"] = Field("tcp", description="RTP transport; TCP survives lossy Wi-Fi and NAT.")
-    open_timeout_s: float = Field(10.0, gt=0, le=60, description="Longest wait to connect and receive the first data.")
-
-    @field_validator("url")
-    @classmethod
-    def _rtsp_url(cls, value: str) -> str:
-        parts = urlsplit(value)
-        if parts.scheme not in ("rtsp", "rtsps") or not parts.hostname:
-            raise ValueError(f"must be an rtsp:// or rtsps:// URL with a host (got {redact(value)!r})")
-        if parts.password is not None:
-            raise ValueError("must not contain a password: use password_env or password_credential")
-        return value
-
-    @model_validator(mode="after")
-    def _one_password_source(self) -> RtspOptions:
-        if self.password_env and self.password_credential:
-            raise ValueError("give password_env or password_credential, not both")
-        return self
 
 
 def _password(options: RtspOptions, device: str) -> str | None:

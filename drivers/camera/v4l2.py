@@ -9,46 +9,15 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import ClassVar, Literal
+from typing import ClassVar
 
 import cv2
-from pydantic import Field, field_validator
 
 from drivers.base import DeviceError, DeviceOptions
 from drivers.camera.capture import OpenCvCamera, set_props
+from drivers.camera.options import V4l2Options
 
 logger = logging.getLogger(__name__)
-
-
-class V4l2Options(DeviceOptions):
-    type: Literal["v4l2"] = Field(description="USB/CSI camera through Video4Linux2.")
-    device: str | int = Field(
-        description="Device path (/dev/v4l/by-id/...-video-index0 preferred, or /dev/videoN) or index N."
-    )
-    width: int | None = Field(
-        1280, ge=16, le=7680, description="Requested frame width (the driver may pick the nearest)."
-    )
-    height: int | None = Field(720, ge=16, le=4320, description="Requested frame height.")
-    fps: float | None = Field(15.0, gt=0, le=240, description="Requested frame rate.")
-    fourcc: str | None = Field(
-        "MJPG", description="Pixel format as a FOURCC (MJPG for USB webcams, YUYV for raw); null: the driver default."
-    )
-
-    @field_validator("fourcc")
-    @classmethod
-    def _fourcc(cls, value: str | None) -> str | None:
-        if value is not None and (len(value) != 4 or not value.isascii()):
-            raise ValueError(f"a FOURCC is 4 ASCII characters, e.g. MJPG or YUYV (got {value!r})")
-        return value
-
-    @field_validator("device")
-    @classmethod
-    def _device(cls, value: str | int) -> str | int:
-        if isinstance(value, int) and value < 0:
-            raise ValueError(f"index must be 0 or more (got {value})")
-        if isinstance(value, str) and not value.startswith("/dev/"):
-            raise ValueError(f"must be a /dev/... path or an index (got {value!r})")
-        return value
 
 
 class V4l2Camera(OpenCvCamera[V4l2Options]):

@@ -5,15 +5,20 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterable
+from contextlib import ExitStack
 from pathlib import Path
 
+import numpy as np
+import pytest
+
+from agent.backoff import Backoff
 from agent.config.loader import LoadedConfig, parse_config
 from agent.events import EventBody
+from agent.pipelines.stage import Stage
 from agent.runtime.agent import Agent
-from agent.runtime.pipeline import Pipeline, RuntimeContext
 from agent.runtime.queues import DropPolicy, StageQueue
 from agent.runtime.sink import MemorySink
-from agent.runtime.source import Backoff, SourceRunner
+from agent.runtime.source import SourceRunner
 from agent.runtime.state import StateStore
 from agent.runtime.worker import Worker
 from agent.schemas import validate_payload
@@ -58,10 +63,8 @@ def test_replay_runs_to_the_end_with_valid_events(tmp_path: Path) -> None:
     assert types.count("scene.motion") == len(motion)
 
 
-class SlowPipeline(Pipeline[Frame]):
-    """A pipeline slower than its camera, to overload the worker."""
-
-    source_kind = "camera"
+class SlowPipeline(Stage[Frame]):
+    """A stage slower than its camera, to overload the worker."""
 
     def __init__(self) -> None:
         super().__init__("slow", "cam")
@@ -136,16 +139,41 @@ def test_sequence_keeps_rising_across_restarts(tmp_path: Path) -> None:
     assert second.boot_count == first.boot_count + 1
 
 
-def test_shared_services_are_created_once_and_closed_once_newest_first(tmp_path: Path) -> None:
-    context = RuntimeContext(
-        config=loaded(tmp_path, "").config, state_dir=tmp_path / "state", models_dir=tmp_path / "models"
-    )
-    closed: list[str] = []
-    first = context.service("gallery", lambda: ["gallery"], close=lambda obj: closed.append(obj[0]))
-    again = context.service("gallery", lambda: ["other"], close=lambda obj: closed.append("other"))
-    context.service("fusion", lambda: ["fusion"], close=lambda obj: closed.append(obj[0]))
-    context.service("frames", lambda: ["frames"])  # nothing to close
-    assert again is first
-    context.close()
-    context.close()
-    assert closed == ["fusion", "gallery"]
+def test_shared_services_exist_before_any_pipeline_and_erasure_reaches_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What pipelines share is built from the config alone: links are there whatever is built first, optional
+    ones only when their owner is on, and an erasure reaches every one that holds a member."""
+    from agent.identity import enrollment
+    from agent.pipelines.people.reid import LostMember
+    from agent.runtime.wiring import build_shared
+
+    plain = loaded(tmp_path, "").config
+    with ExitStack() as stack:
+        shared = build_shared(plain, stack)
+        assert shared.gallery is None and shared.tracks is None and shared.cards is None
+        shared.presence.seen("m-1")
+        shared.identities.assign_identity("door", "p-1", "m-1", "face", 0.9)
+        appearance = np.ones(4, np.float32) / 2
+        shared.reid.add_lost(LostMember("door", "p-0", "m-1", appearance, None, (0.5, 0.5), (0.0, 0.0), 0.0))
+        hooks = len(enrollment._hooks)
+        assert hooks >= 3
+        for hook in list(enrollment._hooks):
+            hook("m-1")
+        assert shared.presence.current() is None
+        assert shared.identities.member_of("door", "p-1") is None
+        assert not shared.reid.pending()
+    assert len(enrollment._hooks) == hooks - 3, "closing the shared services unregisters their erasure hooks"
+
+    monkeypatch.setenv("STORE_AGENT_GALLERY_KEY", "ab" * 32)
+    everything = loaded(
+        tmp_path,
+        f"models: {{directory: {tmp_path / 'models'}}}\n"
+        "pipelines:\n  face: {enabled: true}\n  product: {enabled: true, catalog_dir: catalog}\n",
+    ).config
+    with ExitStack() as stack:
+        shared = build_shared(everything, stack)
+        assert shared.gallery is not None and shared.tracks is not None
+        gallery = shared.gallery
+    with pytest.raises(Exception, match="closed"):
+        gallery.members()

@@ -14,8 +14,9 @@ import time
 from pathlib import Path
 
 from agent.config.loader import load_config
-from agent.delivery.daemon import Daemon
-from agent.events import BarcodeScanned, Event
+from agent.events import Event
+from agent.pipelines.serial.events import BarcodeScanned
+from agent.runtime.daemon import Daemon
 
 
 class Recorder:

@@ -14,9 +14,10 @@ from typing import Any
 import pytest
 
 from agent.delivery.broker import Mosquitto
-from agent.delivery.daemon import Daemon
 from agent.delivery.monitor import Monitor
-from agent.events import BarcodeScanned, Event
+from agent.events import Event
+from agent.pipelines.serial.events import BarcodeScanned
+from agent.runtime.daemon import Daemon
 from tests.delivery.conftest import REPO, loaded_config, write_config
 
 

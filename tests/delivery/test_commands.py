@@ -8,9 +8,9 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from agent.commands.base import MAX_COMMAND_BYTES
 from agent.delivery.broker import Mosquitto
-from agent.delivery.commands import MAX_COMMAND_BYTES
-from agent.delivery.daemon import Daemon
+from agent.runtime.daemon import Daemon
 from tests.delivery.conftest import PATTERN_CAMERA, Listener, loaded_config, validator
 
 BASE = "store/test-store/t1"

@@ -12,7 +12,8 @@ from typing import ClassVar
 from agent.config.schema import OutboxSettings
 from agent.delivery.outbox import Outbox
 from agent.delivery.topics import Topics
-from agent.events import BarcodeScanned, DeviceStateChanged, EventBody, EventStamper, Retention
+from agent.events import DeviceStateChanged, EventBody, EventStamper, Retention
+from agent.pipelines.serial.events import BarcodeScanned
 
 TOPICS = Topics("store", "s1", "t1")
 

@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from agent.delivery import docs
+from agent import apidocs
 from tests.delivery.conftest import REPO
 
 UNIT = REPO / "systemd" / "store-agent.service"
@@ -53,7 +53,7 @@ def test_unit_has_the_required_settings() -> None:
 
 def test_mqtt_reference_is_current() -> None:
     committed = (REPO / "docs" / "mqtt.md").read_text(encoding="utf-8")
-    assert committed == docs.render(), "docs/mqtt.md is stale: run `python -m agent.delivery.docs --write`"
+    assert committed == apidocs.render(), "docs/mqtt.md is stale: run `python -m agent.apidocs --write`"
 
 
 INSTALL = REPO / "systemd" / "install.sh"

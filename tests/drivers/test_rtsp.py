@@ -20,8 +20,9 @@ from typing import Any
 import cv2
 import pytest
 
+from agent.backoff import Backoff
 from agent.runtime.queues import DropPolicy, StageQueue
-from agent.runtime.source import Backoff, SourceRunner
+from agent.runtime.source import SourceRunner
 from drivers.base import DeviceError, DeviceState, Frame
 from drivers.camera.rtsp import RtspCamera, RtspOptions, redact, url_with_credentials
 from tests.conftest import require_data

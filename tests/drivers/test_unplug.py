@@ -18,8 +18,9 @@ from typing import Any
 
 import pytest
 
+from agent.backoff import Backoff
 from agent.runtime.queues import DropPolicy, QueueClosed, StageQueue
-from agent.runtime.source import Backoff, SourceRunner
+from agent.runtime.source import SourceRunner
 from drivers.base import DeviceState, SerialRead
 from drivers.serial.pn532_reader import Pn532Options, Pn532Reader
 from tests.drivers.simulators import Pn532Simulator, PtyDevice

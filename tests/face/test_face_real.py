@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 
 from agent.events import Event
-from agent.face.events import ShopperIdentified
 from agent.identity.enrollment import (
     EnrollmentError,
     enforce_retention,
@@ -21,6 +20,7 @@ from agent.identity.enrollment import (
     unregister_erasure_hook,
 )
 from agent.identity.gallery import Consent, Gallery, GalleryError
+from agent.pipelines.face.events import ShopperIdentified
 from models.face.analyzer import FaceAnalyzer
 from models.face.match import match
 from models.manifest import ModelError, entry

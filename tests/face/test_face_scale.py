@@ -8,8 +8,8 @@ import cv2
 import numpy as np
 import pytest
 
-from agent.face.events import ShopperIdentified, SpoofSuspected, VisitorSeen
-from agent.face.tracker import DecisionSettings, FaceTracker
+from agent.pipelines.face.events import ShopperIdentified, SpoofSuspected, VisitorSeen
+from agent.pipelines.face.tracker import DecisionSettings, FaceTracker
 from models.face.analyzer import FaceAnalyzer
 from models.face.match import GalleryMatrix, best, match
 from tests.conftest import require_data

@@ -9,7 +9,7 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from agent.face.pipeline import RecentMember
+from agent.identity.presence import RecentMember
 from models.face.derive import DeriveError, fields, folded_session, strip_weight_inputs
 from models.face.detector import dynamic_input_size
 from models.face.match import TOP_K, GalleryMatrix, best
@@ -74,11 +74,11 @@ def test_dynamic_input_size_shrinks_never_enlarges_and_keeps_multiples_of_32() -
 
 def test_recent_member_window_and_erasure() -> None:
     recent = RecentMember(window_s=0.5)
-    assert recent() is None
+    assert recent.current() is None
     recent.seen("m-1")
-    assert recent() == "m-1"
-    assert recent.forget("m-2") == 0 and recent() == "m-1"
+    assert recent.current() == "m-1"
+    assert recent.forget("m-2") == 0 and recent.current() == "m-1"
     recent.forget("m-1")
-    assert recent() is None
+    assert recent.current() is None
     recent.seen("m-3", time.monotonic() - 1.0)
-    assert recent() is None, "seen longer ago than the window"
+    assert recent.current() is None, "seen longer ago than the window"

@@ -12,6 +12,7 @@ import json
 import secrets
 import threading
 import time
+from contextlib import ExitStack
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -24,14 +25,15 @@ import yaml
 
 from agent.cli import main as cli_main
 from agent.config.loader import load_config
-from agent.face.events import ShopperIdentified, SpoofSuspected, VisitorSeen
-from agent.face.pipeline import FacePipeline, gallery_path
 from agent.identity.gallery import Gallery
 from agent.identity.keys import parse_key
+from agent.pipelines.face.events import ShopperIdentified, SpoofSuspected, VisitorSeen
+from agent.pipelines.face.resources import gallery_path
+from agent.pipelines.face.settings import FaceSettings
+from agent.pipelines.face.stage import FaceStage
 from agent.runtime.agent import Agent
-from agent.runtime.pipeline import RuntimeContext
 from agent.runtime.sink import MemorySink
-from agent.scene.identity import IdentityFusion
+from agent.runtime.wiring import build_shared
 from drivers.base import EndOfStream
 from drivers.camera.replay import ImageFolderCamera, ImageFolderOptions
 from tests.conftest import require_data
@@ -112,7 +114,8 @@ def test_replayed_member_is_identified_and_nobody_else(
     started = time.monotonic()
     with Agent(load_config(config), sink, replay=True) as agent:
         assert agent.wait_finished(timeout=240), "replay did not finish"
-        member_now = agent.context.services["identity.member_at_terminal"]()
+        assert agent.shared is not None
+        member_now = agent.shared.presence.current()
     bodies = [e.body for e in sink.events]
     identified = [b for b in bodies if isinstance(b, ShopperIdentified)]
     visitors = [b for b in bodies if isinstance(b, VisitorSeen)]
@@ -138,10 +141,11 @@ def test_replayed_member_is_identified_and_nobody_else(
 def test_face_decision_follows_the_person_track(tmp_path: Path, models_dir: Path, gallery_key: str) -> None:
     """With the people pipeline's IdentityFusion present, the member id lands on the person track under the face."""
     config = load_config(store_yaml(tmp_path, models_dir, [], pipelines={"face": {"enabled": True}})).config
-    ctx = RuntimeContext(config=config, state_dir=tmp_path / "state", models_dir=models_dir)
-    fusion = IdentityFusion()
-    ctx.services["identity_fusion"] = fusion
-    pipeline = FacePipeline("door", config, ctx)
+    stack = ExitStack()
+    shared = build_shared(config, stack)
+    assert shared.gallery is not None
+    fusion = shared.identities
+    pipeline = FaceStage("door", config.pipelines.settings(FaceSettings), shared, shared.gallery)
     pipeline.warm_up()
     from agent.identity.enrollment import enroll_files
     from agent.identity.gallery import Consent
@@ -166,6 +170,7 @@ def test_face_decision_follows_the_person_track(tmp_path: Path, models_dir: Path
             if frame is not None:
                 events += list(pipeline.process(frame))
     pipeline.close()
+    stack.close()
     assert type(events[0]).__name__ == "ShopperIdentified" and len(events) == 2, events
     assert not isinstance(events[1], ShopperIdentified)
     claim = fusion.identity("door", "p-7")
@@ -186,7 +191,7 @@ def _jpeg_b64(path: Path, side: int = 480) -> str:
 def test_mqtt_enroll_list_erase_purges_the_outbox(tmp_path: Path, models_dir: Path, gallery_key: str) -> None:
     """Commands over a real broker against the real daemon; erasure removes exactly the member's queued events."""
     from agent.delivery.broker import Mosquitto, mosquitto_binary
-    from agent.delivery.daemon import Daemon
+    from agent.runtime.daemon import Daemon
     from tests.delivery.conftest import Listener, validator
 
     if mosquitto_binary() is None:
@@ -321,7 +326,7 @@ def _longer_than(n: int, messages: list[tuple[str, dict[str, Any]]]) -> bool:
 def test_mqtt_enroll_from_the_kiosk_camera(tmp_path: Path, models_dir: Path, gallery_key: str) -> None:
     """A member opting in at a kiosk: enroll-member with ``camera`` takes that camera's next frames."""
     from agent.delivery.broker import Mosquitto, mosquitto_binary
-    from agent.delivery.daemon import Daemon
+    from agent.runtime.daemon import Daemon
     from tests.delivery.conftest import Listener, validator
 
     if mosquitto_binary() is None:
@@ -358,7 +363,8 @@ def test_mqtt_enroll_from_the_kiosk_camera(tmp_path: Path, models_dir: Path, gal
                     else:
                         assert reply["ok"], reply
                         assert reply["result"]["enrolled"] == 2
-                gallery = daemon.agent.context.services["identity.gallery"]
+                assert daemon.agent.shared is not None and daemon.agent.shared.gallery is not None
+                gallery = daemon.agent.shared.gallery
                 assert [(m.member_id, m.templates) for m in gallery.members()] == [("m-kiosk", 2)]
             finally:
                 listener.close()

@@ -11,15 +11,8 @@ import pytest
 from referencing import Registry, Resource
 
 from agent.events import EventStamper
-from agent.identity.cards import (
-    CardIdentity,
-    CardIdentityError,
-    CardTapped,
-    card_hash,
-    card_tapped,
-    load_registry,
-    load_secret,
-)
+from agent.identity.cards import CardIdentity, CardIdentityError, card_hash, load_registry, load_secret
+from agent.pipelines.serial.events import CardTapped, card_tapped
 from agent.schemas import load_schema
 
 SECRET = b"store-0042-secret-0123456789abcdef"

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from agent.catalog import BuiltCatalog, CatalogIndex, build_index, read_image
-from agent.config.pipelines import ProductPipeline
+from agent.pipelines.product.settings import ProductSettings
 from models.product import ProductEmbedder
 from tests.product.conftest import all_skus, make_catalog
 
@@ -104,7 +104,7 @@ def test_unknown_products_mostly_stay_unknown(
     keep = np.array([index.skus[i] not in unknown for i in index.row_ids])
     # Whitening is refitted without the left-out SKUs, as a catalogue build without them would do.
     partial = CatalogIndex(index.embeddings[keep], [index.skus[i] for i in index.row_ids[keep]], whiten=True)
-    defaults = ProductPipeline()
+    defaults = ProductSettings()
     known_ok = known_accepted = known_n = unknown_accepted = unknown_n = 0
     for sku in skus:
         photos = reference_split(products_dir, sku)[1]

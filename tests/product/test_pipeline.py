@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import ExitStack
 from itertools import count
 from pathlib import Path
 from typing import Any
@@ -11,10 +13,11 @@ import pytest
 
 from agent.config.loader import parse_config
 from agent.events import EventBody, EventStamper
-from agent.product.events import ProductInterest, ProductMismatch, ProductRecognized
-from agent.product.interest import TRACK_SINK_SERVICE, PersonTrack, TrackInbox
-from agent.product.pipeline import ProductCameraStage, ProductScannerStage, build
-from agent.runtime.pipeline import RuntimeContext
+from agent.pipelines.product.events import ProductInterest, ProductMismatch, ProductRecognized
+from agent.pipelines.product.settings import ProductSettings
+from agent.pipelines.product.stage import ProductCameraStage, ProductScannerStage, build
+from agent.pipelines.tracks import PersonTrack, TrackInbox
+from agent.runtime.wiring import build_shared
 from agent.schemas import validate_payload
 from drivers.base import Capture, Frame, SerialRead
 from tests.conftest import require_data
@@ -32,7 +35,7 @@ def shelf(products_dir: Path, sku: str) -> list[Path]:
 
 
 @pytest.fixture(scope="module")
-def stages(tmp_path_factory: pytest.TempPathFactory, products_dir: Path, models_dir: Path) -> dict[str, Any]:
+def stages(tmp_path_factory: pytest.TempPathFactory, products_dir: Path, models_dir: Path) -> Iterator[dict[str, Any]]:
     tmp = tmp_path_factory.mktemp("pipeline")
     skus = all_skus(products_dir)[:8]
     assert SEEN in skus and OTHER in skus and NOT_LISTED not in skus
@@ -41,6 +44,7 @@ def stages(tmp_path_factory: pytest.TempPathFactory, products_dir: Path, models_
     text = config_text(
         tmp,
         f"""\
+models: {{directory: {models_dir}}}
 cameras:
   - {{name: counter, type: image-folder, path: {products_dir / "shelf" / SEEN}}}
   - {{name: aisle, type: video-file, path: {video}}}
@@ -56,13 +60,14 @@ pipelines:
 """,
     )
     config = parse_config(text, base_dir=tmp)
-    context = RuntimeContext(config=config, state_dir=tmp / "state", models_dir=models_dir)
-    built = build(config, context)
-    for stage in built:
-        stage.warm_up()
-    by_source = {stage.source: stage for stage in built}
-    service = by_source["counter"].service  # type: ignore[attr-defined]
-    return {"counter": by_source["counter"], "aisle": by_source["aisle"], "service": service, "context": context}
+    with ExitStack() as stack:
+        shared = build_shared(config, stack)
+        built = build(config.pipelines.settings(ProductSettings), shared)
+        for stage in built:
+            stage.warm_up()
+        by_source = {stage.source: stage for stage in built}
+        service = by_source["counter"].service  # type: ignore[attr-defined]
+        yield {"counter": by_source["counter"], "aisle": by_source["aisle"], "service": service, "inbox": shared.tracks}
 
 
 def frame(source: str, image: Any, t: float, seq: int = 0) -> Frame:
@@ -142,7 +147,7 @@ def test_shelf_interest_from_activity_then_from_offered_tracks(stages: dict[str,
     assert [e.trigger for e in activity] == ["shelf_activity"] and activity[0].track_id is None
     assert activity[0].dwell_s >= 1.0 and activity[0].zone == "dairy-shelf"
 
-    inbox: TrackInbox = stages["context"].services[TRACK_SINK_SERVICE]
+    inbox: TrackInbox = stages["inbox"]
     standing = PersonTrack(track_id="a1b2", box=(0.40, 0.35, 0.55, 0.95))
     passing = PersonTrack(track_id="c3d4", box=(0.10, 0.0, 0.20, 0.25))  # above the shelf zone
     tracked: list[EventBody] = []
@@ -165,8 +170,8 @@ def test_hand_regions_from_a_real_tracker_and_pose_on_real_frames(stages: dict[s
     The pedestrians carry no catalogued product, so the hand regions are searched,
     voted per track, and nothing is recognised: unknown stays unknown.
     """
-    from agent.product.interest import person_track
-    from agent.scene.tracker import ByteTracker, TrackState
+    from agent.pipelines.people.tracker import ByteTracker, TrackState
+    from agent.pipelines.tracks import person_track
     from models.people import PersonDetector, PoseEstimator
     from models.runtime import session_for
 
@@ -174,7 +179,7 @@ def test_hand_regions_from_a_real_tracker_and_pose_on_real_frames(stages: dict[s
     pose = PoseEstimator(session_for("movenet-lightning", models_dir))
     tracker = ByteTracker()
     aisle: ProductCameraStage = stages["aisle"]
-    inbox: TrackInbox = stages["context"].services[TRACK_SINK_SERVICE]
+    inbox: TrackInbox = stages["inbox"]
     video = cv2.VideoCapture(str(require_data("media/video/vtest_pets2009_480x360.avi")))
     events: list[EventBody] = []
     hands_offered = 0

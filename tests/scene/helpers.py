@@ -6,10 +6,10 @@ from typing import Any
 
 import numpy as np
 
-from agent.config.pipelines import PeoplePipeline
-from agent.scene.identity import IdentityFusion
-from agent.scene.pipeline import PeopleScenePipeline
-from agent.scene.reid import ReidMemory
+from agent.identity.fusion import IdentityFusion
+from agent.pipelines.people.reid import ReidMemory
+from agent.pipelines.people.settings import PeopleSettings
+from agent.pipelines.people.stage import PeopleStage
 from drivers.base import Capture, Frame
 
 EPOCH = 1_700_000_000.0
@@ -28,9 +28,9 @@ def pipeline(
     appearance: Any = None,
     fusion: IdentityFusion | None = None,
     reid: ReidMemory | None = None,
-) -> PeopleScenePipeline:
-    s = PeoplePipeline.model_validate({"enabled": True, "cameras": [camera], **settings})
-    return PeopleScenePipeline(
+) -> PeopleStage:
+    s = PeopleSettings.model_validate({"enabled": True, "cameras": [camera], **settings})
+    return PeopleStage(
         camera,
         s,
         detector,

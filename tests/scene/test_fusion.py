@@ -7,10 +7,10 @@ import threading
 import pytest
 
 from agent.events import EventStamper
-from agent.scene.analytics import SceneAnalyzer
-from agent.scene.events import ZoneEntered, ZoneLeft, ZoneOccupancy
-from agent.scene.geometry import LineGeometry, ZoneGeometry
-from agent.scene.identity import IdentityFusion, fuse
+from agent.identity.fusion import IdentityFusion, fuse
+from agent.pipelines.people.analytics import SceneAnalyzer
+from agent.pipelines.people.events import ZoneEntered, ZoneLeft, ZoneOccupancy
+from agent.pipelines.people.geometry import LineGeometry, ZoneGeometry
 from agent.schemas import validate_payload
 
 ZONE = ZoneGeometry("shelf", [(0.0, 0.0), (100.0, 0.0), (100.0, 100.0), (0.0, 100.0)], queue=False)

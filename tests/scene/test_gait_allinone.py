@@ -21,9 +21,9 @@ import numpy as np
 import pytest
 import yaml
 
-from agent.config.pipelines import PeoplePipeline
-from agent.scene.gait import GaitSignature, gait_signature, gait_similarity
-from agent.scene.reid import LostMember, ReidMemory, TrackSignature, link_score
+from agent.pipelines.people.gait import GaitSignature, gait_signature, gait_similarity
+from agent.pipelines.people.reid import LostMember, ReidMemory, TrackSignature, link_score
+from agent.pipelines.people.settings import PeopleSettings
 from models.people import AppearanceEmbedder, PoseEstimator
 from models.people.pose import Keypoints
 from tests.conftest import require_data
@@ -200,7 +200,7 @@ def test_relink_decisions_across_cameras(signatures: dict[tuple[str, str], dict[
     """The pipeline's own rule (ReidMemory.match, default settings): each probe track is a new track on another
     camera while lost members wait: all four people, only the other three (any link is false), only itself."""
     labels = yaml.safe_load((DATA / "gait_allinone_labels.yaml").read_text())["tracks"]
-    settings = PeoplePipeline()
+    settings = PeopleSettings()
     gallery = {t: s["track"] for (v, t), s in signatures.items() if v == "gallery"}
     outcome = {"all four: right": 0, "all four: wrong": 0, "others only: false link": 0, "itself only: linked": 0}
     for (video, track), probe in signatures.items():

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from scipy.optimize import linear_sum_assignment
 
-from agent.scene.gait import gait_signature, gait_similarity, stride_period
-from agent.scene.tracker import ByteTracker
+from agent.pipelines.people.gait import gait_signature, gait_similarity, stride_period
+from agent.pipelines.people.tracker import ByteTracker
 from models.people.detector import decode_yolox, iou_matrix, letterbox, nms
 from models.people.pose import Keypoints, square_crop
 from tests.conftest import require_data

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import yaml
 
-from agent.scene.events import PersonEntered, PersonExited
+from agent.pipelines.people.events import PersonEntered, PersonExited
 from tests.scene.helpers import frame, pipeline
 
 ANNOTATION = Path(__file__).with_name("data") / "pets2009_line.yaml"

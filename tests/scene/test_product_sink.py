@@ -1,11 +1,13 @@
 """The people pipeline feeds the product pipeline: real tracks from the real tracker on real PETS frames.
 
-Both pipelines are built by their own ``build`` from one config and one runtime context, people first (so
-the product's track sink does not exist yet when the people stage is built), then run frame by frame.
+Both pipelines are built by their own ``build`` from one config and the runtime's shared services, people
+first, then run frame by frame: the link between them (the track inbox) exists before either is built.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -14,14 +16,14 @@ import pytest
 
 from agent.config.loader import parse_config
 from agent.events import EventBody
-from agent.pipelines.registry import PIPELINES
-from agent.product.events import ProductInterest
-from agent.product.interest import TRACK_SINK_SERVICE, PersonTrack, TrackInbox
-from agent.product.pipeline import build as build_product
-from agent.runtime.pipeline import RuntimeContext
-from agent.scene.identity import SERVICE_NAME as FUSION_SERVICE
-from agent.scene.pipeline import PeopleScenePipeline
-from agent.scene.pipeline import build as build_people
+from agent.pipelines.people.settings import PeopleSettings
+from agent.pipelines.people.stage import PeopleStage
+from agent.pipelines.people.stage import build as build_people
+from agent.pipelines.product.events import ProductInterest
+from agent.pipelines.product.settings import ProductSettings
+from agent.pipelines.product.stage import build as build_product
+from agent.pipelines.tracks import PersonTrack
+from agent.runtime.wiring import build_shared
 from tests.conftest import require_data
 from tests.media import config_text
 from tests.product.conftest import all_skus, make_catalog
@@ -32,7 +34,9 @@ MEMBER = "member-7"
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory: pytest.TempPathFactory, models_dir: Path, pets_frames: list[np.ndarray]) -> dict[str, Any]:
+def run(
+    tmp_path_factory: pytest.TempPathFactory, models_dir: Path, pets_frames: list[np.ndarray]
+) -> Iterator[dict[str, Any]]:
     tmp = tmp_path_factory.mktemp("sink")
     products = require_data("media/products")
     make_catalog(tmp / "catalog", products, all_skus(products)[:2])
@@ -40,6 +44,7 @@ def run(tmp_path_factory: pytest.TempPathFactory, models_dir: Path, pets_frames:
     text = config_text(
         tmp,
         f"""\
+models: {{directory: {models_dir}}}
 cameras:
   - {{name: aisle, type: video-file, path: {video}}}
 pipelines:
@@ -56,13 +61,14 @@ pipelines:
 """,
     )
     config = parse_config(text, base_dir=tmp)
-    context = RuntimeContext(config=config, state_dir=tmp / "state", models_dir=models_dir)
-    assert "people" in PIPELINES and "product" in PIPELINES
-    (people,) = build_people(config, context)
-    assert isinstance(people, PeopleScenePipeline) and TRACK_SINK_SERVICE not in context.services
-    (product,) = build_product(config, context)
+    stack = ExitStack()
+    shared = build_shared(config, stack)
+    (people,) = build_people(config.pipelines.settings(PeopleSettings), shared)
+    assert isinstance(people, PeopleStage)
+    (product,) = build_product(config.pipelines.settings(ProductSettings), shared)
     product.warm_up()
-    inbox: TrackInbox = context.services[TRACK_SINK_SERVICE]
+    inbox = shared.tracks
+    assert inbox is not None
     offered: list[tuple[int, float, tuple[PersonTrack, ...], dict[str, tuple[float, ...]]]] = []
     events: list[EventBody] = []
     member_key = None
@@ -77,10 +83,11 @@ pipelines:
         if i == IDENTIFY:
             track = max(people.tracker.active(), key=lambda t: (t.box[2] - t.box[0]) * (t.box[3] - t.box[1]))
             member_key = people.key(track)
-            context.services[FUSION_SERVICE].assign_identity("aisle", member_key, MEMBER, "face", 0.9)
+            shared.identities.assign_identity("aisle", member_key, MEMBER, "face", 0.9)
         events += product.process(f)
     h, w = pets_frames[0].shape[:2]
-    return {"offered": offered, "events": events, "member": member_key, "size": (w, h)}
+    yield {"offered": offered, "events": events, "member": member_key, "size": (w, h)}
+    stack.close()
 
 
 def test_every_frame_offers_the_trackers_tracks_normalised(run: dict[str, Any]) -> None:

@@ -7,8 +7,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from agent.scene.identity import IdentityFusion
-from agent.scene.reid import LostMember
+from agent.identity.fusion import IdentityFusion
+from agent.pipelines.people.reid import LostMember
 from models.people.detector import iou_matrix
 from tests.scene.helpers import frame, pipeline
 

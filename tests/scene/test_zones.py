@@ -8,9 +8,15 @@ import random
 import pytest
 
 from agent.events import EventBody
-from agent.scene.analytics import AnalyticsSettings, SceneAnalyzer
-from agent.scene.events import PersonEntered, PersonExited, QueueLength, ZoneEntered, ZoneLeft, ZoneOccupancy
-from agent.scene.geometry import LineGeometry, ZoneGeometry, point_in_polygon, resolve_points, signed_distance
+from agent.pipelines.people.analytics import AnalyticsSettings, SceneAnalyzer
+from agent.pipelines.people.events import PersonEntered, PersonExited, QueueLength, ZoneEntered, ZoneLeft, ZoneOccupancy
+from agent.pipelines.people.geometry import (
+    LineGeometry,
+    ZoneGeometry,
+    point_in_polygon,
+    resolve_points,
+    signed_distance,
+)
 
 SQUARE = [(100.0, 100.0), (300.0, 100.0), (300.0, 300.0), (100.0, 300.0)]
 
@@ -127,12 +133,12 @@ def test_geometry_helpers() -> None:
 def test_people_settings_reject_bad_scenes() -> None:
     from pydantic import ValidationError
 
-    from agent.config.pipelines import PeoplePipeline
+    from agent.pipelines.people.settings import PeopleSettings
 
     zone = {"name": "a", "points": [[0, 0], [1, 0], [1, 1]]}
     with pytest.raises(ValidationError, match="repeated: a"):
-        PeoplePipeline.model_validate({"scenes": {"cam": {"zones": [zone, zone]}}})
+        PeopleSettings.model_validate({"scenes": {"cam": {"zones": [zone, zone]}}})
     with pytest.raises(ValidationError, match=r"not in pipelines\.people\.cameras: other"):
-        PeoplePipeline.model_validate({"cameras": ["cam"], "scenes": {"other": {}}})
+        PeopleSettings.model_validate({"cameras": ["cam"], "scenes": {"other": {}}})
     with pytest.raises(ValidationError, match="at least 3"):
-        PeoplePipeline.model_validate({"scenes": {"cam": {"zones": [{"name": "z", "points": [[0, 0], [1, 1]]}]}}})
+        PeopleSettings.model_validate({"scenes": {"cam": {"zones": [{"name": "z", "points": [[0, 0], [1, 1]]}]}}})

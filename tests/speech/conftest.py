@@ -15,9 +15,9 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from agent.config.pipelines import SpeechPipeline as SpeechSettings
-from agent.speech.build import make_pipeline
-from agent.speech.pipeline import SpeechPipeline, UtteranceResult
+from agent.pipelines.speech.build import make_stage
+from agent.pipelines.speech.settings import SpeechSettings
+from agent.pipelines.speech.stage import SpeechStage, UtteranceResult
 from drivers.base import AudioChunk, Capture
 from models.manifest import ModelError
 from models.speech.audio import SAMPLE_RATE, chunks, read_wav
@@ -58,7 +58,7 @@ def provisioned(speech_models_dir: Path) -> Callable[[str], Path]:
 
 
 def feed(
-    pipeline: SpeechPipeline, samples: npt.NDArray[np.int16], chunk_ms: int = 30, source: str = "mic"
+    pipeline: SpeechStage, samples: npt.NDArray[np.int16], chunk_ms: int = 30, source: str = "mic"
 ) -> list[object]:
     """Push audio through a pipeline as microphone chunks (the replay driver's format); return its events."""
     events: list[object] = []
@@ -77,13 +77,13 @@ def with_silence(*clips: npt.NDArray[np.int16], gap_s: float = 1.0) -> npt.NDArr
 
 
 @pytest.fixture
-def run_pipeline(speech_models_dir: Path) -> Iterator[Callable[..., tuple[SpeechPipeline, list[UtteranceResult]]]]:
-    made: list[SpeechPipeline] = []
+def run_pipeline(speech_models_dir: Path) -> Iterator[Callable[..., tuple[SpeechStage, list[UtteranceResult]]]]:
+    made: list[SpeechStage] = []
 
-    def start(settings: dict[str, object], **kwargs: object) -> tuple[SpeechPipeline, list[UtteranceResult]]:
+    def start(settings: dict[str, object], **kwargs: object) -> tuple[SpeechStage, list[UtteranceResult]]:
         results: list[UtteranceResult] = []
         spec = SpeechSettings.model_validate({"enabled": True, **settings})
-        pipeline = make_pipeline("mic", spec, speech_models_dir, on_result=results.append, **kwargs)  # type: ignore[arg-type]
+        pipeline = make_stage("mic", spec, speech_models_dir, on_result=results.append, **kwargs)  # type: ignore[arg-type]
         pipeline.warm_up()
         made.append(pipeline)
         return pipeline, results

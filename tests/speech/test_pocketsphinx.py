@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from agent.speech.evaluation import error_rate, librivox_refs
-from agent.speech.events import SpeechIntent
+from agent.pipelines.speech.evaluation import error_rate, librivox_refs
+from agent.pipelines.speech.events import SpeechIntent
 from tests.conftest import require_data
 from tests.speech.conftest import feed, load, with_silence
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from agent.speech.intents import IntentMatcher
-from agent.speech.spec import IntentSpec
+from agent.pipelines.speech.intents import IntentMatcher
+from agent.pipelines.speech.settings import IntentSpec
 from models.speech.recognizers import Recognizer, VoskRecognizer, WhisperRecognizer
 from tests.speech.conftest import load
 

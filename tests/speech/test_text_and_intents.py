@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from agent.speech.intents import IntentMatcher
-from agent.speech.spec import IntentSpec
-from agent.speech.textnorm import edit_distance, infix_distance, normalize, zh_number
+from agent.pipelines.speech.intents import IntentMatcher
+from agent.pipelines.speech.settings import IntentSpec
+from agent.pipelines.speech.textnorm import edit_distance, infix_distance, normalize, zh_number
 
 INTENTS = [
     IntentSpec(

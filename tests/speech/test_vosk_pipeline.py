@@ -15,8 +15,8 @@ import pytest
 from referencing import Registry, Resource
 
 from agent.events import EventStamper
+from agent.pipelines.speech.events import SpeechIntent
 from agent.schemas import load_schema
-from agent.speech.events import SpeechIntent
 from tests.speech.conftest import feed, load, with_silence
 
 KO_INTENTS: list[dict[str, Any]] = [

@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from agent.speech.evaluation import aishell_refs, error_rate, fireredasr_refs, librivox_refs
-from agent.speech.intents import IntentMatcher
-from agent.speech.spec import IntentSpec
+from agent.pipelines.speech.evaluation import aishell_refs, error_rate, fireredasr_refs, librivox_refs
+from agent.pipelines.speech.intents import IntentMatcher
+from agent.pipelines.speech.settings import IntentSpec
 from models.speech.recognizers import WhisperRecognizer
 from tests.conftest import require_data
 from tests.speech.conftest import feed, load, with_silence

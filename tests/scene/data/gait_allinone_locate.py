@@ -28,7 +28,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from agent.scene.tracker import ByteTracker, TrackerSettings
+from agent.pipelines.people.tracker import ByteTracker, TrackerSettings
 from models.people import PersonDetector
 from models.people.detector import PersonDetection, nms
 from models.runtime import session_for

@@ -1,1 +1,0 @@
-"""The face pipeline: per-camera tracks of faces, decisions over several frames, shopper events."""

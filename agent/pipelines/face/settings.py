@@ -1,0 +1,50 @@
+"""``pipelines.face``: the face pipeline's settings (also read by the member commands for the gallery key)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import ClassVar, Literal
+
+from pydantic import Field
+
+from agent.pipelines.base import PipelineSettings
+from drivers.registry import DeviceKind
+
+
+class FaceSettings(PipelineSettings):
+    """Face identification of consenting members (detection, liveness, embedding, gallery)."""
+
+    SOURCE_FIELDS: ClassVar[dict[str, DeviceKind]] = {"cameras": "camera"}
+    cameras: list[str] = Field(default_factory=list, description="Cameras to run face identification on.")
+    embedder: Literal["sface", "mobilefacenet"] = Field(
+        "sface", description="Embedding model; SFace has fewer false accepts at the same recall (docs/face.md)."
+    )
+    detector_model: str = Field(
+        "face_detection_yunet_2023mar_dynamic",
+        description="Manifest name of the YuNet detector (the dynamic-shape file runs at detection_max_side).",
+    )
+    detection_max_side: int = Field(
+        320, ge=160, le=1920, description="Frames are shrunk to this longer side for detection (dynamic YuNet)."
+    )
+    detection_threshold: float = Field(0.8, gt=0, lt=1, description="Minimum YuNet score for a face.")
+    match_threshold: float = Field(0.40, gt=-1, lt=1, description="Minimum cosine similarity to a member's template.")
+    match_margin: float = Field(0.05, ge=0, lt=1, description="Best member must beat the next member by this much.")
+    liveness_threshold: float = Field(
+        0.5, ge=0, le=1, description="Minimum fused MiniFASNet real score (mean over frames)."
+    )
+    min_face_px: float = Field(48, ge=16, description="Faces smaller than this (shorter box side, pixels) are ignored.")
+    min_sharpness: float = Field(30, ge=0, description="Minimum Laplacian variance of the aligned face crop.")
+    max_yaw: float = Field(0.45, gt=0, le=1, description="Largest head turn (nose offset in eye distances).")
+    min_frames: int = Field(3, ge=1, le=50, description="Good frames a face needs before anything is decided.")
+    best_frames: int = Field(5, ge=1, le=50, description="Best-quality frames whose embeddings are averaged.")
+    track_timeout_s: float = Field(2.0, gt=0, description="A face unseen this long ends its track.")
+    member_window_s: float = Field(
+        30.0, gt=0, description="How long an identified member counts as 'at this terminal' (speech member_id)."
+    )
+    key_env: str | None = Field(
+        "STORE_AGENT_GALLERY_KEY", pattern=r"^[A-Z_][A-Z0-9_]*$", description="Env var holding the gallery key."
+    )
+    key_credential: str | None = Field(
+        "gallery-key", pattern=r"^[A-Za-z0-9_.-]+$", description="systemd credential (LoadCredential=) holding the key."
+    )
+    key_file: Path | None = Field(None, description="Key file readable by its owner only (0400); never the key itself.")

@@ -1,0 +1,237 @@
+"""The people pipeline of one camera: detect (every N frames), track, analyse the scene, re-link members.
+
+Detection runs every ``detect_every`` frames and the tracker predicts in
+between, which halves (or better) the CPU per camera. Pose and appearance run
+only for tracks carrying a member identity, and for new tracks while an
+identified member's track is waiting to be re-linked: anonymous people cost
+nothing extra and leave no signature.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from agent.events import EventBody
+from agent.pipelines.people.analytics import AnalyticsSettings, SceneAnalyzer
+from agent.pipelines.people.geometry import LineGeometry, Point, ZoneGeometry, resolve_points
+from agent.pipelines.people.reid import LostMember, TrackSignature
+from agent.pipelines.people.settings import PeopleScene
+from agent.pipelines.people.tracker import ByteTracker, Track, TrackerSettings
+from agent.pipelines.stage import Stage
+from agent.pipelines.tracks import person_track
+from drivers.base import Frame
+from models.people import AppearanceEmbedder, PersonDetector, PoseEstimator
+from models.people.pose import Keypoints
+from models.runtime import session_for
+
+if TYPE_CHECKING:
+    from agent.pipelines.people.settings import PeopleSettings
+    from agent.pipelines.shared import PersonTrackInbox, ReidStore, Shared, TrackIdentities
+
+logger = logging.getLogger(__name__)
+
+
+def build_scene(
+    camera: str, scene: PeopleScene, width: int, height: int
+) -> tuple[list[ZoneGeometry], list[LineGeometry]]:
+    """Resolve a camera's configured zones and lines to pixels for one frame size."""
+    where = f"pipelines.people.scenes.{camera}"
+    zones = [
+        ZoneGeometry(
+            z.name, resolve_points(z.points, scene.normalized, width, height, f"{where}.zones[{i}].points"), z.queue
+        )
+        for i, z in enumerate(scene.zones)
+    ]
+    lines = []
+    for i, ln in enumerate(scene.lines):
+        a, b = resolve_points(ln.points, scene.normalized, width, height, f"{where}.lines[{i}].points")
+        if a == b:
+            raise ValueError(f"{where}.lines[{i}].points: the two ends are the same point")
+        lines.append(LineGeometry(ln.name, a, b, ln.invert))
+    return zones, lines
+
+
+def anchor_of(box: tuple[float, float, float, float], anchor: str) -> Point:
+    return ((box[0] + box[2]) / 2, box[3] if anchor == "bottom" else (box[1] + box[3]) / 2)
+
+
+class PeopleStage(Stage[Frame]):
+    def __init__(
+        self,
+        camera: str,
+        settings: PeopleSettings,
+        detector: PersonDetector,
+        pose: PoseEstimator | None,
+        appearance: AppearanceEmbedder | None,
+        fusion: TrackIdentities,
+        reid: ReidStore,
+        tracks_out: PersonTrackInbox | None = None,
+    ) -> None:
+        super().__init__("people", camera)
+        self.tracks_out = tracks_out  # the product pipeline's inbox, when it runs
+        self.settings = settings
+        self.scene = settings.scenes.get(camera, PeopleScene())
+        self.detector, self.pose, self.appearance = detector, pose, appearance
+        self.fusion, self.reid = fusion, reid
+        self.tracker = ByteTracker(TrackerSettings(new_track_score=settings.new_track_score))
+        self._salt = os.urandom(3).hex()  # anonymous ids differ on every start
+        self._analyzer: SceneAnalyzer | None = None
+        self._size: tuple[int, int] | None = None
+        self._frames = 0
+        self._last_time: float | None = None
+        self._dt = 0.1
+        self._signatures: dict[str, TrackSignature] = {}
+        self._candidates: set[str] = set()  # new tracks being compared against lost members
+        self._last_anchor: dict[str, tuple[float, float]] = {}  # normalised centre, for re-link plausibility
+        self._last_velocity: dict[str, tuple[float, float]] = {}  # normalised units per second
+        self._last_wall = 0.0
+        self._poses: dict[str, Keypoints] = {}  # keypoints computed on this frame, by track key
+
+    def key(self, track: Track) -> str:
+        return f"{self._salt}-{track.track_id}"
+
+    def _setup(self, frame: Frame) -> SceneAnalyzer:
+        size = (frame.width, frame.height)
+        if self._analyzer is None or size != self._size:
+            zones, lines = build_scene(self.source, self.scene, *size)
+            s = self.settings
+            self._analyzer = SceneAnalyzer(
+                self.source,
+                zones,
+                lines,
+                AnalyticsSettings(
+                    s.enter_frames, s.line_deadband * frame.height, s.occupancy_min_interval_s, s.occupancy_every_s
+                ),
+                identity=lambda track_id: self.fusion.identity(self.source, track_id),
+                queue_min_wait_s={z.name: z.queue_min_wait_s for z in self.scene.zones},
+            )
+            self._size = size
+        return self._analyzer
+
+    def process(self, item: Frame) -> Iterable[EventBody]:
+        analyzer = self._setup(item)
+        now = item.capture.mono_ns / 1e9
+        wall = item.capture.wall_time
+        if self._last_time is not None and now > self._last_time:
+            self._dt = 0.9 * self._dt + 0.1 * (now - self._last_time) if self._frames > 2 else now - self._last_time
+        self._last_time, self._last_wall = now, wall
+        every = self.settings.detect_every
+        self.tracker.max_lost_updates = max(1, round(self.settings.lost_track_s / (self._dt * every)))
+        if self._frames % every == 0:
+            detections = self.detector.detect(np.asarray(item.image))
+            tracks = self.tracker.update(detections)
+        else:
+            tracks = self.tracker.predict()
+        self._frames += 1
+        events: list[EventBody] = []
+        ended = [self.key(t) for t in self.tracker.removed]
+        if ended:  # first: their zone events still carry the identity, and they no longer count as inside
+            events.extend(analyzer.end_tracks(now, wall, ended))
+        self._conclude(ended, now)
+        self._reid(item, tracks, now)
+        anchors = {self.key(t): anchor_of(t.box, self.scene.anchor) for t in tracks}
+        events.extend(analyzer.update(now, wall, anchors))
+        self.fusion.publish_tracks(self.source, {self.key(t): t.box for t in tracks})
+        self._offer(item, tracks)
+        return events
+
+    def _offer(self, frame: Frame, tracks: list[Track]) -> None:
+        """Hand this frame's tracks (normalised, wrists where pose ran) to the product pipeline, if it runs."""
+        sink = self.tracks_out
+        if sink is None:
+            return
+        size = (frame.width, frame.height)
+        offered = []
+        for t in tracks:
+            key = self.key(t)
+            pose = self._poses.get(key)
+            xy, scores = (pose.xy, pose.score) if pose is not None else (None, None)
+            offered.append(person_track(key, t.box, xy, scores, size, self.fusion.member_of(self.source, key)))
+        sink.offer_tracks(self.source, frame.capture.wall_time, offered)
+
+    def _conclude(self, ended: list[str], now: float) -> None:
+        """Lost-for-good tracks: keep an identified member's signature for re-linking, drop the rest."""
+        for track_id in ended:
+            signature = self._signatures.pop(track_id, None)
+            last = self._last_anchor.pop(track_id, (0.5, 0.5))
+            velocity = self._last_velocity.pop(track_id, (0.0, 0.0))
+            self._candidates.discard(track_id)
+            member = self.fusion.member_of(self.source, track_id)
+            appearance = signature.appearance() if signature else None
+            if member is None or appearance is None or signature is None:
+                self.fusion.forget(self.source, track_id)
+                continue
+            lost = LostMember(self.source, track_id, member, appearance, signature.gait(), last, velocity, now)
+            self.reid.add_lost(lost)
+            logger.debug("member track %s lost; kept for re-linking", track_id)
+        # The re-link memory is shared by the terminal's cameras: forget whichever camera's member expired.
+        for expired in self.reid.expire(now):
+            self.fusion.forget(expired.camera, expired.track_id)
+
+    def _reid(self, frame: Frame, tracks: list[Track], now: float) -> None:
+        self._poses = {}
+        if self.appearance is None or not tracks or self._frames % self.settings.reid_every:
+            return
+        w, h = frame.width, frame.height
+        pending = self.reid.pending()
+        chosen: list[tuple[str, Track]] = []
+        for t in tracks:
+            key = self.key(t)
+            if self.fusion.member_of(self.source, key) is not None:
+                chosen.append((key, t))
+            elif pending and t.hits <= 40:  # young anonymous track: maybe a member coming back
+                chosen.append((key, t))
+                self._candidates.add(key)
+        if not chosen:
+            return
+        image = np.asarray(frame.image)
+        embeddings = self.appearance.embed(image, [t.box for _, t in chosen])
+        for (key, t), emb in zip(chosen, embeddings, strict=True):
+            keypoints = self.pose.estimate(image, t.box) if self.pose is not None else None
+            if keypoints is not None:
+                self._poses[key] = keypoints
+            signature = self._signatures.setdefault(key, TrackSignature())
+            signature.add(now, emb, keypoints)
+            cx, cy = anchor_of(t.box, "centre")
+            self._last_anchor[key] = (cx / w, cy / h)
+            self._last_velocity[key] = (float(t.mean[4]) / w / self._dt, float(t.mean[5]) / h / self._dt)
+            if key in self._candidates:
+                link = self.reid.match(self.source, signature, self._last_anchor[key], now)
+                if link is not None:
+                    self._candidates.discard(key)
+                    claim = self.fusion.relink(
+                        (link.lost.camera, link.lost.track_id), (self.source, key), link.evidence
+                    )
+                    logger.info(
+                        "track %s re-linked to lost track %s (score %.2f): %s",
+                        key,
+                        link.lost.track_id,
+                        link.score,
+                        claim,
+                    )
+                elif t.hits > 40:
+                    self._candidates.discard(key)
+                    self._signatures.pop(key, None)  # anonymous after all: forget what was gathered
+
+    def finish(self) -> Iterable[EventBody]:
+        if self._analyzer is None:
+            return []
+        ended = [self.key(t) for t in self.tracker.tracks]
+        return self._analyzer.end_tracks(self._last_time or 0.0, self._last_wall, ended)
+
+
+def build(settings: PeopleSettings, shared: Shared) -> list[Stage[Frame]]:
+    models = shared.models
+    providers, threads = list(models.providers), models.threads
+    detector = PersonDetector(session_for("yolox-nano", models.directory, providers, threads), settings.score_threshold)
+    pose = PoseEstimator(session_for("movenet-lightning", models.directory, providers, threads))
+    appearance = AppearanceEmbedder(session_for("osnet-x0.25-msmt17", models.directory, providers, threads))
+    return [
+        PeopleStage(c, settings, detector, pose, appearance, shared.identities, shared.reid, shared.tracks)
+        for c in shared.devices.sources(settings.cameras, "camera")
+    ]

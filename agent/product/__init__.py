@@ -1,1 +1,0 @@
-"""Product recognition: visual search against the catalogue, barcode tie-in, interest events."""

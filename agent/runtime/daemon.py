@@ -1,0 +1,251 @@
+"""The daemon: the agent's pipelines plus durable delivery, status, health, commands and sd_notify.
+
+Start order: state counters, outbox, publisher (connects in the background),
+agent (models warm, devices open), then ``READY=1``. The main thread serves
+commands, publishes health every ``mqtt.health_interval_s`` and pets the
+systemd watchdog only while every source is fresh and the publisher alive.
+Stop order is the reverse through one ``ExitStack``: the agent drains into the
+outbox, the publisher publishes ``offline`` and disconnects, the outbox commits
+and closes.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+from agent.commands import COMMANDS
+from agent.commands.base import CommandFailed, handle
+from agent.config.loader import ConfigError, LoadedConfig, load_config
+from agent.delivery.outbox import OUTBOX_FILE, Outbox
+from agent.delivery.publisher import CommandQueue, Publisher
+from agent.delivery.topics import Topics
+from agent.events import Event
+from agent.identity.enrollment import register_erasure_hook, unregister_erasure_hook
+from agent.pipelines.shared import Shared
+from agent.runtime.agent import Agent
+from agent.runtime.health import SystemProbe, health_payload, status_payload
+from agent.runtime.notify import Notifier
+from agent.runtime.sink import EventSink, FanoutSink
+from agent.runtime.state import StateStore
+
+logger = logging.getLogger(__name__)
+
+#: Sections a reload cannot change in place (they name the terminal, its broker or its files).
+RESTART_SECTIONS = ("store", "terminal", "mqtt", "storage")
+
+
+class LentSink:
+    """Lends the long-lived sink to one agent: the agent's ``close`` flushes it but does not close it."""
+
+    def __init__(self, sink: EventSink, outbox: Outbox) -> None:
+        self.sink = sink
+        self.outbox = outbox
+
+    def accept(self, event: Event) -> None:
+        self.sink.accept(event)
+
+    def close(self) -> None:
+        self.outbox.flush(timeout=30.0)
+
+
+class Daemon:
+    def __init__(
+        self,
+        loaded: LoadedConfig,
+        *,
+        extra_sink: EventSink | None = None,
+        replay: bool = False,
+        notifier: Notifier | None = None,
+    ) -> None:
+        self.loaded = loaded
+        self.extra_sink = extra_sink
+        self.replay = replay
+        self.notifier = notifier or Notifier()
+        self.topics = Topics.for_config(loaded.config)
+        self.stop_event = threading.Event()
+        self.commands: CommandQueue = queue.Queue()
+        self.started_mono = time.monotonic()
+        self.probe = SystemProbe()
+        self._stack = ExitStack()
+        self._agent: Agent | None = None
+
+    # --- lifecycle ----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        config = self.loaded.config
+        state_dir = Path(config.storage.state_dir)
+        self.state = StateStore(state_dir)
+        self.outbox = Outbox(
+            state_dir / OUTBOX_FILE,
+            config.storage.outbox,
+            self.topics,
+            expire_after_s=config.privacy.retention.events_days * 86400.0,
+        )
+        self._stack.callback(self.outbox.close)
+        # Erasure (CLI, MQTT, consent expiry) also purges the member's queued events.
+        register_erasure_hook(self.outbox.delete_member_events)
+        self._stack.callback(unregister_erasure_hook, self.outbox.delete_member_events)
+        sink: EventSink = FanoutSink(self.outbox, self.extra_sink) if self.extra_sink else self.outbox
+        self.sink = LentSink(sink, self.outbox)
+        boot = self.state.boot_count
+        self.publisher = Publisher(
+            config.mqtt,
+            self.topics,
+            self.outbox,
+            client_id=config.mqtt.client_id or f"{config.store.id}-{config.terminal.id}",
+            birth=lambda: status_payload("online", self.loaded, boot),
+            will=status_payload("offline", self.loaded, boot, "connection lost"),
+            commands=self.commands,
+        )
+        self._stack.callback(
+            lambda: self.publisher.stop(offline=status_payload("offline", self.loaded, boot, "stopped"))
+        )
+        self.publisher.start()
+        self._agent = self._start_agent(self.loaded)
+        self._stack.callback(lambda: self.agent.close())
+        self.notifier.send("READY=1", f"STATUS={self.status_line()}")
+        logger.info("daemon ready; publishing to %s:%d under %s/", config.mqtt.host, config.mqtt.port, self.topics.base)
+
+    def _start_agent(self, loaded: LoadedConfig) -> Agent:
+        agent = Agent(loaded, self.sink, replay=self.replay, state=self.state)
+        try:
+            agent.start()
+        except BaseException:
+            agent.close()
+            raise
+        return agent
+
+    @property
+    def agent(self) -> Agent:
+        assert self._agent is not None, "daemon not started"
+        return self._agent
+
+    def close(self) -> None:
+        self.notifier.send("STOPPING=1", "STATUS=stopping")
+        self.stop_event.set()
+        self._stack.close()
+
+    def __enter__(self) -> Daemon:
+        try:
+            self.start()
+        except BaseException:
+            self._stack.close()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- the main loop ------------------------------------------------------------------------
+
+    def serve(self, until: Callable[[], bool] | None = None) -> None:
+        """Commands, health and the watchdog until stopped (or ``until()`` is true)."""
+        interval = self.loaded.config.mqtt.health_interval_s
+        next_health = time.monotonic() + min(2.0, interval)
+        watchdog = self.notifier.watchdog_interval_s
+        next_watchdog = time.monotonic() if watchdog else float("inf")
+        while not self.stop_event.is_set() and not (until is not None and until()):
+            wait = max(0.0, min(next_health, next_watchdog, time.monotonic() + 0.5) - time.monotonic())
+            try:
+                name, raw = self.commands.get(timeout=wait)
+                self._command(name, raw)
+            except queue.Empty:
+                pass
+            now = time.monotonic()
+            if now >= next_health:
+                next_health = now + interval
+                self.publish_health()
+            if watchdog and now >= next_watchdog:
+                next_watchdog = now + watchdog
+                if self.healthy():
+                    self.notifier.send("WATCHDOG=1", f"STATUS={self.status_line()}")
+                else:
+                    logger.warning("not petting the watchdog: %s", self.status_line())
+
+    def _command(self, name: str, raw: bytes) -> None:
+        reply = handle(COMMANDS, self, name, raw)
+        self.publisher.publish_json(self.topics.reply(name), reply)
+
+    def healthy(self) -> bool:
+        return self.agent.watchdog_ok() and self.publisher.alive()
+
+    def status_line(self) -> str:
+        link = "connected" if self.publisher.connected else f"broker unreachable ({self.publisher.conn.last_error})"
+        sources = len(self._agent.sources) if self._agent else 0
+        return f"{sources} devices, MQTT {link}, outbox {self.outbox.rows} events"
+
+    def health(self) -> dict[str, Any]:
+        return health_payload(
+            self.loaded,
+            self.agent.health(),
+            self.outbox.stats(),
+            self.publisher.stats(),
+            self.probe.read(),
+            self.agent.watchdog_ok(),
+        )
+
+    def publish_health(self) -> bool:
+        return self.publisher.publish_json(self.topics.health, self.health(), retain=True)
+
+    def replay_to_end(self, timeout: float) -> tuple[bool, bool]:
+        """Replay/demo: serve until every source is exhausted (or stopped, or ``timeout``), close the pipelines,
+        then wait for the broker to acknowledge everything accepted.
+
+        Returns (every source was exhausted, nothing is left in the outbox).
+        """
+        started = time.monotonic()
+        self.serve(until=lambda: self.agent.wait_finished(0) or time.monotonic() - started > timeout)
+        finished = self.agent.wait_finished(0)
+        self.agent.close()
+        if self.stop_event.is_set():  # SIGTERM: what was accepted is durable in the outbox; do not linger
+            return finished, self.wait_delivered(1.0)
+        return finished, self.wait_delivered(max(5.0, timeout - (time.monotonic() - started)))
+
+    def wait_delivered(self, timeout: float) -> bool:
+        """Replay/demo: wait until everything accepted has left the outbox (acknowledged)."""
+        deadline = time.monotonic() + timeout
+        self.outbox.flush(timeout)
+        return self.outbox.wait_empty(max(0.0, deadline - time.monotonic()))
+
+    # --- CommandHost ----------------------------------------------------------------------------
+
+    def shared(self) -> Shared | None:
+        return self._agent.shared if self._agent is not None else None
+
+    def uptime_s(self) -> float:
+        return time.monotonic() - self.started_mono
+
+    def boot_count(self) -> int:
+        return self.state.boot_count
+
+    def reload_config(self) -> dict[str, Any]:
+        try:
+            new = load_config(self.loaded.path)
+        except ConfigError as exc:
+            raise CommandFailed(f"invalid config, the running one is kept:\n{exc}") from None
+        changed = [s for s in RESTART_SECTIONS if getattr(new.config, s) != getattr(self.loaded.config, s)]
+        if changed:
+            raise CommandFailed(
+                f"{', '.join(changed)} changed: restart the service to apply; the running config is kept"
+            )
+        if new.sha256 == self.loaded.sha256:
+            return {"changed": False, "config_sha256": new.sha256}
+        old = self.loaded
+        self.agent.close()
+        try:
+            self._agent = self._start_agent(new)
+        except Exception as exc:
+            logger.exception("the new config failed to start; going back to the previous one")
+            self._agent = self._start_agent(old)
+            raise CommandFailed(f"the new config failed to start ({exc}); the previous config runs again") from None
+        self.loaded = new
+        self.publisher.publish_json(self.topics.status, status_payload("online", new, self.state.boot_count), True)
+        logger.info("config reloaded (sha256 %s)", new.sha256[:12])
+        return {"changed": True, "config_sha256": new.sha256, "pipelines": new.config.pipelines.enabled_names()}

@@ -1,1 +1,0 @@
-"""Offline speech intents: utterances from microphones become ``speech.intent`` events, nothing more."""
