@@ -13,12 +13,12 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from agent.cli import EXIT_DATA
+
 if TYPE_CHECKING:
     from agent.catalog import BuiltCatalog
     from agent.config.schema import StoreConfig
     from models.product import ProductEmbedder
-
-EXIT_CATALOG = 65  # EX_DATAERR: the catalogue or an input image is bad
 
 
 def register(sub: Any) -> None:
@@ -70,7 +70,7 @@ def run_build(args: argparse.Namespace) -> int:
         _, built = _load(args.config, progress=not args.quiet)
     except CatalogError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return EXIT_CATALOG
+        return EXIT_DATA
     s = built.stats
     print(
         f"catalogue {built.catalog.root}: {len(built.catalog.products)} SKUs, {s.photos} photos "
@@ -90,7 +90,7 @@ def run_search(args: argparse.Namespace) -> int:
         images = [read_image(path) for path in args.images]
     except CatalogError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return EXIT_CATALOG
+        return EXIT_DATA
     results = built.index.search(embedder.embed(images), args.top)
     for path, result in zip(args.images, results, strict=True):
         top = [{"sku": m.sku, "score": round(m.score, 4)} for m in result.top]

@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from agent.cli import EXIT_DATA
 from agent.config.loader import load_config
 from agent.pipelines.speech.build import make_stage
 from agent.pipelines.speech.settings import SpeechSettings
@@ -26,8 +27,6 @@ from drivers.base import AudioChunk, Capture
 from models.speech.audio import SAMPLE_RATE, AudioFormatError, chunks, read_wav
 
 logger = logging.getLogger(__name__)
-
-EXIT_BAD_INPUT = 65  # EX_DATAERR, as `catalog` uses for bad input files
 
 
 def register(sub: Any) -> None:
@@ -81,7 +80,7 @@ def listen(args: argparse.Namespace) -> int:
                 samples = read_wav(wav)
             except AudioFormatError as exc:
                 print(f"error: {exc}", file=sys.stderr)
-                code = EXIT_BAD_INPUT
+                code = EXIT_DATA
                 continue
             for seq, block in enumerate(chunks(samples), 1):
                 pipeline.process(AudioChunk(source, Capture.now(seq), block, SAMPLE_RATE))

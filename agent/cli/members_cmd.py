@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from agent.identity.enrollment import (
+    UNREADABLE,
     EnrollmentError,
     EraseResult,
     enroll_files,
@@ -65,7 +66,9 @@ def _erase_with_outbox(loaded: LoadedConfig, gallery: Gallery, member_id: str) -
 
 
 def run(args: argparse.Namespace) -> int:
-    """Config errors propagate as ConfigError: the CLI prints them with YAML lines and exits 78."""
+    """Exit 0 done; 65 a photo could not be read or none was usable (the readable, usable ones are enrolled);
+    1 an unknown member for show/erase; 78 the config or the gallery key is unusable (ConfigError propagates)."""
+    from agent.cli import EXIT_CONFIG, EXIT_DATA
     from agent.config.loader import load_config
     from agent.pipelines.face.resources import load_analyzer, open_gallery
     from agent.pipelines.face.settings import FaceSettings
@@ -77,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
         gallery = open_gallery(face, Path(config.storage.state_dir))
     except (GalleryError, GalleryKeyError) as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_CONFIG
     try:
         action = args.members_action
         if action == "enroll":
@@ -91,10 +94,12 @@ def run(args: argparse.Namespace) -> int:
             except EnrollmentError as exc:
                 for photo, reason in exc.refusals:
                     print(f"refused {photo}: {reason}", file=sys.stderr)
-                return 1
+                return EXIT_DATA
             for v in result.verdicts:
                 print(f"{'accepted' if v.accepted else 'refused'} {v.photo}" + (f": {v.reason}" if v.reason else ""))
             print(f"enrolled {args.member_id} with {result.enrolled} template(s)")
+            if any(v.reason == UNREADABLE for v in result.verdicts):
+                return EXIT_DATA
         elif action == "list":
             for m in gallery.members():
                 print(

@@ -170,7 +170,6 @@ class MqttConnection:
     ) -> None:
         self.settings = settings
         self.client_id = client_id
-        self.persistent = persistent_session
         self.inbox: queue.SimpleQueue[Incoming] = queue.SimpleQueue()
         self.connected = False
         self.connects = 0

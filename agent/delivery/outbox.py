@@ -6,7 +6,10 @@ transaction (one fsync per window instead of per event keeps SD cards alive).
 Rows are capped in number and bytes. Over a cap, events are dropped by class
 (``agent.events.Retention``): telemetry first, then normal events, oldest
 first; protected events (identity, consent, erasure) are never dropped for
-space. Every drop is counted by reason and class for ``health``.
+space. Every drop is counted by reason and class for ``health``. An event
+that carries an anonymous id (a person track, a face visitor) and no member
+keeps that id only for ``anonymous_ids_s`` while queued: then the id is
+nulled in the stored payload (``privacy.retention.anonymous_track_s``).
 """
 
 from __future__ import annotations
@@ -52,6 +55,18 @@ CREATE TABLE IF NOT EXISTS events (
 CREATE INDEX IF NOT EXISTS events_by_class ON events(retention, id);
 CREATE INDEX IF NOT EXISTS events_by_member ON events(member_id) WHERE member_id IS NOT NULL;
 """
+#: Added after the first release: when the event's anonymous ids must be nulled (NULL: it carries none).
+ANON_COLUMN = "ALTER TABLE events ADD COLUMN anon_until REAL"
+ANON_INDEX = "CREATE INDEX IF NOT EXISTS events_by_anon ON events(anon_until) WHERE anon_until IS NOT NULL"
+#: Payload fields that hold an anonymous id when the event names no member.
+ANONYMOUS_ID_FIELDS = ("track_id", "track", "visitor_id")
+
+
+def anonymous_ids(payload: dict[str, Any]) -> bool:
+    """Whether the payload carries an anonymous id: a track or visitor id, and no member it belongs to."""
+    if payload.get("member_id") is not None or payload.get("identity") is not None:
+        return False
+    return any(payload.get(name) is not None for name in ANONYMOUS_ID_FIELDS)
 
 
 class OutboxError(Exception):
@@ -68,7 +83,7 @@ class Row:
     payload: bytes
 
 
-_Pending = tuple[str, str, bytes, int, str | None, float]
+_Pending = tuple[str, str, bytes, int, str | None, float, float | None]
 
 
 class Outbox:
@@ -81,16 +96,21 @@ class Outbox:
         topics: Topics,
         *,
         expire_after_s: float | None = None,
+        anonymous_ids_s: float | None = None,
     ) -> None:
         self.path = path
         self.settings = settings
         self.topics = topics
         self.expire_after_s = expire_after_s
+        self.anonymous_ids_s = anonymous_ids_s
         path.parent.mkdir(parents=True, exist_ok=True)
         problem = check_integrity(path)
         self.moved_aside: Path | None = move_aside(path, problem) if problem else None
         self._conn = open_wal(path)
         self._conn.executescript(SCHEMA)
+        if "anon_until" not in {row[1] for row in self._conn.execute("PRAGMA table_info(events)")}:
+            self._conn.execute(ANON_COLUMN)
+        self._conn.execute(ANON_INDEX)
         self._read = open_wal(path)
         self._read_lock = threading.Lock()
         self._recount(self._conn)
@@ -108,9 +128,10 @@ class Outbox:
         self.dropped: Counter[tuple[str, str]] = Counter()
         self._listeners: list[Callable[[], None]] = []
         self._topic_of: dict[str, str] = {}
-        #: Bumped by every erasure, so a reader holding rows in memory knows to read them again.
+        #: Bumped by every erasure or redaction, so a reader holding rows in memory knows to read them again.
         self.erasures = 0
         self._next_expiry = 0.0
+        self.redacted = 0
         self._thread = threading.Thread(target=self._run, name="outbox-commit", daemon=True)
         self._thread.start()
         if self.rows:
@@ -125,6 +146,9 @@ class Outbox:
         """
         payload = event.to_payload()
         member = payload.get("member_id")
+        anon_until = (
+            event.emitted_at + self.anonymous_ids_s if self.anonymous_ids_s and anonymous_ids(payload) else None
+        )
         topic = self._topic_of.get(event.type)
         if topic is None:
             topic = self._topic_of.setdefault(event.type, self.topics.event(event.type))
@@ -135,6 +159,7 @@ class Outbox:
             CLASS_CODE[event.retention],
             str(member) if member is not None else None,
             event.emitted_at,
+            anon_until,
         )
         with self._cond:
             while len(self._pending) >= MAX_PENDING and not self._closing:
@@ -260,6 +285,7 @@ class Outbox:
             "commits": self.commits,
             "dropped": dropped,
             "dropped_total": sum(self.dropped.values()),
+            "anonymous_ids_redacted": self.redacted,
             "moved_aside": str(self.moved_aside) if self.moved_aside else None,
         }
 
@@ -269,8 +295,8 @@ class Outbox:
         window = self.settings.commit_window_ms / 1000.0
         with self._cond:
             while not (self._pending or self._ack_rows or self._ack_events or self._jobs or self._closing):
-                self._cond.wait(EXPIRY_CHECK_S if self.expire_after_s else None)
-                if self.expire_after_s and time.monotonic() >= self._next_expiry:
+                self._cond.wait(self._idle_wake_s())
+                if self._idle_wake_s() is not None and time.monotonic() >= self._next_expiry:
                     break
             if (self._pending or self._ack_rows) and window > 0 and not self._closing:
                 deadline = time.monotonic() + window
@@ -317,8 +343,9 @@ class Outbox:
             if batch:
                 before = conn.total_changes
                 conn.executemany(
-                    "INSERT OR IGNORE INTO events (event_id, topic, payload, retention, member_id, created_at)"
-                    " VALUES (?, ?, ?, ?, ?, ?)",
+                    "INSERT OR IGNORE INTO events"
+                    " (event_id, topic, payload, retention, member_id, created_at, anon_until)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
                     batch,
                 )
                 if conn.total_changes - before == len(batch):
@@ -404,10 +431,35 @@ class Outbox:
                 self.bytes,
             )
 
+    def _idle_wake_s(self) -> float | None:
+        """How often the committer wakes with nothing to do, to expire events and null anonymous ids."""
+        periods = [EXPIRY_CHECK_S] if self.expire_after_s else []
+        if self.anonymous_ids_s:
+            periods.append(max(1.0, self.anonymous_ids_s / 4))
+        return min(periods, default=None)
+
+    def _redact_anonymous(self, conn: sqlite3.Connection) -> None:
+        """Null the anonymous ids of queued events that have held them for ``anonymous_ids_s``."""
+        fields = ", ".join(f"'$.{name}', NULL" for name in ANONYMOUS_ID_FIELDS)
+        changed = conn.execute(
+            f"UPDATE events SET payload = CAST(json_replace(CAST(payload AS TEXT), {fields}) AS BLOB),"
+            " anon_until = NULL WHERE anon_until IS NOT NULL AND anon_until <= ?",
+            (time.time(),),
+        ).rowcount
+        if changed:
+            self.redacted += changed
+            self._recount(conn)
+            self.erasures += 1  # payloads changed under the publisher's read-ahead: it reads them again
+            logger.info("outbox: nulled the anonymous ids of %d queued events older than the retention", changed)
+
     def _expire(self, conn: sqlite3.Connection) -> None:
-        if not self.expire_after_s or time.monotonic() < self._next_expiry:
+        if self._idle_wake_s() is None or time.monotonic() < self._next_expiry:
             return
-        self._next_expiry = time.monotonic() + EXPIRY_CHECK_S
+        self._next_expiry = time.monotonic() + (self._idle_wake_s() or EXPIRY_CHECK_S)
+        if self.anonymous_ids_s:
+            self._redact_anonymous(conn)
+        if not self.expire_after_s:
+            return
         cutoff = time.time() - self.expire_after_s
         gone = conn.execute(
             "DELETE FROM events WHERE created_at < ? AND retention != ? RETURNING retention, LENGTH(payload)",

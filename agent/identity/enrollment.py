@@ -27,6 +27,8 @@ ErasureHook = Callable[[str], int]
 _hooks: list[ErasureHook] = []
 _hooks_lock = threading.Lock()
 
+#: The refusal of a photo that is not an image at all (the CLI exits 65 for it).
+UNREADABLE = "cannot read the image (missing, unreadable or not an image)"
 #: Border added around enrollment photos: YuNet misses faces that fill the picture.
 PHOTO_PAD = 0.25
 
@@ -81,7 +83,7 @@ def judge_image(
 ) -> PhotoVerdict:
     """Whether one photo may become a template, and why not."""
     if image is None or image.size == 0:
-        return PhotoVerdict(name, False, "cannot read the image (missing, unreadable or not an image)")
+        return PhotoVerdict(name, False, UNREADABLE)
     observations = analyzer.analyse(image, pad=PHOTO_PAD)
     big = [o for o in observations if o.detection.size >= analyzer.thresholds.min_face_px]
     if not observations:

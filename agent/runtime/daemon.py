@@ -87,6 +87,7 @@ class Daemon:
             config.storage.outbox,
             self.topics,
             expire_after_s=config.privacy.retention.events_days * 86400.0,
+            anonymous_ids_s=config.privacy.retention.anonymous_track_s,
         )
         self._stack.callback(self.outbox.close)
         # Erasure (CLI, MQTT, consent expiry) also purges the member's queued events.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 import sqlite3
 import time
 from dataclasses import dataclass
@@ -168,3 +169,43 @@ def test_close_commits_everything_and_rejects_later_events(tmp_path: Path) -> No
         assert "closed" in str(exc)
     else:
         raise AssertionError("accept after close must fail loudly")
+
+
+def test_queued_anonymous_ids_are_nulled_after_the_retention_and_member_ids_are_kept(tmp_path: Path) -> None:
+    """``privacy.retention.anonymous_track_s`` reaches queued events: an anonymous track id (no member) is nulled
+    in the stored payload once it is that old; an identified member's track keeps its id (erasure handles it)."""
+    from agent.identity.fusion import IdentityClaim
+    from agent.pipelines.face.events import VisitorSeen
+    from agent.pipelines.people.events import ZoneEntered
+    from agent.schemas import validate_payload
+
+    box = Outbox(tmp_path / "o.sqlite3", settings(), TOPICS, anonymous_ids_s=1.0)
+    stamp = stamper()
+    now = time.time()
+    claim = IdentityClaim(member_id="m-1", fused_confidence=0.9, modalities={"face": 0.9})
+    events = [
+        stamp.stamp(ZoneEntered(captured_at=now, camera="door", zone="till", track_id="a1b2c3-7")),
+        stamp.stamp(ZoneEntered(captured_at=now, camera="door", zone="till", track_id="a1b2c3-8", identity=claim)),
+        stamp.stamp(VisitorSeen(captured_at=now, visitor_id="v-0123456789abcdef", camera="door", frames=3)),
+        stamp.stamp(barcode(1)),
+    ]
+    try:
+        for event in events:
+            box.accept(event)
+        assert box.flush(5)
+        before = {r.event_id: json.loads(r.payload) for r in box.fetch(0, 10)}
+        assert before[events[0].event_id]["track_id"] == "a1b2c3-7"
+        deadline = time.monotonic() + 10
+        while box.redacted < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        after = {r.event_id: json.loads(r.payload) for r in box.fetch(0, 10)}
+        assert box.redacted == 2 and box.stats()["anonymous_ids_redacted"] == 2
+        assert after[events[0].event_id]["track_id"] is None
+        assert after[events[2].event_id]["visitor_id"] is None
+        assert after[events[1].event_id]["track_id"] == "a1b2c3-8", "a member's track is not anonymous"
+        assert after[events[3].event_id] == before[events[3].event_id]
+        for payload in after.values():
+            validate_payload(payload)
+        assert box.stats()["bytes"] == sum(len(r.payload) for r in box.fetch(0, 10))
+    finally:
+        box.close()

@@ -370,3 +370,137 @@ def test_mqtt_enroll_from_the_kiosk_camera(tmp_path: Path, models_dir: Path, gal
                 listener.close()
     finally:
         broker.stop()
+
+
+def _speech_after(tmp_path: Path, silence_s: float) -> Path:
+    """goforward.wav ("go forward ten meters") after ``silence_s`` of silence: it is heard once the face is known."""
+    import wave
+
+    source = require_data("media/speech/en/goforward.wav")
+    with wave.open(str(source), "rb") as wav:
+        params, frames = wav.getparams(), wav.readframes(wav.getnframes())
+    path = tmp_path / "counter.wav"
+    with wave.open(str(path), "wb") as out:
+        out.setparams(params)
+        out.writeframes(b"\0" * int(silence_s * params.framerate) * params.sampwidth * params.nchannels + frames)
+    return path
+
+
+def test_face_speech_and_people_together_carry_the_member(
+    tmp_path: Path, models_dir: Path, gallery_key: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Face, people and speech on one terminal, through the whole agent: the spoken request carries the member
+    the face identified, and the person track under that face carries them into scene events, whatever order
+    the pipelines were built and run in (they meet only through the shared services)."""
+    pytest.importorskip("pocketsphinx")
+    probe = require_data("media/faces/probe")
+    folder = tmp_path / "door"
+    folder.mkdir()
+    for i in range(25):  # 5 s at 5 fps: the member stands at the terminal
+        cv2.imwrite(str(folder / f"{i:03d}.jpg"), as_camera_frame(imread(probe / "obama_a.jpg")))
+    cameras = [{"name": "door", "type": "image-folder", "path": str(folder), "fps": 5, "realtime": True}]
+    microphones = [{"name": "counter", "type": "wav-file", "path": str(_speech_after(tmp_path, 2.0)), "realtime": True}]
+    intents = [{"name": "go_forward", "phrases": {"en": ["go forward {n} meters"]}, "slots": {"n": ["ten"]}}]
+    zone = {"name": "terminal", "points": [[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]]}
+    config = store_yaml(
+        tmp_path,
+        models_dir,
+        cameras,
+        microphones=microphones,
+        pipelines={
+            "face": {"enabled": True},
+            "people": {"enabled": True, "scenes": {"door": {"anchor": "centre", "zones": [zone]}}},
+            "speech": {
+                "enabled": True,
+                "recognizers": [{"engine": "pocketsphinx", "mode": "grammar"}],
+                "intents": intents,
+            },
+        },
+    )
+    enroll_by_cli(config, capsys)
+    sink = MemorySink()
+    with Agent(load_config(config), sink, replay=True) as agent:
+        assert agent.wait_finished(timeout=120), "replay did not finish"
+    bodies = [e.body for e in sink.events]
+    identified = [b for b in bodies if isinstance(b, ShopperIdentified)]
+    intents_heard = [b for b in bodies if type(b).__name__ == "SpeechIntent"]
+    scene = [b for b in bodies if type(b).__name__ in ("ZoneEntered", "ZoneLeft")]
+    print(
+        f"\nidentified {[b.member_id for b in identified]}, intents "
+        f"{[(b.intent, b.member_id) for b in intents_heard]}, scene "  # type: ignore[attr-defined]
+        f"{[(type(b).__name__, b.identity and b.identity.member_id) for b in scene]}"  # type: ignore[attr-defined]
+    )
+    assert [b.member_id for b in identified] == [MEMBER]
+    assert [(b.intent, b.member_id) for b in intents_heard] == [("go_forward", MEMBER)]  # type: ignore[attr-defined]
+    left = [b for b in scene if type(b).__name__ == "ZoneLeft"]
+    assert left and left[-1].identity is not None and left[-1].identity.member_id == MEMBER  # type: ignore[attr-defined]
+
+
+def test_privacy_settings_reach_the_face_pipeline(
+    tmp_path: Path, models_dir: Path, gallery_key: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``privacy.egress.face_snapshots`` attaches a small JPEG of the member's face to shopper.identified (and
+    nothing to anyone else's events); ``privacy.retention.anonymous_track_s`` ends a stranger's face track so its
+    id does not outlive the limit, while the member's track is kept (one identification, not one per second)."""
+    probe = require_data("media/faces/probe")
+    folder = tmp_path / "door"
+    folder.mkdir()
+    frames = [as_camera_frame(imread(probe / "obama_a.jpg"))] * 20  # 4 s at 5 fps
+    frames += [np.full((480, 640, 3), 60, np.uint8)] * 12
+    frames += [as_camera_frame(imread(probe / "biden_a.jpg"))] * 20
+    for i, image in enumerate(frames):
+        cv2.imwrite(str(folder / f"{i:03d}.jpg"), image)
+    cameras = [{"name": "door", "type": "image-folder", "path": str(folder), "fps": 5, "realtime": False}]
+    privacy = {"egress": {"face_snapshots": True}, "retention": {"anonymous_track_s": 1.0}}
+    config = store_yaml(tmp_path, models_dir, cameras, pipelines={"face": {"enabled": True}}, privacy=privacy)
+    enroll_by_cli(config, capsys)
+    sink = MemorySink()
+    with Agent(load_config(config), sink, replay=True) as agent:
+        assert agent.wait_finished(timeout=120)
+    identified = [e.body for e in sink.events if isinstance(e.body, ShopperIdentified)]
+    strangers = [e.body for e in sink.events if isinstance(e.body, VisitorSeen | SpoofSuspected)]
+    print(f"\nidentified {len(identified)}, stranger decisions {[type(b).__name__ for b in strangers]}")
+    assert [b.member_id for b in identified] == [MEMBER], "the member's track is not anonymous: it is kept"
+    assert len(strangers) >= 3, "4 s in view with a 1 s limit: the stranger's track restarts, with new ids"
+    ids = [b.visitor_id if isinstance(b, VisitorSeen) else b.track for b in strangers]
+    assert len(set(ids)) == len(ids)
+    snapshot = identified[0].snapshot
+    assert snapshot is not None
+    jpeg = cv2.imdecode(np.frombuffer(base64.b64decode(snapshot), np.uint8), cv2.IMREAD_COLOR)
+    assert jpeg is not None and max(jpeg.shape[:2]) <= 112 and min(jpeg.shape[:2]) >= 48
+    for event in sink.events:
+        payload = event.to_payload()
+        if event.type != "shopper.identified":
+            assert "snapshot" not in payload
+
+    plain = store_yaml(tmp_path, models_dir, cameras, pipelines={"face": {"enabled": True}})
+    sink = MemorySink()
+    with Agent(load_config(plain), sink, replay=True) as agent:
+        assert agent.wait_finished(timeout=120)
+    identified = [e.body for e in sink.events if isinstance(e.body, ShopperIdentified)]
+    strangers = [e.body for e in sink.events if isinstance(e.body, VisitorSeen | SpoofSuspected)]
+    assert [b.snapshot for b in identified] == [None], "off by default: no image leaves the device"
+    assert len(strangers) == 1, "without the limit the stranger is one track, decided once"
+
+
+def test_members_enroll_exit_codes(
+    tmp_path: Path,
+    models_dir: Path,
+    gallery_key: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """65 when a photo is not an image (the usable ones are still enrolled) or none is usable; 78 without a key."""
+    config = store_yaml(tmp_path, models_dir, [], pipelines={"face": {"enabled": True}})
+    photos = sorted(str(p) for p in require_data("media/faces/enroll/obama").glob("*.jpg"))
+    notes = tmp_path / "notes.jpg"
+    notes.write_text("not a photo")
+    base = ["members", "enroll", "--config", str(config), "--consent-ref", "F-9"]
+    assert cli_main([*base, "--member-id", MEMBER, *photos, str(notes)]) == 65
+    out = capsys.readouterr().out
+    assert f"enrolled {MEMBER} with 2 template(s)" in out and "refused" in out and "notes.jpg" in out
+    assert cli_main([*base, "--member-id", "m-none", str(notes)]) == 65
+    assert "notes.jpg" in capsys.readouterr().err
+    monkeypatch.delenv("STORE_AGENT_GALLERY_KEY")
+    assert cli_main([*base, "--member-id", "m-later", *photos]) == 78
+    assert "gallery" in capsys.readouterr().err.lower()

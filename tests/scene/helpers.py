@@ -28,6 +28,7 @@ def pipeline(
     appearance: Any = None,
     fusion: IdentityFusion | None = None,
     reid: ReidMemory | None = None,
+    anonymous_id_s: float = 300.0,
 ) -> PeopleStage:
     s = PeopleSettings.model_validate({"enabled": True, "cameras": [camera], **settings})
     return PeopleStage(
@@ -39,4 +40,5 @@ def pipeline(
         fusion or IdentityFusion(),
         reid
         or ReidMemory(s.relink_window_s, s.relink_threshold, other_camera_threshold=s.relink_threshold_other_camera),
+        anonymous_id_s=anonymous_id_s,
     )

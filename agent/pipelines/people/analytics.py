@@ -123,6 +123,12 @@ class SceneAnalyzer:
         events.extend(self._counts(now, wall))
         return events
 
+    def rekey(self, old: str, new: str) -> None:
+        """The same person under a new anonymous id: their presence and line sides carry over, no event."""
+        state = self._tracks.pop(old, None)
+        if state is not None:
+            self._tracks[new] = state
+
     def occupancy(self) -> dict[str, int]:
         return {
             z.name: sum(1 for s in self._tracks.values() if s.zones.get(z.name, _Presence()).inside) for z in self.zones

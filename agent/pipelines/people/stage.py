@@ -9,6 +9,7 @@ nothing extra and leave no signature.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 from collections.abc import Iterable
@@ -71,15 +72,19 @@ class PeopleStage(Stage[Frame]):
         fusion: TrackIdentities,
         reid: ReidStore,
         tracks_out: PersonTrackInbox | None = None,
+        anonymous_id_s: float = 300.0,
     ) -> None:
         super().__init__("people", camera)
         self.tracks_out = tracks_out  # the product pipeline's inbox, when it runs
+        self.anonymous_id_s = anonymous_id_s  # privacy.retention.anonymous_track_s
         self.settings = settings
         self.scene = settings.scenes.get(camera, PeopleScene())
         self.detector, self.pose, self.appearance = detector, pose, appearance
         self.fusion, self.reid = fusion, reid
         self.tracker = ByteTracker(TrackerSettings(new_track_score=settings.new_track_score))
         self._salt = os.urandom(3).hex()  # anonymous ids differ on every start
+        self._serial = itertools.count(1)
+        self._keys: dict[int, tuple[str, float]] = {}  # tracker id -> (anonymous id, when it was issued)
         self._analyzer: SceneAnalyzer | None = None
         self._size: tuple[int, int] | None = None
         self._frames = 0
@@ -93,7 +98,34 @@ class PeopleStage(Stage[Frame]):
         self._poses: dict[str, Keypoints] = {}  # keypoints computed on this frame, by track key
 
     def key(self, track: Track) -> str:
-        return f"{self._salt}-{track.track_id}"
+        """The track's anonymous id in events (a new one after ``anonymous_id_s``, see ``_rotate_anonymous``)."""
+        entry = self._keys.get(track.track_id)
+        if entry is None:
+            entry = self._keys[track.track_id] = (f"{self._salt}-{next(self._serial)}", self._last_time or 0.0)
+        return entry[0]
+
+    def _rotate_anonymous(self, tracks: list[Track], now: float) -> None:
+        """An anonymous id lives at most ``anonymous_id_s``: an older anonymous track gets a new, unrelated id.
+
+        The scene state (zone presence, dwell, line side) follows the person; nothing gathered under the old id
+        is kept. A member's track keeps its id: it is not anonymous.
+        """
+        for track in tracks:
+            entry = self._keys.get(track.track_id)
+            if entry is None or now - entry[1] < self.anonymous_id_s:
+                continue
+            old = entry[0]
+            if self.fusion.member_of(self.source, old) is not None:
+                continue
+            new = f"{self._salt}-{next(self._serial)}"
+            self._keys[track.track_id] = (new, now)
+            if self._analyzer is not None:
+                self._analyzer.rekey(old, new)
+            for store in (self._last_anchor, self._last_velocity):
+                if old in store:
+                    store[new] = store.pop(old)
+            self._signatures.pop(old, None)
+            self._candidates.discard(old)
 
     def _setup(self, frame: Frame) -> SceneAnalyzer:
         size = (frame.width, frame.height)
@@ -130,9 +162,12 @@ class PeopleStage(Stage[Frame]):
         self._frames += 1
         events: list[EventBody] = []
         ended = [self.key(t) for t in self.tracker.removed]
+        for track in self.tracker.removed:
+            self._keys.pop(track.track_id, None)
         if ended:  # first: their zone events still carry the identity, and they no longer count as inside
             events.extend(analyzer.end_tracks(now, wall, ended))
         self._conclude(ended, now)
+        self._rotate_anonymous(self.tracker.tracks, now)  # lost ones too: their id is still in use
         self._reid(item, tracks, now)
         anchors = {self.key(t): anchor_of(t.box, self.scene.anchor) for t in tracks}
         events.extend(analyzer.update(now, wall, anchors))
@@ -232,6 +267,16 @@ def build(settings: PeopleSettings, shared: Shared) -> list[Stage[Frame]]:
     pose = PoseEstimator(session_for("movenet-lightning", models.directory, providers, threads))
     appearance = AppearanceEmbedder(session_for("osnet-x0.25-msmt17", models.directory, providers, threads))
     return [
-        PeopleStage(c, settings, detector, pose, appearance, shared.identities, shared.reid, shared.tracks)
+        PeopleStage(
+            c,
+            settings,
+            detector,
+            pose,
+            appearance,
+            shared.identities,
+            shared.reid,
+            shared.tracks,
+            shared.privacy.anonymous_track_s,
+        )
         for c in shared.devices.sources(settings.cameras, "camera")
     ]
