@@ -78,7 +78,8 @@ NUAA_NAME = re.compile(r"^(\d{4})_(\d{2})_(\d{2})_(\d{2})_(\d+)\.jpg$")
 
 
 def nuaa(root: Path) -> Iterator[Sample]:
-    for kind, attack in (("live", "none"), ("spoof_print", "print")):
+    kinds: tuple[tuple[str, Attack], ...] = (("live", "none"), ("spoof_print", "print"))
+    for kind, attack in kinds:
         for subject_dir in sorted((root / kind).iterdir()):
             subject = subject_dir.name
             split: Split = "tune" if _odd(subject) else "report"
@@ -99,7 +100,9 @@ def silentface(root: Path) -> Iterator[Sample]:
         yield Sample("silentface", "sf-T2", "tune", "none", "sf-T2", 0, t2)
 
 
-def video(path: Path, source: str, subject: str, split: Split, attack: Attack, step: int = VIDEO_STEP) -> Iterator[Sample]:
+def video(
+    path: Path, source: str, subject: str, split: Split, attack: Attack, step: int = VIDEO_STEP
+) -> Iterator[Sample]:
     import cv2
 
     cap = cv2.VideoCapture(str(path))
@@ -138,7 +141,13 @@ def extra(root: Path) -> Iterator[Sample]:
     if not root.is_dir():
         return
     for dataset in sorted(p for p in root.iterdir() if p.is_dir()):
-        for kind, attack in (("live", "none"), ("print", "print"), ("screen", "screen"), ("other", "other")):
+        kinds: tuple[tuple[str, Attack], ...] = (
+            ("live", "none"),
+            ("print", "print"),
+            ("screen", "screen"),
+            ("other", "other"),
+        )
+        for kind, attack in kinds:
             base = dataset / kind
             if not base.is_dir():
                 continue

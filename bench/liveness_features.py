@@ -29,9 +29,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.liveness_data import Sample, all_samples  # noqa: E402
-from models.face.analyzer import FaceAnalyzer  # noqa: E402
-from models.face.liveness import liveness_crop  # noqa: E402
+from bench.liveness_data import Sample, all_samples
+from models.face.analyzer import FaceAnalyzer
+from models.face.liveness import liveness_crop
 
 SCALES = (1.0, 1.5, 2.0, 2.7, 4.0)
 PHOTO_PAD = 0.25  # agent.identity.enrollment.PHOTO_PAD: what enrolment and identify use on stills
@@ -113,8 +113,10 @@ def main() -> None:
     images = frames_of(todo)
     for i, sample in enumerate(todo):
         image = images.get(sample.key)
-        cache[sample.key] = {"key": sample.key, "found": False, "unreadable": True} if image is None else describe(
-            analyzer, sample, image
+        cache[sample.key] = (
+            {"key": sample.key, "found": False, "unreadable": True}
+            if image is None
+            else describe(analyzer, sample, image)
         )
         if (i + 1) % 200 == 0:
             print(f"  {i + 1}/{len(todo)} ({time.perf_counter() - t0:.0f} s)", flush=True)

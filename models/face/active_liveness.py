@@ -31,7 +31,6 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
-
 #: The shopper's own left and right (not the image's).
 Direction = Literal["left", "right"]
 
@@ -57,7 +56,7 @@ class HeadTurnSettings:
     hold_frames: int = 2  # consecutive frames beyond turn_offset that complete a turn
     time_limit_s: float = 10.0  # from the prompt to the final frontal frame
     max_gap_s: float = 0.6  # longest time without the face before the attempt fails
-    max_scale_jump: float = 0.35  # relative change of eye distance between frames: another face was swapped in
+    max_scale_jump: float = 0.35  # relative change of eye-to-mouth distance between frames: another face
     min_eye_px: float = 12.0  # eye distance below this: too small to measure, treated as no face
     mirrored: bool = False  # the camera image is mirrored (a selfie preview fed as the frame)
 
@@ -108,6 +107,12 @@ def eye_distance(landmarks: npt.NDArray[np.floating]) -> float:
     return float(np.hypot(*(lm[1] - lm[0])))
 
 
+def face_height(landmarks: npt.NDArray[np.floating]) -> float:
+    """Eye midpoint to mouth midpoint: a size that a head turn leaves alone (the eye distance shrinks with it)."""
+    lm = np.asarray(landmarks, dtype=np.float64)
+    return float(np.hypot(*((lm[3] + lm[4]) / 2 - (lm[0] + lm[1]) / 2)))
+
+
 class HeadTurnChallenge:
     """One attempt: start facing the camera, turn as prompted (returning to frontal between turns), end frontal."""
 
@@ -121,7 +126,7 @@ class HeadTurnChallenge:
         self._phase: Literal["start", "turn", "back"] = "start"
         self._held = 0
         self._last_seen: float | None = None
-        self._last_eye: float | None = None
+        self._last_size: float | None = None
         self.verdict = Verdict(Outcome.PENDING, 0, "face the camera")
         self.turns: list[tuple[float, float]] = []  # (time, signed offset) of every frame used: logs and tests
 
@@ -142,10 +147,10 @@ class HeadTurnChallenge:
             return self.verdict
         if self._last_seen is not None and now - self._last_seen > s.max_gap_s:
             return self._fail(f"face lost for more than {s.max_gap_s:.1f} s")
-        eye = eye_distance(landmarks)
-        if self._last_eye is not None and abs(eye - self._last_eye) / self._last_eye > s.max_scale_jump:
+        size = face_height(landmarks)
+        if self._last_size is not None and abs(size - self._last_size) / max(self._last_size, 1e-6) > s.max_scale_jump:
             return self._fail("face size jumped between frames (another face?)")
-        self._last_seen, self._last_eye = now, eye
+        self._last_seen, self._last_size = now, size
         offset = signed_turn(landmarks, s.mirrored)
         self.turns.append((now, offset))
         frontal = abs(offset) <= s.frontal_offset
