@@ -78,24 +78,43 @@ def test_lfw_gray_open_set(analyzer: FaceAnalyzer) -> None:
 
 
 def test_nuaa_print_attacks(analyzer: FaceAnalyzer) -> None:
+    """ISO/IEC 30107-3 error rates against NUAA's own labels, on the reporting subjects only.
+
+    The split is bench/liveness_data.py's: odd subject ids tune, even ids (0002, 0004, 0006, 0008) report, so
+    nothing here was tuned on these people. A track is one subject's capture session (photos in frame order),
+    decided like the face tracker: mean liveness of its first 3 usable frames against LIVE.
+    """
     root = require_data("media/spoof/nuaa")
-    scores: dict[str, list[float]] = {"live": [], "spoof_print": []}
-    for kind, values in scores.items():
+    photo: dict[str, list[float]] = {"live": [], "spoof_print": []}
+    sessions: dict[tuple[str, str], list[tuple[int, float]]] = {}
+    for kind, values in photo.items():
         for subject in sorted((root / kind).iterdir()):
-            photos = sorted(subject.glob("*.jpg"))[::2]  # 10 of the 20 per subject and class: the time budget
-            for photo in photos:
-                faces = analyzer.analyse(imread(str(photo)), pad=0.25, max_faces=1)
+            if int(subject.name) % 2 == 1:
+                continue  # tuning subject
+            for path in sorted(subject.glob("*.jpg")):
+                faces = analyzer.analyse(imread(str(path)), pad=0.25, max_faces=1)
                 if faces and faces[0].liveness is not None:
                     values.append(faces[0].liveness)
-    live, spoof = np.array(scores["live"]), np.array(scores["spoof_print"])
+                    _, _, _, session, frame = path.stem.split("_")
+                    sessions.setdefault((kind, f"{subject.name}-{session}"), []).append((int(frame), faces[0].liveness))
+    live, spoof = np.array(photo["live"]), np.array(photo["spoof_print"])
+    apcer, bpcer = float(np.mean(spoof >= LIVE)), float(np.mean(live < LIVE))
+    tracks = {
+        k: float(np.mean([v for _, v in sorted(frames)[:3]])) for k, frames in sessions.items() if len(frames) >= 3
+    }
+    track_apcer = np.mean([v >= LIVE for (kind, _), v in tracks.items() if kind == "spoof_print"])
+    track_bpcer = np.mean([v < LIVE for (kind, _), v in tracks.items() if kind == "live"])
     print(
-        f"\nNUAA: live pass {np.mean(live >= LIVE):.3f} (n={live.size}),"
-        f" print attacks pass {np.mean(spoof >= LIVE):.3f}"
-        f" (n={spoof.size}), medians {np.median(live):.3f} / {np.median(spoof):.3f}"
+        f"\nNUAA reporting subjects: per photo APCER(print) {apcer:.3f} (n={spoof.size}), BPCER {bpcer:.3f}"
+        f" (n={live.size}); per session track APCER {track_apcer:.3f}, BPCER {track_bpcer:.3f} (n={len(tracks)})"
     )
-    # measured on these 160 photos: live pass 0.537, print attacks pass 0.050, medians 0.582 / 0.005
-    # (all 320: 0.562, 0.062, 0.632 / 0.004). One live frame in two passes: decisions average several frames.
-    assert np.mean(spoof >= LIVE) <= 0.10 and np.median(live) > 0.55 and np.median(spoof) < 0.05
+    # measured (2-core VM): per photo APCER 0.062 (5/80), BPCER 0.275 (22/80); session tracks APCER 1/12,
+    # BPCER 2/8.
+    # Floors: the measured rates with a small margin. The goal (APCER <= 0.05, BPCER <= 0.05) is NOT met by
+    # the passive models on NUAA's tight face crops (docs/liveness.md); the head-turn check covers prints.
+    assert live.size >= 75 and spoof.size >= 75
+    assert apcer <= 0.10 and bpcer <= 0.35
+    assert track_apcer <= 0.17 and track_bpcer <= 0.30
 
 
 def _run_video(
