@@ -37,6 +37,8 @@ COMMANDS: dict[str, str] = {
     "members": "agent.cli.members_cmd",
     "identify": "agent.cli.identify_cmd",
     "catalog": "agent.cli.catalog_cmd",
+    "hub": "agent.cli.hub_cmd",
+    "keys": "agent.cli.hub_cmd",
 }
 
 
@@ -62,6 +64,7 @@ def _command_in(argv: Sequence[str]) -> str | None:
 def main(argv: Sequence[str] | None = None) -> int:
     from agent.config.errors import ConfigError
     from agent.errors import AgentError
+    from agent.trust.keys import TrustKeyError
     from models.manifest import ModelError
 
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -78,6 +81,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         return EXIT_CONFIG
     except AgentError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        if args.debug:
+            raise
+        return EXIT_CONFIG
+    except TrustKeyError as exc:
         print(f"error: {exc}", file=sys.stderr)
         if args.debug:
             raise

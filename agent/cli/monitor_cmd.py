@@ -12,9 +12,12 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from agent.cli.hub_cmd import DEFAULT_REGISTRY, read_hub_key
 from agent.config.loader import load_config
 from agent.config.schema import MqttSection
 from agent.delivery.monitor import Monitor
+from agent.trust.keys import HubPrivateKey
+from agent.trust.messages import TerminalRegistry, Verdict
 
 
 def register(sub: Any) -> None:
@@ -31,6 +34,15 @@ def register(sub: Any) -> None:
     ack = parser.add_mutually_exclusive_group()
     ack.add_argument("--ack", dest="ack", action="store_true", default=None, help="acknowledge events (hub role)")
     ack.add_argument("--no-ack", dest="ack", action="store_false", help="never acknowledge events")
+    parser.add_argument(
+        "--hub-key", type=Path, help="the hub's key (hub.key): sign acks and check every terminal's MAC"
+    )
+    parser.add_argument(
+        "--terminals", type=Path, help="registry of terminal keys (default: terminals.yaml beside --hub-key)"
+    )
+    parser.add_argument(
+        "--tofu", action="store_true", help="register a terminal's key from its first status (trust on first use)"
+    )
     parser.set_defaults(func=monitor)
 
 
@@ -67,6 +79,9 @@ def run_monitor(
     count: int | None = None,
     timeout: float | None = None,
     stop: threading.Event | None = None,
+    hub_key: HubPrivateKey | None = None,
+    registry: TerminalRegistry | None = None,
+    tofu: bool = False,
 ) -> Monitor:
     """Print until ``stop``, ``count`` unique events or ``timeout``; returns the stopped monitor."""
     stop = stop or threading.Event()
@@ -84,6 +99,13 @@ def run_monitor(
             with lock:
                 print(status_line(term, kind, payload), flush=True)
 
+    def on_rejected(term: str, kind: str, payload: dict[str, Any], verdict: Verdict) -> None:
+        what = payload.get("type", kind) if kind == "events" else kind
+        with lock:
+            print(
+                f"REJECTED ({verdict.value}) {term} {what} {json.dumps(payload, ensure_ascii=False)}", file=sys.stderr
+            )
+
     monitor = Monitor(
         settings,
         store_id,
@@ -93,6 +115,10 @@ def run_monitor(
         on_event=on_event,
         on_status=on_status,
         health=health,
+        hub_key=hub_key,
+        registry=registry,
+        tofu=tofu,
+        on_rejected=on_rejected,
     )
     deadline = None if timeout is None else time.monotonic() + timeout
     with monitor:
@@ -118,6 +144,14 @@ def monitor(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, handler)
     signal.signal(signal.SIGINT, handler)
     ack = config.mqtt.ack == "hub" if args.ack is None else args.ack
+    hub_key = read_hub_key(args.hub_key) if args.hub_key else None
+    registry_path = args.terminals or (args.hub_key.parent / DEFAULT_REGISTRY if args.hub_key else None)
+    registry = TerminalRegistry.load(registry_path) if registry_path else None
+    if hub_key is None:
+        print(
+            "monitor: no --hub-key: terminal MACs are not checked and acks are unsigned (terminals ignore them)",
+            file=sys.stderr,
+        )
     mon = run_monitor(
         config.mqtt,
         config.store.id,
@@ -129,8 +163,12 @@ def monitor(args: argparse.Namespace) -> int:
         count=args.count,
         timeout=args.timeout,
         stop=stop,
+        hub_key=hub_key,
+        registry=registry,
+        tofu=args.tofu,
     )
-    print(f"monitor: {mon.unique} events, {mon.duplicates} duplicates", file=sys.stderr)
+    rejected = f", rejected {mon.rejected}" if mon.rejected else ""
+    print(f"monitor: {mon.unique} events, {mon.duplicates} duplicates{rejected}", file=sys.stderr)
     if args.count is not None and mon.unique < args.count and not stop.is_set():
         print(f"monitor: --count {args.count} not reached within --timeout {args.timeout:g} s", file=sys.stderr)
         return 1

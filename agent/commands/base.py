@@ -3,7 +3,10 @@
 Commands arrive on ``cmd/<name>`` and are answered on ``cmd/<name>/reply``,
 the reply echoing ``request_id``. Bad requests (oversize payload, malformed
 JSON, an unknown name, bad arguments) get an error reply and change nothing.
-The table of commands is ``agent.commands.COMMANDS``.
+The table of commands is ``agent.commands.COMMANDS``. Before anything runs, the request passes the terminal's
+:class:`agent.trust.commands.CommandAuthority`: every command but the open ones (``trust.open_commands``,
+``ping`` by default) must be signed by the hub, and retained, replayed, expired or misdirected requests are
+refused with the reason.
 """
 
 from __future__ import annotations
@@ -16,10 +19,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from agent.events import iso_time
+from agent.trust.commands import CommandAuthority, CommandRefused
 
 if TYPE_CHECKING:
     from agent.config.loader import LoadedConfig
     from agent.delivery.outbox import Outbox
+    from agent.delivery.publisher import CommandRequest
     from agent.pipelines.shared import Shared
 
 logger = logging.getLogger(__name__)
@@ -57,6 +62,8 @@ class Command:
     summary: str
     handler: Handler
     max_bytes: int = MAX_COMMAND_BYTES
+    #: Longest the daemon waits for the handler before replying that it timed out.
+    time_limit_s: float = 30.0
 
 
 def table(*commands: Command) -> dict[str, Command]:
@@ -83,13 +90,21 @@ def reply(name: str, request_id: str | None, *, result: Any = None, error: str |
     return payload
 
 
-def handle(commands: Mapping[str, Command], host: CommandHost, name: str, raw: bytes) -> dict[str, Any]:
-    """Run one command request and build its reply (never raises)."""
+def handle(
+    commands: Mapping[str, Command], host: CommandHost, authority: CommandAuthority, incoming: CommandRequest
+) -> dict[str, Any]:
+    """Check and run one command request and build its reply (never raises)."""
+    name, raw = incoming.name, incoming.payload
     limit = commands[name].max_bytes if name in commands else MAX_COMMAND_BYTES
     if len(raw) > limit:
         return reply(name, None, error=f"payload is {len(raw)} bytes; the limit is {limit}")
     try:
-        request = json.loads(raw.decode("utf-8")) if raw.strip() else {}
+        verified = authority.unwrap(incoming.topic, name, raw, incoming.retained)
+    except CommandRefused as exc:
+        logger.warning("command %s refused: %s", name, exc)
+        return reply(name, None, error=f"refused: {exc}")
+    try:
+        request = json.loads(verified.body.decode("utf-8")) if verified.body.strip() else {}
     except (UnicodeDecodeError, ValueError) as exc:
         return reply(name, None, error=f"malformed JSON: {exc}")
     if not isinstance(request, dict):
@@ -102,7 +117,12 @@ def handle(commands: Mapping[str, Command], host: CommandHost, name: str, raw: b
     if entry is None:
         return reply(name, rid, error=f"unknown command {name!r}; known: {', '.join(sorted(commands))}")
     try:
-        result = entry.handler(host, request)
+        args = authority.admit(verified, request)
+    except CommandRefused as exc:
+        logger.warning("command %s refused: %s", name, exc)
+        return reply(name, rid, error=f"refused: {exc}")
+    try:
+        result = entry.handler(host, args)
     except CommandFailed as exc:
         logger.warning("command %s failed: %s", name, exc)
         return reply(name, rid, error=str(exc))

@@ -136,6 +136,11 @@ def _camera_frames(host: CommandHost, args: dict[str, Any]) -> list[tuple[str, n
     camera, count = args.get("camera"), args.get("frames", 3)
     if not isinstance(count, int) or isinstance(count, bool) or not 1 <= count <= MAX_IMAGES:
         raise CommandFailed(f"frames must be an integer from 1 to {MAX_IMAGES}")
+    kiosks = host.loaded.config.pipelines.settings(FaceSettings).kiosk_cameras
+    if camera not in kiosks:
+        raise CommandFailed(
+            f"camera {camera!r} is not an enrolment kiosk (pipelines.face.kiosk_cameras: {', '.join(kiosks) or 'none'})"
+        )
     shared = host.shared()
     frames = shared.frames if shared is not None else None
     if frames is None or camera not in frames.cameras():
@@ -183,6 +188,7 @@ ENROLL_MEMBER = Command(
     "Enrol a consenting member from base64 JPEG/PNG photos; each photo accepted or refused.",
     _enroll_member,
     max_bytes=ENROLL_MAX_BYTES,
+    time_limit_s=120.0,
 )
 ERASE_MEMBER = Command(
     "erase-member", "Erase a member: templates, consent and every queued event carrying their id.", _erase_member

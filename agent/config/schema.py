@@ -192,6 +192,32 @@ class ModelsSection(Section):
         return ModelOptions(Path(self.directory), tuple(self.providers), self.threads)
 
 
+class TrustSection(Section):
+    """Who may command this terminal and acknowledge its events: the hub's keys (docs/mqtt.md, "Trust")."""
+
+    hub_keys: list[ExistingFile] = Field(
+        default_factory=list,
+        description="Files with the hub's public key (hub.pub from `store-agent hub keygen`); list the current key "
+        "first, and the next one beside it during a rotation. Without one, only open commands run.",
+    )
+    hub_keys_credential: str | None = Field(
+        None, pattern=r"^[A-Za-z0-9_.-]+$", description="Or a systemd credential holding hub key lines, one per line."
+    )
+    terminal_key_file: ConfigPath | None = Field(
+        None, description="This terminal's own key; default <state_dir>/trust/terminal.key, made at first start."
+    )
+    open_commands: list[str] = Field(
+        default_factory=lambda: ["ping"],
+        description="Commands accepted without the hub's signature (nothing that changes state or reveals members).",
+    )
+    max_command_ttl_s: float = Field(
+        600.0, gt=0, le=86400, description="Longest validity window (expires_at - issued_at) a command may carry."
+    )
+    clock_skew_s: float = Field(
+        120.0, ge=0, le=3600, description="How far the hub's and this terminal's clocks may differ."
+    )
+
+
 class LoggingSection(Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Root log level.")
     levels: dict[str, Literal["DEBUG", "INFO", "WARNING", "ERROR"]] = Field(
@@ -242,6 +268,9 @@ class StoreConfig(Section):
         default_factory=PrivacySection, description="Retention and egress of personal data."
     )
     models: ModelsSection = Field(default_factory=ModelsSection, description="Model files and execution providers.")
+    trust: TrustSection = Field(
+        default_factory=TrustSection, description="The hub's keys: signed commands and acks, authenticated events."
+    )
     logging: LoggingSection = Field(default_factory=LoggingSection, description="Log levels and format.")
 
     @model_validator(mode="after")

@@ -31,6 +31,7 @@ import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from agent.backoff import Backoff
 from agent.config.schema import MqttSection
@@ -41,6 +42,11 @@ logger = logging.getLogger(__name__)
 
 #: Session kept by the broker for a persistent subscriber (MQTT 5 needs it set explicitly).
 PERSISTENT_SESSION_S = 7 * 24 * 3600
+#: MQTT 5 Maximum Packet Size we accept: the largest command (an 8 MiB enrolment) plus room. The broker drops
+#: anything larger instead of sending it (a 100 MB publish never reaches the terminal's memory).
+MAX_PACKET_BYTES = 10 * 1024 * 1024
+#: MQTT 5 reason code of a disconnect because another client connected with the same client id.
+SESSION_TAKEN_OVER = 142
 
 
 class DeliveryError(AgentError):
@@ -68,6 +74,7 @@ class Published:
 class Message:
     topic: str
     payload: bytes
+    retained: bool = False
 
 
 Incoming = Connected | Disconnected | Published | Message
@@ -173,6 +180,7 @@ class MqttConnection:
         self.inbox: queue.SimpleQueue[Incoming] = queue.SimpleQueue()
         self.connected = False
         self.connects = 0
+        self.takeovers = 0
         self.last_error: str | None = None
         self._paho_errors = _LastError()
         self._refused: str | None = None
@@ -207,6 +215,7 @@ class MqttConnection:
         if v5:
             properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
             properties.SessionExpiryInterval = PERSISTENT_SESSION_S if persistent_session else 0
+            properties.MaximumPacketSize = MAX_PACKET_BYTES
             self._client.connect_async(
                 settings.host,
                 settings.port,
@@ -239,6 +248,12 @@ class MqttConnection:
     def _on_disconnect(self, client: Any, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
         was = self.connected
         self.connected = False
+        if getattr(reason, "value", None) == SESSION_TAKEN_OVER:
+            self.takeovers += 1
+            self._refused = (
+                f"another client connected with this client id ({self.client_id}): the broker must bind client ids "
+                "to accounts (docs/broker-security.md)"
+            )
         if was:
             self.inbox.put(Disconnected(str(reason)))
 
@@ -247,7 +262,7 @@ class MqttConnection:
         self.inbox.put(Published(mid, not failed, str(reason) if failed else ""))
 
     def _on_message(self, client: Any, userdata: Any, message: Any) -> None:
-        self.inbox.put(Message(message.topic, bytes(message.payload)))
+        self.inbox.put(Message(message.topic, bytes(message.payload), bool(message.retain)))
 
     def _on_register_write(self, client: Any, userdata: Any, sock: Any) -> None:
         return None
@@ -376,8 +391,14 @@ class MqttConnection:
         return int(info.mid)
 
     def subscribe(self, topics: list[str], qos: int = 1) -> None:
+        """Subscribe; over MQTT 5 with Retain As Published, so a retained message shows its flag even when it is
+        delivered live (a terminal refuses retained commands; MQTT 3.1.1 shows the flag only on subscription)."""
         if topics and self.connected:
-            self._client.subscribe([(t, qos) for t in topics])
+            if self.settings.protocol == "5":
+                options = SubscribeOptions(qos=qos, retainAsPublished=True)
+                self._client.subscribe([(t, options) for t in topics])
+            else:
+                self._client.subscribe([(t, qos) for t in topics])
             if threading.get_ident() != self._thread.ident:
                 self.wake()
 

@@ -6,6 +6,12 @@ so events published while it is away wait at the broker. With ``ack=True``
 it publishes ``{"event_ids": [...]}`` to each terminal's ``ack`` topic after
 the events were handed to ``on_event`` (``ack: hub`` mode). Messages are handled
 in the connection's network thread (``service``), so ``on_event`` should be quick.
+
+With the hub's key (``hub_key``) it checks every terminal message's MAC against
+the terminal's registered (or, with ``tofu``, first-seen) key: only verified
+events are de-duplicated, handed to ``on_event`` and acknowledged (acks signed
+with the hub key); anything else goes to ``on_rejected`` with the verdict, so a
+forged event can neither be shown as real nor shadow a real one with its id.
 """
 
 from __future__ import annotations
@@ -22,6 +28,8 @@ from agent.config.schema import MqttSection
 from agent.delivery.client import Connected, Message, MqttConnection
 from agent.delivery.topics import EVENTS, HEALTH, STATUS, Topics, parse_topic
 from agent.events import compact_json
+from agent.trust.keys import HubPrivateKey, TrustKeyError
+from agent.trust.messages import HubVerifier, TerminalRegistry, Verdict, signed_ack
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +41,8 @@ ACK_INTERVAL_S = 0.05
 EventHandler = Callable[[str, dict[str, Any], bool], None]
 #: on_status(terminal_id, kind ('status' or 'health'), payload)
 StatusHandler = Callable[[str, str, dict[str, Any]], None]
+#: on_rejected(terminal_id, kind, payload, verdict): a message that failed its MAC check
+RejectedHandler = Callable[[str, str, dict[str, Any], Verdict], None]
 
 
 class Monitor:
@@ -47,13 +57,23 @@ class Monitor:
         on_event: EventHandler,
         on_status: StatusHandler | None = None,
         health: bool = False,
+        hub_key: HubPrivateKey | None = None,
+        registry: TerminalRegistry | None = None,
+        tofu: bool = False,
+        on_rejected: RejectedHandler | None = None,
     ) -> None:
         self.settings = settings
         self.topics = Topics(settings.topic_prefix, store_id, terminal_id or "+")
         self.ack = ack
         self.on_event = on_event
         self.on_status = on_status
+        self.on_rejected = on_rejected
         self.health = health
+        self.hub_key = hub_key
+        self.registry = registry or TerminalRegistry()
+        self.tofu = tofu
+        self.verifier = HubVerifier([hub_key], self.registry) if hub_key is not None else None
+        self.rejected: dict[str, int] = {}
         self.conn = MqttConnection(
             settings, client_id, persistent_session=True, service=self._service, poll_s=ACK_INTERVAL_S
         )
@@ -128,6 +148,18 @@ class Monitor:
         if not isinstance(payload, dict):
             self.malformed += 1
             return
+        if parsed.kind not in (STATUS, HEALTH, EVENTS):
+            return
+        if parsed.kind == STATUS:
+            self._pin(parsed.store_id, parsed.terminal_id, payload)
+        if self.verifier is not None:
+            verdict = self.verifier.verify(message.topic, parsed.store_id, parsed.terminal_id, message.payload)
+            if verdict is not Verdict.VERIFIED:
+                self.rejected[verdict.value] = self.rejected.get(verdict.value, 0) + 1
+                logger.warning("%s message on %s: %s", verdict.value, message.topic, "not shown as real, not acked")
+                if self.on_rejected is not None:
+                    self.on_rejected(parsed.terminal_id, parsed.kind, payload, verdict)
+                return
         if parsed.kind in (STATUS, HEALTH):
             if self.on_status is not None:
                 self.on_status(parsed.terminal_id, parsed.kind, payload)
@@ -150,12 +182,29 @@ class Monitor:
         if self.ack:
             self._pending_acks.setdefault(parsed.terminal_id, []).append(event_id)
 
+    def _pin(self, store: str, terminal: str, status: dict[str, Any]) -> None:
+        """Trust on first use: remember a terminal's key from its first status (``tofu``), never replace it."""
+        line = status.get("terminal_key")
+        if not self.tofu or not isinstance(line, str) or (store, terminal) in self.registry.keys:
+            return
+        try:
+            self.registry.add(store, terminal, line)
+        except TrustKeyError as exc:
+            logger.warning("terminal %s/%s announced an unusable key: %s", store, terminal, exc)
+            return
+        logger.warning(
+            "pinned the key of terminal %s/%s on first sight (check it: store-agent keys show)", store, terminal
+        )
+
     def _send_acks(self) -> None:
         for terminal, ids in list(self._pending_acks.items()):
             if not ids:
                 continue
             topic = self.topics.with_terminal(terminal).ack
-            body = compact_json({"event_ids": ids}).encode()
+            if self.hub_key is not None:
+                body = signed_ack(self.hub_key, topic, ids)
+            else:
+                body = compact_json({"event_ids": ids}).encode()
             if self.conn.publish(topic, body, qos=1) is not None:
                 del self._pending_acks[terminal]
 

@@ -12,6 +12,11 @@ the window and the row is deleted when the hub acknowledges the event id on
 before the hub reads the message would otherwise lose it). Rows the hub has not
 acknowledged within ``hub_ack_timeout_s`` are sent again, with the timeout
 doubling while the hub stays silent.
+
+Trust (``agent.trust``): everything published carries the terminal's MAC, added
+here as the message leaves (so the outbox keeps plain payloads that erasure and
+redaction may rewrite), and a hub ack deletes events only when it is signed by a
+trusted hub key; anything else is counted and ignored.
 """
 
 from __future__ import annotations
@@ -22,7 +27,8 @@ import queue
 import threading
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from agent.config.schema import MqttSection
@@ -30,14 +36,31 @@ from agent.delivery.client import Connected, Disconnected, Message, MqttConnecti
 from agent.delivery.outbox import Outbox, Row
 from agent.delivery.topics import ACK, CMD, Topics, parse_topic
 from agent.events import compact_json
+from agent.trust.keys import HubPublicKey
+from agent.trust.messages import AckCheck, check_hub_signature
 
 logger = logging.getLogger(__name__)
 
 MAX_HUB_RESEND_S = 600.0
 #: Rows read from the outbox per SELECT (kept in memory, ready to publish).
 FETCH_BATCH = 1000
-#: (command name, raw payload) handed to the daemon's main loop.
-CommandQueue = queue.Queue[tuple[str, bytes]]
+
+
+@dataclass(frozen=True)
+class CommandRequest:
+    """A command as it arrived: its name, its topic, the raw payload, and whether the broker retained it."""
+
+    name: str
+    topic: str
+    payload: bytes
+    retained: bool = False
+
+
+#: Requests handed to the daemon's command thread; bounded (``COMMAND_QUEUE``), so a flood cannot grow memory.
+CommandQueue = queue.Queue[CommandRequest]
+COMMAND_QUEUE = 16
+#: Seals a payload for its topic (the terminal's MAC); the identity when the terminal has no hub key.
+Sealer = Callable[[str, bytes], bytes]
 
 
 def encode(payload: dict[str, Any]) -> bytes:
@@ -58,6 +81,8 @@ class Publisher:
         will: dict[str, Any],
         commands: CommandQueue | None = None,
         window: int = 100,
+        sealer: Sealer | None = None,
+        hub_keys: Sequence[HubPublicKey] = (),
     ) -> None:
         self.settings = settings
         self.topics = topics
@@ -66,8 +91,14 @@ class Publisher:
         self.commands = commands
         self.window = window
         self.hub_mode = settings.ack == "hub"
+        self.seal: Sealer = sealer or (lambda topic, body: body)
+        self.hub_keys = {key.kid: key for key in hub_keys}
         self.conn = MqttConnection(
-            settings, client_id, will=(topics.status, encode(will)), inflight=window, service=self._service
+            settings,
+            client_id,
+            will=(topics.status, self.seal(topics.status, encode(will))),
+            inflight=window,
+            service=self._service,
         )
         outbox.add_listener(self.wake)
         self.published = 0
@@ -75,6 +106,8 @@ class Publisher:
         self.hub_acks = 0
         self.rejected = 0
         self.resends = 0
+        self.refused_acks: dict[str, int] = {}
+        self.commands_dropped = 0
         self._stopping = threading.Event()
         # State of the sending side; touched only in the network thread.
         self._inflight: dict[int, tuple[int, str]] = {}
@@ -112,7 +145,7 @@ class Publisher:
 
     def publish_json(self, topic: str, payload: dict[str, Any], retain: bool = False) -> bool:
         """Health, replies: sent now if connected, otherwise dropped (they are not events)."""
-        return self.conn.publish(topic, encode(payload), qos=1, retain=retain) is not None
+        return self.conn.publish(topic, self.seal(topic, encode(payload)), qos=1, retain=retain) is not None
 
     def stats(self) -> dict[str, Any]:
         return {
@@ -125,6 +158,9 @@ class Publisher:
             "hub_acks": self.hub_acks,
             "rejected": self.rejected,
             "resends": self.resends,
+            "refused_acks": dict(self.refused_acks),
+            "commands_dropped": self.commands_dropped,
+            "client_id_takeovers": self.conn.takeovers,
         }
 
     # --- the sending side, in the network thread -------------------------------------------
@@ -213,7 +249,7 @@ class Publisher:
                     return
             row = ready[0]
             if row.id not in self._inflight_rows:  # still in flight from before a reconnect: paho resends it
-                mid = self.conn.publish(row.topic, row.payload, qos=1)
+                mid = self.conn.publish(row.topic, self.seal(row.topic, row.payload), qos=1)
                 if mid is None:
                     return
                 self._inflight[mid] = (row.id, row.event_id)
@@ -228,15 +264,26 @@ class Publisher:
         if parsed is None or parsed.store_id != self.topics.store_id or parsed.terminal_id != self.topics.terminal_id:
             return []
         if parsed.kind == ACK:
-            ids = parse_ack(message.payload)
+            check, body = check_hub_signature(self.hub_keys, message.topic, message.payload)
+            ids = parse_ack(body) if check is AckCheck.OK else None
             if ids is None:
-                logger.warning("ignoring a malformed hub acknowledgement on %s", message.topic)
+                reason = check.value if check is not AckCheck.OK else "malformed"
+                self.refused_acks[reason] = self.refused_acks.get(reason, 0) + 1
+                if sum(self.refused_acks.values()) <= 10 or logger.isEnabledFor(logging.DEBUG):
+                    logger.warning(
+                        "ignored an ack on %s (%s): only the hub's signed acks delete events", message.topic, reason
+                    )
                 return []
             self.outbox.ack_events(ids)
             self.hub_acks += len(ids)
             return ids
         if parsed.kind == CMD and parsed.name and self.commands is not None:
-            self.commands.put((parsed.name, message.payload))
+            request = CommandRequest(parsed.name, message.topic, message.payload, message.retained)
+            try:
+                self.commands.put_nowait(request)
+            except queue.Full:
+                self.commands_dropped += 1
+                logger.warning("command %s dropped: %d requests are already waiting", parsed.name, COMMAND_QUEUE)
         return []
 
 

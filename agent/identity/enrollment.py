@@ -12,6 +12,7 @@ import logging
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -140,15 +141,68 @@ def enroll_files(
 
 
 def read_image(path: str) -> npt.NDArray[np.uint8] | None:
-    """A BGR image from a file, or None when it is missing or not an image (the caller names the reason)."""
-    image = cv2.imread(path, cv2.IMREAD_COLOR)
-    return None if image is None else np.asarray(image, dtype=np.uint8)
+    """A BGR image from a JPEG or PNG file, or None when it is missing or not one (the caller names the reason)."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError:
+        return None
+    return decode_image(data)
 
 
 def decode_image(data: bytes) -> npt.NDArray[np.uint8] | None:
-    """A BGR image from encoded JPEG/PNG bytes, or None when they are not an image."""
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
+    """A BGR image from JPEG or PNG bytes, or None when they are not one or too big to decode safely.
+
+    The size is read from the header before anything is decoded (a 16,000 x 16,000 PNG is 1 MB on the wire and
+    768 MB decoded): JPEGs are decoded at 1/2, 1/4 or 1/8 scale so the longer side stays near
+    ``DECODE_MAX_SIDE`` (at most); PNGs (which decode at full size) above ``PNG_MAX_PIXELS`` are refused.
+    """
+    size = image_size(data)
+    if size is None:
+        return None
+    kind, width, height = size
+    if width * height > (PNG_MAX_PIXELS if kind == "png" else JPEG_MAX_PIXELS):
+        logger.warning("refused a %dx%d %s image: too large to decode safely", width, height, kind)
+        return None
+    flag = cv2.IMREAD_COLOR
+    if kind == "jpeg" and max(width, height) > DECODE_MAX_SIDE:
+        reductions = ((2, cv2.IMREAD_REDUCED_COLOR_2), (4, cv2.IMREAD_REDUCED_COLOR_4), (8, cv2.IMREAD_REDUCED_COLOR_8))
+        flag = next((f for k, f in reductions if max(width, height) / k <= DECODE_MAX_SIDE), reductions[-1][1])
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), flag)
     return None if image is None else np.asarray(image, dtype=np.uint8)
+
+
+#: Decoding limits for photos from outside (commands, files): see :func:`decode_image`.
+DECODE_MAX_SIDE = 2048
+JPEG_MAX_PIXELS = 64_000_000
+PNG_MAX_PIXELS = 2048 * 2048
+_JPEG_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
+
+
+def image_size(data: bytes) -> tuple[str, int, int] | None:
+    """("jpeg" | "png", width, height) read from the header, or None when ``data`` is neither."""
+    if data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) >= 24 and data[12:16] == b"IHDR":
+        return "png", int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    if data[:2] != b"\xff\xd8":
+        return None
+    i = 2
+    while i + 9 < len(data):
+        if data[i] != 0xFF:
+            return None
+        marker = data[i + 1]
+        if marker == 0xFF:  # fill byte
+            i += 1
+            continue
+        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:  # markers without a length
+            i += 2
+            continue
+        length = int.from_bytes(data[i + 2 : i + 4], "big")
+        if marker in _JPEG_SOF:
+            height, width = int.from_bytes(data[i + 5 : i + 7], "big"), int.from_bytes(data[i + 7 : i + 9], "big")
+            return ("jpeg", width, height) if width and height else None
+        if length < 2:
+            return None
+        i += 2 + length
+    return None
 
 
 def erase_member(gallery: Gallery, member_id: str, reason: str = "request") -> EraseResult:

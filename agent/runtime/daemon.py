@@ -24,21 +24,24 @@ from agent.commands import COMMANDS
 from agent.commands.base import CommandFailed, handle
 from agent.config.loader import ConfigError, LoadedConfig, load_config
 from agent.delivery.outbox import OUTBOX_FILE, Outbox
-from agent.delivery.publisher import CommandQueue, Publisher
+from agent.delivery.publisher import COMMAND_QUEUE, CommandQueue, CommandRequest, Publisher
 from agent.delivery.topics import Topics
+from agent.errors import AgentError
 from agent.events import Event
 from agent.identity.enrollment import register_erasure_hook, unregister_erasure_hook
 from agent.pipelines.shared import Shared
 from agent.runtime.agent import Agent
+from agent.runtime.commander import Commander
 from agent.runtime.health import SystemProbe, health_payload, status_payload
 from agent.runtime.notify import Notifier
 from agent.runtime.sink import EventSink, FanoutSink
 from agent.runtime.state import StateStore
+from agent.runtime.trust import TerminalTrust, load_trust
 
 logger = logging.getLogger(__name__)
 
 #: Sections a reload cannot change in place (they name the terminal, its broker or its files).
-RESTART_SECTIONS = ("store", "terminal", "mqtt", "storage")
+RESTART_SECTIONS = ("store", "terminal", "mqtt", "storage", "trust")
 
 
 class LentSink:
@@ -70,11 +73,12 @@ class Daemon:
         self.notifier = notifier or Notifier()
         self.topics = Topics.for_config(loaded.config)
         self.stop_event = threading.Event()
-        self.commands: CommandQueue = queue.Queue()
+        self.commands: CommandQueue = queue.Queue(maxsize=COMMAND_QUEUE)
         self.started_mono = time.monotonic()
         self.probe = SystemProbe()
         self._stack = ExitStack()
         self._agent: Agent | None = None
+        self._reloading = False
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -95,15 +99,25 @@ class Daemon:
         self._stack.callback(unregister_erasure_hook, self.outbox.delete_member_events)
         sink: EventSink = FanoutSink(self.outbox, self.extra_sink) if self.extra_sink else self.outbox
         self.sink = LentSink(sink, self.outbox)
+        self.trust: TerminalTrust = load_trust(config, state_dir)
+        self._stack.callback(self.trust.close)
+        unknown = sorted(set(config.trust.open_commands) - set(COMMANDS))
+        if unknown:
+            raise AgentError(
+                f"trust.open_commands: unknown command(s) {', '.join(unknown)}; known: {', '.join(COMMANDS)}"
+            )
         boot = self.state.boot_count
+        key_line = self.trust.terminal_key.line()
         self.publisher = Publisher(
             config.mqtt,
             self.topics,
             self.outbox,
             client_id=config.mqtt.client_id or f"{config.store.id}-{config.terminal.id}",
-            birth=lambda: status_payload("online", self.loaded, boot),
-            will=status_payload("offline", self.loaded, boot, "connection lost"),
+            birth=lambda: status_payload("online", self.loaded, boot, terminal_key=key_line),
+            will=status_payload("offline", self.loaded, boot, "connection lost", terminal_key=key_line),
             commands=self.commands,
+            sealer=self.trust.seal,
+            hub_keys=self.trust.hub_keys,
         )
         self._stack.callback(
             lambda: self.publisher.stop(offline=status_payload("offline", self.loaded, boot, "stopped"))
@@ -111,6 +125,8 @@ class Daemon:
         self.publisher.start()
         self._agent = self._start_agent(self.loaded)
         self._stack.callback(lambda: self.agent.close())
+        self.commander = Commander(self.commands, self._run_command, self._reply, self._time_limit, self.stop_event)
+        self.commander.start()
         self.notifier.send("READY=1", f"STATUS={self.status_line()}")
         logger.info("daemon ready; publishing to %s:%d under %s/", config.mqtt.host, config.mqtt.port, self.topics.base)
 
@@ -154,13 +170,10 @@ class Daemon:
         next_watchdog = time.monotonic() if watchdog else float("inf")
         while not self.stop_event.is_set() and not (until is not None and until()):
             wait = max(0.0, min(next_health, next_watchdog, time.monotonic() + 0.5) - time.monotonic())
-            try:
-                name, raw = self.commands.get(timeout=wait)
-                self._command(name, raw)
-            except queue.Empty:
-                pass
+            self.stop_event.wait(wait)
+            self.commander.police()
             now = time.monotonic()
-            if now >= next_health:
+            if now >= next_health and not self._reloading:
                 next_health = now + interval
                 self.publish_health()
             if watchdog and now >= next_watchdog:
@@ -170,12 +183,20 @@ class Daemon:
                 else:
                     logger.warning("not petting the watchdog: %s", self.status_line())
 
-    def _command(self, name: str, raw: bytes) -> None:
-        reply = handle(COMMANDS, self, name, raw)
-        self.publisher.publish_json(self.topics.reply(name), reply)
+    def _run_command(self, request: CommandRequest) -> dict[str, Any]:
+        return handle(COMMANDS, self, self.trust.authority, request)
+
+    def _reply(self, name: str, payload: dict[str, Any]) -> None:
+        self.publisher.publish_json(self.topics.reply(name), payload)
+
+    def _time_limit(self, name: str) -> float:
+        entry = COMMANDS.get(name)
+        return entry.time_limit_s if entry is not None else 30.0
 
     def healthy(self) -> bool:
-        return self.agent.watchdog_ok() and self.publisher.alive()
+        if self._reloading:  # a reload restarts the pipelines on the command thread; the daemon itself is fine
+            return self.publisher.alive()
+        return self.agent.watchdog_ok() and self.publisher.alive() and self.commander.thread.is_alive()
 
     def status_line(self) -> str:
         link = "connected" if self.publisher.connected else f"broker unreachable ({self.publisher.conn.last_error})"
@@ -190,6 +211,7 @@ class Daemon:
             self.publisher.stats(),
             self.probe.read(),
             self.agent.watchdog_ok(),
+            self.commander.stats(),
         )
 
     def publish_health(self) -> bool:
@@ -239,14 +261,19 @@ class Daemon:
         if new.sha256 == self.loaded.sha256:
             return {"changed": False, "config_sha256": new.sha256}
         old = self.loaded
-        self.agent.close()
+        self._reloading = True
         try:
-            self._agent = self._start_agent(new)
-        except Exception as exc:
-            logger.exception("the new config failed to start; going back to the previous one")
-            self._agent = self._start_agent(old)
-            raise CommandFailed(f"the new config failed to start ({exc}); the previous config runs again") from None
+            self.agent.close()
+            try:
+                self._agent = self._start_agent(new)
+            except Exception as exc:
+                logger.exception("the new config failed to start; going back to the previous one")
+                self._agent = self._start_agent(old)
+                raise CommandFailed(f"the new config failed to start ({exc}); the previous config runs again") from None
+        finally:
+            self._reloading = False
         self.loaded = new
-        self.publisher.publish_json(self.topics.status, status_payload("online", new, self.state.boot_count), True)
+        status = status_payload("online", new, self.state.boot_count, terminal_key=self.trust.terminal_key.line())
+        self.publisher.publish_json(self.topics.status, status, True)
         logger.info("config reloaded (sha256 %s)", new.sha256[:12])
         return {"changed": True, "config_sha256": new.sha256, "pipelines": new.config.pipelines.enabled_names()}

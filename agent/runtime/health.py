@@ -18,8 +18,11 @@ from agent.events import iso_time
 THERMAL = Path("/sys/class/thermal")
 
 
-def status_payload(state: str, loaded: LoadedConfig, boot_count: int, reason: str | None = None) -> dict[str, Any]:
-    """``online`` (birth), ``offline`` (last will, or a clean stop with ``reason``)."""
+def status_payload(
+    state: str, loaded: LoadedConfig, boot_count: int, reason: str | None = None, *, terminal_key: str | None = None
+) -> dict[str, Any]:
+    """``online`` (birth), ``offline`` (last will, or a clean stop with ``reason``); with the terminal's public key,
+    which a hub may pin on first sight (``monitor --tofu``) to check the terminal's MACs from then on."""
     config = loaded.config
     payload: dict[str, Any] = {
         "state": state,
@@ -33,6 +36,8 @@ def status_payload(state: str, loaded: LoadedConfig, boot_count: int, reason: st
     }
     if reason is not None:
         payload["reason"] = reason
+    if terminal_key is not None:
+        payload["terminal_key"] = terminal_key
     return payload
 
 
@@ -113,6 +118,7 @@ def health_payload(
     mqtt: dict[str, Any],
     system: dict[str, Any],
     watchdog_ok: bool,
+    commands: dict[str, Any],
 ) -> dict[str, Any]:
     """One health message: the agent's own figures plus delivery and the board."""
     return {
@@ -123,5 +129,6 @@ def health_payload(
         "watchdog_ok": watchdog_ok,
         "outbox": outbox,
         "mqtt": mqtt,
+        "commands": commands,
         "system": system,
     }

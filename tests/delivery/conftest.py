@@ -18,8 +18,31 @@ from agent.config.loader import LoadedConfig, load_config
 from agent.delivery.broker import Mosquitto, mosquitto_binary
 from agent.delivery.client import Connected, Message, MqttConnection
 from agent.schemas import SCHEMA_DIR
+from agent.trust.keys import HubPrivateKey, load_or_create_terminal_key
+from agent.trust.messages import TerminalRegistry, signed_command
 
 REPO = Path(__file__).resolve().parents[2]
+#: The hub of every test store: its public key is in the test configs (trust.hub_keys), tests sign with it.
+TEST_HUB = HubPrivateKey.generate()
+
+
+def registry_for(*configs: Any) -> TerminalRegistry:
+    """The hub's registry of these terminals' keys (each key made now if the terminal has not started yet)."""
+    from agent.runtime.trust import terminal_key_path
+
+    registry = TerminalRegistry()
+    for config in configs:
+        key = load_or_create_terminal_key(terminal_key_path(config))
+        registry.add(config.store.id, config.terminal.id, key.line())
+    return registry
+
+
+def hub_pub_file(directory: Path, hub: HubPrivateKey = TEST_HUB) -> Path:
+    """``hub.pub`` of ``hub`` in ``directory`` (what `store-agent hub keygen` writes)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"hub-{hub.kid}.pub"
+    path.write_text(hub.public.line() + "\n", encoding="ascii")
+    return path
 
 
 def need_mosquitto() -> None:
@@ -54,6 +77,7 @@ def write_config(directory: Path, port: int, **sections: Any) -> Path:
         "mqtt": {"host": "127.0.0.1", "port": port, "health_interval_s": 1},
         "storage": {"state_dir": str(directory / "state")},
         "logging": {"level": "INFO"},
+        "trust": {"hub_keys": [str(hub_pub_file(directory))]},
     }
     for key, value in sections.items():
         if isinstance(value, dict) and isinstance(data.get(key), dict):
@@ -107,7 +131,7 @@ class Listener:
                 continue
             if isinstance(item, Connected):
                 self.conn.subscribe(self.topics)
-            elif isinstance(item, Message):
+            elif isinstance(item, Message) and item.payload:  # an empty payload clears a retained message
                 self.messages.append((item.topic, json.loads(item.payload)))
 
     def wait(self, predicate: Callable[[list[tuple[str, dict[str, Any]]]], bool], timeout: float = 15.0) -> bool:
@@ -118,8 +142,14 @@ class Listener:
             self._pump(0.1)
         return predicate(self.messages)
 
-    def publish(self, topic: str, payload: bytes) -> None:
-        assert self.conn.publish(topic, payload) is not None
+    def publish(self, topic: str, payload: bytes, retain: bool = False) -> None:
+        assert self.conn.publish(topic, payload, retain=retain) is not None
+
+    def command(self, topic: str, request: dict[str, Any], hub: HubPrivateKey = TEST_HUB, ttl_s: float = 60.0) -> bytes:
+        """Publish ``request`` signed by ``hub`` as `store-agent hub send` would; returns the bytes sent."""
+        payload = signed_command(hub, topic, request, ttl_s)
+        self.publish(topic, payload)
+        return payload
 
     def close(self) -> None:
         self.conn.stop()

@@ -18,6 +18,9 @@ def test_events_status_health_and_last_will(broker: Mosquitto, tmp_path: Path) -
         pipelines={"motion": {"enabled": True}},
     )
     listener = Listener(broker.port, ["store/test-store/t1/#"], "test-events-listener")
+    listener.publish("store/test-store/t1/status", b"", retain=True)  # clear what an earlier test left retained
+    listener.wait(lambda m: False, timeout=0.5)
+    listener.messages.clear()
     agent = start_agent(config)
     try:
 

@@ -18,7 +18,7 @@ from agent.delivery.monitor import Monitor
 from agent.events import Event
 from agent.pipelines.serial.events import BarcodeScanned
 from agent.runtime.daemon import Daemon
-from tests.delivery.conftest import REPO, loaded_config, write_config
+from tests.delivery.conftest import REPO, TEST_HUB, loaded_config, registry_for, write_config
 
 
 class Recorder:
@@ -36,7 +36,15 @@ def hub(config: Any, client_id: str, received: list[str]) -> Monitor:
     def on_event(terminal: str, payload: dict[str, Any], duplicate: bool) -> None:
         received.append(payload["event_id"])
 
-    monitor = Monitor(config.mqtt, config.store.id, client_id=client_id, ack=True, on_event=on_event).start()
+    monitor = Monitor(
+        config.mqtt,
+        config.store.id,
+        client_id=client_id,
+        ack=True,
+        on_event=on_event,
+        hub_key=TEST_HUB,
+        registry=registry_for(config),
+    ).start()
     assert monitor.subscribed.wait(10), monitor.conn.last_error
     return monitor
 

@@ -16,9 +16,14 @@ from tests.delivery.conftest import PATTERN_CAMERA, Listener, loaded_config, val
 BASE = "store/test-store/t1"
 
 
-def ask(listener: Listener, name: str, payload: bytes) -> dict[str, Any]:
+def ask(listener: Listener, name: str, payload: bytes | dict[str, Any]) -> dict[str, Any]:
+    """A request: a dict is signed by the test hub, bytes are sent as they are."""
     before = len(listener.messages)
-    listener.publish(f"{BASE}/cmd/{name}", payload)
+    topic = f"{BASE}/cmd/{name}"
+    if isinstance(payload, dict):
+        listener.command(topic, payload)
+    else:
+        listener.publish(topic, payload)
     assert listener.wait(lambda m: len(m) > before, timeout=15), f"no reply to {name}"
     topic, reply = listener.messages[before]
     assert topic == f"{BASE}/cmd/{name}/reply"
@@ -38,12 +43,12 @@ def test_commands(broker: Mosquitto, tmp_path: Path) -> None:
             reply = ask(listener, "ping", b'{"request_id": "r1"}')
             assert reply["ok"] and reply["request_id"] == "r1" and reply["result"]["pong"] is True
 
-            reply = ask(listener, "outbox-stats", b'{"request_id": "r2"}')
+            reply = ask(listener, "outbox-stats", {"request_id": "r2"})
             assert reply["ok"] and "depth" in reply["result"] and reply["result"]["max_rows"] == 200_000
 
-            reply = ask(listener, "set-log-level", b'{"request_id": "r3", "level": "DEBUG", "logger": "drivers"}')
+            reply = ask(listener, "set-log-level", {"request_id": "r3", "level": "DEBUG", "logger": "drivers"})
             assert reply["ok"] and logging.getLogger("drivers").level == logging.DEBUG
-            reply = ask(listener, "set-log-level", b'{"request_id": "r4", "level": "LOUD"}')
+            reply = ask(listener, "set-log-level", {"request_id": "r4", "level": "LOUD"})
             assert not reply["ok"] and "level must be one of" in reply["error"]
 
             agent_before, sha_before = daemon.agent, daemon.loaded.sha256
@@ -51,26 +56,26 @@ def test_commands(broker: Mosquitto, tmp_path: Path) -> None:
             good = config_path.read_text()
 
             config_path.write_text(good.replace("fps: 10", "fps: -5"))
-            reply = ask(listener, "reload-config", b'{"request_id": "r5"}')
+            reply = ask(listener, "reload-config", {"request_id": "r5"})
             assert not reply["ok"] and "fps" in reply["error"] and "must be greater than 0" in reply["error"]
             assert daemon.agent is agent_before and daemon.loaded.sha256 == sha_before, (
                 "invalid config: nothing changed"
             )
 
             config_path.write_text(good.replace("fps: 10", "fps: 5"))
-            reply = ask(listener, "reload-config", b'{"request_id": "r6"}')
+            reply = ask(listener, "reload-config", {"request_id": "r6"})
             assert reply["ok"] and reply["result"]["changed"] is True, reply
             assert daemon.agent is not agent_before and daemon.agent.sources[0].driver.options.fps == 5
             assert daemon.agent.sources[0].thread.is_alive()
 
             config_path.write_text(good.replace("port: ", "keepalive_s: 40\n  port: "))
-            reply = ask(listener, "reload-config", b'{"request_id": "r7"}')
+            reply = ask(listener, "reload-config", {"request_id": "r7"})
             assert not reply["ok"] and "mqtt changed: restart" in reply["error"]
 
             agent_now = daemon.agent
             reply = ask(listener, "ping", b"{not json")
             assert not reply["ok"] and reply["request_id"] is None and "malformed JSON" in reply["error"]
-            reply = ask(listener, "self-destruct", b'{"request_id": "r8"}')
+            reply = ask(listener, "self-destruct", {"request_id": "r8"})
             assert not reply["ok"] and reply["request_id"] == "r8" and "unknown command" in reply["error"]
             big = json.dumps({"request_id": "r9", "pad": "x" * MAX_COMMAND_BYTES}).encode()
             reply = ask(listener, "reload-config", big)

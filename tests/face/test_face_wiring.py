@@ -37,6 +37,7 @@ from agent.runtime.wiring import build_shared
 from drivers.base import EndOfStream
 from drivers.camera.replay import ImageFolderCamera, ImageFolderOptions
 from tests.conftest import require_data
+from tests.delivery.conftest import hub_pub_file
 from tests.face.conftest import imread
 
 MEMBER = "m-obama"
@@ -57,6 +58,7 @@ def store_yaml(tmp_path: Path, models_dir: Path, cameras: list[dict[str, Any]], 
         "storage": {"state_dir": str(tmp_path / "state")},
         "models": {"directory": str(models_dir)},
         "cameras": cameras,
+        "trust": {"hub_keys": [str(hub_pub_file(tmp_path))]},
         **extra,
     }
     path = tmp_path / "store.yaml"
@@ -213,7 +215,7 @@ def test_mqtt_enroll_list_erase_purges_the_outbox(tmp_path: Path, models_dir: Pa
 
             def ask(name: str, request: dict[str, Any]) -> dict[str, Any]:
                 before = len(listener.messages)
-                listener.publish(f"{base}/cmd/{name}", json.dumps(request).encode())
+                listener.command(f"{base}/cmd/{name}", request)
                 assert listener.wait(lambda m: len(m) > before, timeout=60), f"no reply to {name}"
                 reply: dict[str, Any] = listener.messages[before][1]
                 validator("command-reply").validate(reply)
@@ -335,14 +337,15 @@ def test_mqtt_enroll_from_the_kiosk_camera(tmp_path: Path, models_dir: Path, gal
     kiosk.mkdir()
     cv2.imwrite(str(kiosk / "0.jpg"), as_camera_frame(imread(require_data("media/faces/probe") / "obama_b.jpg")))
     camera = {"name": "kiosk", "type": "image-folder", "path": str(kiosk), "fps": 5, "loop": True}
+    door = {**camera, "name": "door"}  # a face camera that is not a kiosk: nobody is enrolled from it
     broker = Mosquitto(tmp_path / "mosquitto").start()
     try:
         config = store_yaml(
             tmp_path,
             models_dir,
-            [camera],
+            [camera, door],
             mqtt={"host": "127.0.0.1", "port": broker.port, "health_interval_s": 5},
-            pipelines={"face": {"enabled": True}},
+            pipelines={"face": {"enabled": True, "kiosk_cameras": ["kiosk"]}},
         )
         base = "store/s1/t1"
         with Daemon(load_config(config)) as daemon:
@@ -353,13 +356,13 @@ def test_mqtt_enroll_from_the_kiosk_camera(tmp_path: Path, models_dir: Path, gal
                 for request_id, extra in (("k1", {"camera": "door"}), ("k2", {"camera": "kiosk", "frames": 2})):
                     before = len(listener.messages)
                     request = {"request_id": request_id, "member_id": "m-kiosk", "consent": {"reference": "K-1"}}
-                    listener.publish(f"{base}/cmd/enroll-member", json.dumps({**request, **extra}).encode())
+                    listener.command(f"{base}/cmd/enroll-member", {**request, **extra})
                     assert listener.wait(partial(_longer_than, before), timeout=60)
                     reply = listener.messages[before][1]
                     validator("command-reply").validate(reply)
                     print(f"\n{request_id}: {reply.get('result') or reply.get('error')}")
                     if request_id == "k1":
-                        assert not reply["ok"] and "face cameras: kiosk" in reply["error"]
+                        assert not reply["ok"] and "not an enrolment kiosk" in reply["error"], reply
                     else:
                         assert reply["ok"], reply
                         assert reply["result"]["enrolled"] == 2

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import ClassVar, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from agent.pipelines.base import PipelineSettings
 from drivers.registry import DeviceKind
@@ -14,8 +14,13 @@ from drivers.registry import DeviceKind
 class FaceSettings(PipelineSettings):
     """Face identification of consenting members (detection, liveness, embedding, gallery)."""
 
-    SOURCE_FIELDS: ClassVar[dict[str, DeviceKind]] = {"cameras": "camera"}
+    SOURCE_FIELDS: ClassVar[dict[str, DeviceKind]] = {"cameras": "camera", "kiosk_cameras": "camera"}
     cameras: list[str] = Field(default_factory=list, description="Cameras to run face identification on.")
+    kiosk_cameras: list[str] = Field(
+        default_factory=list,
+        description="Enrolment kiosks: the face cameras from which a signed enroll-member may take its photos "
+        "(a consenting member in front of a kiosk). Empty: enrolment from photos only.",
+    )
     embedder: Literal["sface", "mobilefacenet"] = Field(
         "sface", description="Embedding model; SFace has fewer false accepts at the same recall (docs/face.md)."
     )
@@ -48,3 +53,10 @@ class FaceSettings(PipelineSettings):
         "gallery-key", pattern=r"^[A-Za-z0-9_.-]+$", description="systemd credential (LoadCredential=) holding the key."
     )
     key_file: Path | None = Field(None, description="Key file readable by its owner only (0400); never the key itself.")
+
+    @model_validator(mode="after")
+    def _kiosks_are_face_cameras(self) -> FaceSettings:
+        extra = sorted(set(self.kiosk_cameras) - set(self.cameras)) if self.cameras else []
+        if extra:
+            raise ValueError(f"kiosk_cameras must be face cameras (in cameras): {', '.join(extra)}")
+        return self
