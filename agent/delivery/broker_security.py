@@ -37,8 +37,10 @@ from typing import Any, Literal
 from agent.config.schema import ID_PATTERN
 from agent.delivery.topics import Topics
 
-#: The largest payload the broker accepts: the largest command is an 8 MiB enrolment; the rest is margin.
-MESSAGE_SIZE_LIMIT = 10 * 1024 * 1024
+#: The largest MQTT packet the broker accepts (and sends): the largest command is an 8 MiB enrolment, the rest is
+#: margin. ``max_packet_size`` rather than ``message_size_limit``, which mosquitto 2.0 says to replace with it; a
+#: client that sends a larger packet is disconnected, and MQTT 5 clients are told the limit in the CONNACK.
+MAX_PACKET_SIZE = 10 * 1024 * 1024
 #: Outgoing QoS 1 messages in flight per client: the agent's publisher keeps 100 in flight the other way.
 MAX_INFLIGHT_MESSAGES = 100
 #: Messages queued per client beyond those in flight. The hub's persistent session holds every terminal's events
@@ -367,8 +369,8 @@ def mosquitto_conf(layout: StoreBroker, conf: BrokerConf, auth: Literal["acl", "
         lines += [f"plugin {conf.dynsec_plugin}", f"plugin_opt_config_file {conf.dynsec_file}"]
     lines += [
         "",
-        "# The largest message is an 8 MiB enrolment command; anything larger is refused.",
-        f"message_size_limit {MESSAGE_SIZE_LIMIT}",
+        "# The largest message is an 8 MiB enrolment command; a client sending a larger packet is disconnected.",
+        f"max_packet_size {MAX_PACKET_SIZE}",
         "# In-flight QoS 1 messages per client, and how much the broker queues for a client that is away",
         "# (the hub's session holds every terminal's events while the hub is down).",
         f"max_inflight_messages {MAX_INFLIGHT_MESSAGES}",

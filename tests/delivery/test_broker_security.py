@@ -69,7 +69,10 @@ class Probe:
         tls: ssl.SSLContext | None = None,
         host: str = "127.0.0.1",
     ) -> None:
-        self.client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=paho.MQTTv5)
+        # No reconnecting in the background: a probe that lost its session must not come back and take it again.
+        self.client = paho.Client(
+            CallbackAPIVersion.VERSION2, client_id=client_id, protocol=paho.MQTTv5, reconnect_on_failure=False
+        )
         if username is not None:
             self.client.username_pw_set(username, password)
         if tls is not None:
@@ -121,6 +124,9 @@ class Probe:
         self.client.loop_start()
         with self._done:
             self._done.wait_for(lambda: self.connack is not None, timeout)
+        if self.connack != 0:  # no retries in the background
+            self.client.disconnect()
+            self.client.loop_stop()
         return self.connack
 
     def _wait_ack(self, mid: int, timeout: float) -> list[int]:
@@ -415,7 +421,7 @@ def test_client_id_is_bound_to_the_account(acl_broker: Generated) -> None:
         while impostor.disconnect_reason is None and time.monotonic() < deadline:
             time.sleep(0.05)
         assert impostor.disconnect_reason is not None, "a second login of the same account must replace the first"
-        for probe in (again, hub):
+        for probe in (again, hub, impostor):
             probe.close()
     finally:
         t2.close()
@@ -437,14 +443,14 @@ def test_hub_commands_acks_and_reads_its_store_only(acl_broker: Generated) -> No
         hub.wait_for(S1T1.event("card.tapped"))
         assert not any(t.startswith("store/s2/") for t in hub.topics()), "the hub of s1 read store s2"
         s2.close()
-        # The largest command (an 8 MiB enrolment) passes; beyond message_size_limit (10 MiB) the broker refuses
-        # (mosquitto 2.0.11 closes the sender's connection rather than send a PUBACK error).
+        # The largest command (an 8 MiB enrolment) passes; beyond max_packet_size (10 MiB) the broker closes the
+        # sender's connection and forwards nothing.
         big = b"x" * (8 * 1024 * 1024)
         assert hub.publish(f"{S1T1.base}/cmd/enroll-member", big, timeout=30) in ACCEPTED
         fence(hub, t1, S1T1.ack)
         assert [len(p) for t, p, _ in t1.messages if t.endswith("enroll-member")] == [18, len(big)]
         assert hub.publish(f"{S1T1.base}/cmd/enroll-member", b"x" * (11 * 1024 * 1024), timeout=30) not in ACCEPTED
-        hub.close()  # before paho reconnects and sends it again
+        hub.close()
         time.sleep(1.0)
         assert [len(p) for t, p, _ in t1.messages if t.endswith("enroll-member")] == [18, len(big)]
     finally:
@@ -490,6 +496,46 @@ def test_the_agent_delivers_events_and_replies_under_the_acl(acl_broker: Generat
         hub.close()
     log = (tmp_path / "agent.log").read_text(errors="replace")
     assert "Not authorized" not in log and acl_broker.passwords["s1-t1"] not in log
+
+
+def test_adding_a_terminal_and_rotating_a_password_take_effect_on_reload(tmp_path: Path) -> None:
+    """docs/broker-security.md: rerun with --force (and --rotate), then `systemctl reload mosquitto` (SIGHUP)."""
+    need_mosquitto_tools()
+    out, port = tmp_path / "etc", free_port()
+    common = ["--port", str(port), "--bind", "127.0.0.1", "--install-dir", str(out)]
+    assert broker_config(out, *common, terminals=("t1",)) == 0
+    old = read_passwords(out)
+    conf = (out / "mosquitto.conf").read_text().splitlines()
+    server = Mosquitto(tmp_path / "mosquitto", port=port, extra_conf=conf, listener=False).start()
+    try:
+        connected = Probe(port, "s1-t1", old["s1-t1"], "s1-t1")
+        hub = Probe(port, "hub", old["hub"], "hub")
+        assert connected.connect() == 0 and hub.connect() == 0
+        assert broker_config(out, *common, "--force", "--rotate", "s1-t1", terminals=("t1", "t3")) == 0
+        new = read_passwords(out)
+        assert Probe(port, "s1-t3", new["s1-t3"]).connect() in (NOT_AUTHORIZED, BAD_CREDENTIALS), "before reload"
+        assert server.proc is not None
+        server.proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 10
+        t3 = Probe(port, "s1-t3", new["s1-t3"], "s1-t3")
+        while t3.connect() != 0:
+            assert time.monotonic() < deadline, "the new terminal cannot log in after the reload"
+            time.sleep(0.2)
+            t3 = Probe(port, "s1-t3", new["s1-t3"], "s1-t3")
+        assert t3.publish(Topics("store", "s1", "t3").status) in ACCEPTED
+        assert t3.publish(S1T1.status) == NOT_AUTHORIZED
+        t3.close()
+        # mosquitto checks connected clients again at the reload: the rotated account's old session is closed,
+        # the others stay.
+        assert connected.disconnect_reason is not None, "still connected with the old password"
+        assert hub.disconnect_reason is None, "the hub (password kept) was disconnected by the reload"
+        assert Probe(port, "s1-t1", old["s1-t1"]).connect() in (NOT_AUTHORIZED, BAD_CREDENTIALS), "old password"
+        fresh = Probe(port, "s1-t1", new["s1-t1"], "s1-t1")
+        assert fresh.connect() == 0
+        fresh.close()
+        hub.close()
+    finally:
+        server.stop()
 
 
 # --- the dynamic-security plugin ------------------------------------------------------------------
@@ -556,9 +602,38 @@ def test_dynamic_security_admin_manages_accounts_live(dynsec_broker: Generated) 
         admin.close()
     base = [ctrl, "-h", "127.0.0.1", "-p", str(dynsec_broker.port), "-u", "dynsec-admin"]
     base += ["-P", dynsec_broker.passwords["dynsec-admin"], "dynsec"]
-    done = subprocess.run([*base, "listClients"], capture_output=True, text=True, timeout=30, check=False)
-    assert done.returncode == 0, done.stderr
-    assert {"hub", "s1-t1", "s1-t2", "s2-t1"} <= set(done.stdout.split())
+
+    def ctrl_run(*args: str) -> str:
+        done = subprocess.run([*base, *args], capture_output=True, text=True, timeout=30, check=False)
+        assert done.returncode == 0, f"mosquitto_ctrl dynsec {' '.join(args)}: {done.stderr}{done.stdout}"
+        return done.stdout
+
+    assert {"hub", "s1-t1", "s1-t2", "s2-t1"} <= set(ctrl_run("listClients").split())
+    # docs/broker-security.md, "Adding a terminal" with the dynamic-security plugin, on a running broker.
+    account, role, hub_role, base_topic = "s1-t3", "store-agent-terminal-s1-t3", "store-agent-hub-s1", "store/s1/t3"
+    password = "test-only-password-for-t3"
+    ctrl_run("createClient", account, "-c", account, "-p", password)
+    ctrl_run("createRole", role)
+    for topic in ("status", "health", "events/#", "cmd/+/reply"):
+        ctrl_run("addRoleACL", role, "publishClientSend", f"{base_topic}/{topic}", "allow")
+    for topic in ("cmd/+", "ack"):
+        ctrl_run("addRoleACL", role, "subscribePattern", f"{base_topic}/{topic}", "allow")
+        ctrl_run("addRoleACL", role, "publishClientReceive", f"{base_topic}/{topic}", "allow")
+        ctrl_run("addRoleACL", hub_role, "publishClientSend", f"{base_topic}/{topic}", "allow")
+    ctrl_run("addClientRole", account, role)
+
+    t3 = dynsec_broker.probe(account, "s1-t3", password)
+    hub = dynsec_broker.connected("hub", "hub")
+    try:
+        assert t3.connect() == 0
+        assert t3.subscribe(f"{base_topic}/cmd/+", S1T1.command_filter) == [1, NOT_AUTHORIZED]
+        assert t3.publish(f"{base_topic}/events/card.tapped") in ACCEPTED
+        assert t3.publish(S1T1.event("card.tapped")) == NOT_AUTHORIZED
+        assert hub.publish(f"{base_topic}/cmd/ping") in ACCEPTED
+        t3.wait_for(f"{base_topic}/cmd/ping")
+    finally:
+        t3.close()
+        hub.close()
 
 
 # --- one certificate per terminal -------------------------------------------------------------------
