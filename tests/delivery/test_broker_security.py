@@ -27,6 +27,7 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from agent.cli import main as cli_main
+from agent.config.schema import MqttSection
 from agent.delivery.broker import Mosquitto, free_port, mosquitto_binary
 from agent.delivery.broker_security import (
     StoreBroker,
@@ -35,6 +36,7 @@ from agent.delivery.broker_security import (
     dynsec_password,
     mosquitto_passwd_binary,
 )
+from agent.delivery.client import MqttConnection, Published
 from agent.delivery.topics import Topics
 from tests.delivery.conftest import start_agent, validator, write_config
 from tests.delivery.test_tls import make_ca, make_cert
@@ -230,8 +232,16 @@ def two_stores(root: Path, auth: str) -> Generated:
     return Generated(port, merged, passwords, (merged / conf_name).read_text().splitlines())
 
 
+def installed(workdir: Path, port: int, snippet: list[str]) -> Mosquitto:
+    """mosquitto with the snippet in a ``conf.d`` directory that the main file includes, as Debian installs it."""
+    conf_d = workdir / "conf.d"
+    conf_d.mkdir(parents=True)
+    (conf_d / "store-agent.conf").write_text("\n".join(snippet) + "\n")
+    return Mosquitto(workdir, port=port, extra_conf=[f"include_dir {conf_d}"], listener=False).start()
+
+
 def start(generated: Generated, workdir: Path) -> Mosquitto:
-    return Mosquitto(workdir, port=generated.port, extra_conf=generated.conf, listener=False).start()
+    return installed(workdir, generated.port, generated.conf)
 
 
 @pytest.fixture(scope="module")
@@ -506,7 +516,7 @@ def test_adding_a_terminal_and_rotating_a_password_take_effect_on_reload(tmp_pat
     assert broker_config(out, *common, terminals=("t1",)) == 0
     old = read_passwords(out)
     conf = (out / "mosquitto.conf").read_text().splitlines()
-    server = Mosquitto(tmp_path / "mosquitto", port=port, extra_conf=conf, listener=False).start()
+    server = installed(tmp_path / "mosquitto", port, conf)
     try:
         connected = Probe(port, "s1-t1", old["s1-t1"], "s1-t1")
         hub = Probe(port, "hub", old["hub"], "hub")
@@ -668,7 +678,7 @@ def mtls_broker(pki: Path) -> Iterator[int]:
     assert not (out / "passwd").exists() and not list(out.glob("*.password")), "no passwords with certificates"
     conf = (out / "mosquitto.conf").read_text()
     assert "password_file" not in conf and "use_identity_as_username true" in conf
-    server = Mosquitto(pki / "mosquitto", port=port, extra_conf=conf.splitlines(), listener=False).start()
+    server = installed(pki / "mosquitto", port, conf.splitlines())
     yield port
     server.stop()
 
@@ -697,6 +707,26 @@ def test_mtls_certificate_is_the_account(mtls_broker: int, pki: Path) -> None:
     finally:
         for p in (hub, t2, t1):
             p.close()
+    # The agent's own client with mqtt.tls (docs/broker-security.md): A's certificate, B's topics refused.
+    settings = MqttSection.model_validate(
+        {"host": "localhost", "port": mtls_broker, "tls": {"ca_file": pki / "ca.pem", "cert_file": pki / "s1-t1.pem",
+                                                          "key_file": pki / "s1-t1.key"}}
+    )  # fmt: skip
+    conn = MqttConnection(settings, "s1-t2")
+    conn.start()
+    try:
+        assert conn.wait_connected(10), conn.last_error
+        own, forged = conn.publish(S1T1.event("card.tapped"), b"{}"), conn.publish(S1T2.event("card.tapped"), b"{}")
+        outcomes: dict[int | None, Published] = {}
+        deadline = time.monotonic() + 10
+        while len(outcomes) < 2 and time.monotonic() < deadline:
+            item = conn.inbox.get(timeout=10)
+            if isinstance(item, Published):
+                outcomes[item.mid] = item
+        assert outcomes[own].ok and not outcomes[forged].ok and outcomes[forged].reason == "Not authorized"
+    finally:
+        conn.stop()
+
     # B's name on a certificate from another CA: refused (with TLS 1.3 the client may only learn it after its
     # handshake, when the broker closes the connection instead of sending a CONNACK).
     rogue = Probe(mtls_broker, None, None, tls=client_tls(pki, pki / "rogue" / "s1-t2"), host="localhost")
