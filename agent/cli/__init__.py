@@ -30,6 +30,7 @@ COMMANDS: dict[str, str] = {
     "replay": "agent.cli.run_cmd",
     "check-config": "agent.cli.config_cmd",
     "monitor": "agent.cli.monitor_cmd",
+    "broker": "agent.cli.broker_cmd",
     "demo": "agent.cli.demo_cmd",
     "listen": "agent.cli.listen_cmd",
     "zones": "agent.cli.zones_cmd",

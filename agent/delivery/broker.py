@@ -16,6 +16,7 @@ import socket
 import subprocess
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -54,9 +55,24 @@ class BrokerTls:
 
 
 class Mosquitto:
-    """A mosquitto process on 127.0.0.1 with persistence in ``workdir``; can be killed and restarted."""
+    """A mosquitto process on 127.0.0.1 with persistence in ``workdir``; can be killed and restarted.
 
-    def __init__(self, workdir: Path, port: int | None = None, tls: BrokerTls | None = None) -> None:
+    ``extra_conf`` lines are appended to the generated configuration (later settings win), for example a
+    ``store-agent broker config`` snippet; when those lines bring their own ``listener`` on ``port``, pass
+    ``listener=False`` so that the helper adds neither its own listener nor ``allow_anonymous true``.
+    """
+
+    def __init__(
+        self,
+        workdir: Path,
+        port: int | None = None,
+        tls: BrokerTls | None = None,
+        *,
+        extra_conf: Sequence[str] = (),
+        listener: bool = True,
+    ) -> None:
+        if not listener and (port is None or tls is not None):
+            raise ValueError("listener=False needs the port of the listener in extra_conf, and no tls")
         binary = mosquitto_binary()
         if binary is None:
             raise FileNotFoundError("mosquitto is not installed (apt install mosquitto)")
@@ -68,9 +84,8 @@ class Mosquitto:
         workdir.mkdir(parents=True, exist_ok=True)
         self.conf = workdir / "mosquitto.conf"
         self.log = workdir / "mosquitto.log"
-        lines = [
-            f"listener {self.port} 127.0.0.1",
-            "allow_anonymous true",
+        lines = [f"listener {self.port} 127.0.0.1", "allow_anonymous true"] if listener else []
+        lines += [
             "persistence true",
             f"persistence_location {workdir}/",
             "autosave_interval 1",
@@ -91,6 +106,7 @@ class Mosquitto:
                 "tls_version tlsv1.2",
                 f"require_certificate {'true' if tls.require_certificate else 'false'}",
             ]
+        lines += extra_conf
         self.conf.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
     def start(self, timeout: float = 10.0) -> Mosquitto:
