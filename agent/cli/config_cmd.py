@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from agent.config.advice import config_warnings
 from agent.config.loader import load_config
 from agent.delivery.topics import Topics
 from drivers.registry import create_driver
@@ -33,4 +34,8 @@ def check_config(args: argparse.Namespace) -> int:
     print(f"  models    {c.models.directory} on {', '.join(c.models.providers)}")
     egress = [name for name, allowed in c.privacy.egress.model_dump().items() if allowed]
     print(f"  egress    {', '.join(egress) or 'nothing biometric or raw leaves the device'}")
+    keys = len(c.trust.hub_keys) + (1 if c.trust.hub_keys_credential else 0)
+    print(f"  trust     {keys} hub key source(s); open commands: {', '.join(c.trust.open_commands) or 'none'}")
+    for warning in config_warnings(c):
+        print(f"warning: {warning}")
     return 0

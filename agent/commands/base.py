@@ -66,6 +66,16 @@ class Command:
     time_limit_s: float = 30.0
 
 
+def request_id_of(payload: bytes) -> str | None:
+    """The request id of a payload, best effort: echoed in a refusal so the sender can match it (it is not trusted,
+    only echoed)."""
+    try:
+        value = json.loads(payload).get("request_id")
+    except (ValueError, AttributeError):
+        return None
+    return str(value) if isinstance(value, str | int) else None
+
+
 def table(*commands: Command) -> dict[str, Command]:
     """Commands by name; a name given twice is a programming error."""
     out: dict[str, Command] = {}
@@ -102,7 +112,7 @@ def handle(
         verified = authority.unwrap(incoming.topic, name, raw, incoming.retained)
     except CommandRefused as exc:
         logger.warning("command %s refused: %s", name, exc)
-        return reply(name, None, error=f"refused: {exc}")
+        return reply(name, request_id_of(raw), error=f"refused: {exc}")
     try:
         request = json.loads(verified.body.decode("utf-8")) if verified.body.strip() else {}
     except (UnicodeDecodeError, ValueError) as exc:

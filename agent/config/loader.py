@@ -131,9 +131,22 @@ def _problems_from(exc: ValidationError, data: Any, lines: dict[PathKey, int], f
     return problems
 
 
+def _refuse_aliases(text: str, file: str) -> None:
+    """Anchors and aliases are refused: a config has no use for them, and nested aliases expand exponentially
+    (a few hundred bytes of "billion laughs" become gigabytes of lists)."""
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        anchored = isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None
+        if anchored:
+            line = event.start_mark.line + 1 if event.start_mark is not None else None
+            raise ConfigError(
+                [ConfigProblem(file, line, "", "YAML anchors and aliases (&name, *name) are not allowed in a config")]
+            )
+
+
 def parse_config(text: str, file: str = "<config>", base_dir: Path | None = None) -> StoreConfig:
     """Validate YAML ``text``; relative paths in it are resolved against ``base_dir``."""
     try:
+        _refuse_aliases(text, file)
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:

@@ -3,7 +3,6 @@ never waits on one; a command past its time limit is answered "timed out" and it
 
 from __future__ import annotations
 
-import json
 import logging
 import queue
 import threading
@@ -11,7 +10,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from agent.commands.base import reply
+from agent.commands.base import reply, request_id_of
 from agent.delivery.publisher import CommandQueue, CommandRequest
 
 logger = logging.getLogger(__name__)
@@ -20,15 +19,6 @@ logger = logging.getLogger(__name__)
 Run = Callable[[CommandRequest], dict[str, Any]]
 #: Publishes a reply payload for a command name.
 Reply = Callable[[str, dict[str, Any]], None]
-
-
-def request_id_of(payload: bytes) -> str | None:
-    """The request id of a payload, best effort (for a timeout reply; the handler parses it properly)."""
-    try:
-        value = json.loads(payload).get("request_id")
-    except (ValueError, AttributeError):
-        return None
-    return str(value) if isinstance(value, str | int) else None
 
 
 class Commander:

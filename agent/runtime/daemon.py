@@ -22,6 +22,7 @@ from typing import Any
 
 from agent.commands import COMMANDS
 from agent.commands.base import CommandFailed, handle
+from agent.config.advice import config_warnings
 from agent.config.loader import ConfigError, LoadedConfig, load_config
 from agent.delivery.outbox import OUTBOX_FILE, Outbox
 from agent.delivery.publisher import COMMAND_QUEUE, CommandQueue, CommandRequest, Publisher
@@ -99,6 +100,8 @@ class Daemon:
         self._stack.callback(unregister_erasure_hook, self.outbox.delete_member_events)
         sink: EventSink = FanoutSink(self.outbox, self.extra_sink) if self.extra_sink else self.outbox
         self.sink = LentSink(sink, self.outbox)
+        for warning in config_warnings(config):
+            logger.warning("%s", warning)
         self.trust: TerminalTrust = load_trust(config, state_dir)
         self._stack.callback(self.trust.close)
         unknown = sorted(set(config.trust.open_commands) - set(COMMANDS))

@@ -3,7 +3,6 @@ what follows from them (the command authority, the sealer that MACs everything p
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,8 +13,6 @@ from agent.trust.keys import HubPublicKey, TerminalKey, TrustKeyError, load_or_c
 from agent.trust.messages import TerminalSealer
 from agent.trust.nonces import NonceStore
 from drivers.secrets import SecretError, read_secret
-
-logger = logging.getLogger(__name__)
 
 TRUST_DIR = "trust"
 
@@ -54,9 +51,4 @@ def load_trust(config: StoreConfig, state_dir: Path) -> TerminalTrust:
         hub_keys, nonces, trust.open_commands, max_ttl_s=trust.max_command_ttl_s, clock_skew_s=trust.clock_skew_s
     )
     sealer = TerminalSealer(terminal_key, hub_keys[0], config.store.id, config.terminal.id) if hub_keys else None
-    if not hub_keys:
-        logger.warning(
-            "trust.hub_keys is empty: only %s will run, and events carry no MAC a hub can check",
-            ", ".join(trust.open_commands) or "no command",
-        )
     return TerminalTrust(terminal_key, hub_keys, authority, nonces, sealer)

@@ -135,8 +135,10 @@ class SerialDriver(Driver[SerialRead, SerialOptionsT]):
         self._pending.append(SerialRead(source=self.name, capture=capture, kind=kind, value=value, **extra))
 
     def reject(self, reason: str, data: bytes) -> None:
+        """Count a read that is not a valid scan or tap. Its bytes are never logged, at any level: on a card
+        reader a rejected line may still hold a card UID (the raw UID never leaves the driver)."""
         self.rejected += 1
-        self.logger.debug("serial %s: ignored %s: %r", self.name, reason, data[:64])
+        self.logger.debug("serial %s: ignored %s (%d bytes)", self.name, reason, len(data))
 
     def where(self) -> str:
         o = self.options

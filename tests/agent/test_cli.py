@@ -110,3 +110,30 @@ def test_sigterm_stops_within_5_s_and_concludes_open_episodes(tmp_path: Path) ->
     # the open motion episode is concluded on the way down, not lost
     assert any(p["type"] == "scene.motion" and p["state"] == "ended" for p in rest)
     assert "received SIGTERM, stopping" in err
+
+
+def test_check_config_warns_about_unsafe_settings(tmp_path: Path) -> None:
+    """A broker password over plain TCP to another host, open privileged commands, no hub key: each a warning;
+    the same password to a loopback broker, or over TLS, is no warning."""
+    risky = tmp_path / "risky.yaml"
+    risky.write_text(
+        config_text(tmp_path, "")
+        + "mqtt: {host: 192.0.2.10, username: s1-t1, password_env: MQTT_PASSWORD, ack: hub}\n"
+        + "trust: {open_commands: [ping, erase-member]}\n"
+    )
+    result = cli("check-config", str(risky))
+    assert result.returncode == 0, result.stderr
+    warnings = [line for line in result.stdout.splitlines() if line.startswith("warning: ")]
+    assert any("plain TCP to 192.0.2.10:1883" in w for w in warnings), warnings
+    assert any("erase-member without the hub's signature" in w for w in warnings), warnings
+    assert any("trust.hub_keys is empty" in w for w in warnings), warnings
+    (tmp_path / "hub.pub").write_text("store-agent-hub-v1 x y\n")  # only its existence is validated here
+    local = tmp_path / "local.yaml"
+    local.write_text(
+        config_text(tmp_path, "")
+        + "mqtt: {host: 127.0.0.1, username: s1-t1, password_env: MQTT_PASSWORD, ack: hub}\n"
+        + f"trust: {{hub_keys: [{tmp_path / 'hub.pub'}]}}\n"
+    )
+    result = cli("check-config", str(local))
+    assert result.returncode == 0, result.stderr
+    assert [line for line in result.stdout.splitlines() if line.startswith("warning: ")] == []

@@ -178,3 +178,17 @@ def test_speech_microphones_must_deliver_16k(tmp_path: Path) -> None:
     )
     # Without speech, or with speech on another microphone, any rate is fine.
     assert parse_config(config_text(tmp_path, mics), base_dir=tmp_path).microphones[0].name == "counter"
+
+
+def test_yaml_anchors_and_aliases_are_refused_with_the_line(tmp_path: Path) -> None:
+    """A "billion laughs" config (nested aliases) is refused before anything expands."""
+    laughs = "a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n" + "".join(
+        f"{chr(98 + i)}: &{chr(98 + i)} [*{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}]\n"
+        for i in range(9)
+    )
+    text = config_text(tmp_path, "") + "x-extra:\n" + "".join("  " + line + "\n" for line in laughs.splitlines())
+    out = problems(tmp_path, text)
+    line = text.splitlines().index("x-extra:") + 2
+    assert out == [
+        f"{tmp_path / 'store.yaml'}:{line}: YAML anchors and aliases (&name, *name) are not allowed in a config"
+    ]

@@ -336,7 +336,7 @@ def test_every_attack_is_refused(terminal: dict[str, Any], capsys: pytest.Captur
     again = start_agent(terminal["config"], terminal["env"])
     try:
         assert listener.wait(
-            lambda m: any(t == f"{cmd}/erase-member/reply" and p["request_id"] is None for t, p in m[before:]), 60
+            lambda m: any(t == f"{cmd}/erase-member/reply" and p["request_id"] == "a13" for t, p in m[before:]), 60
         )
         replay = next(p for t, p in listener.messages[before:] if t == f"{cmd}/erase-member/reply")
         attack("retained erase-member again after a restart", "retained" in replay["error"], replay["error"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -152,7 +153,9 @@ def test_ascii_reader_with_noise_partial_lines_and_repeats(tmp_path: Path) -> No
         device.unplug()
 
 
-def test_rdm6300_frames_on_a_pty(tmp_path: Path) -> None:
+def test_rdm6300_frames_on_a_pty(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Also: with DEBUG logging on, a rejected frame's bytes (which hold a card UID) appear in no log line."""
+    caplog.set_level(logging.DEBUG)
     device = PtyDevice(tmp_path / "rdm")
     driver = AsciiCardReader(AsciiReaderOptions(name="rfid", type="ascii-reader", port=device.path, format="rdm6300"))
     try:
@@ -166,6 +169,9 @@ def test_rdm6300_frames_on_a_pty(tmp_path: Path) -> None:
         reads = collect(driver, 1.0)
         assert [r.value for r in reads] == ["0C00A1B2C3"]
         assert driver.rejected == 1
+        assert any("ignored" in r.getMessage() for r in caplog.records)
+        logged = caplog.text.upper()
+        assert "A1B2C3" not in logged and "A1B2" not in logged and "0C00" not in logged
     finally:
         driver.close()
         device.unplug()
