@@ -44,6 +44,39 @@ everything not acknowledged, so the hub must de-duplicate by `event_id` (`store-
 Over `storage.outbox.max_rows` / `max_bytes` the outbox drops telemetry events first, then normal events, oldest first;
 protected events (identity, consent, erasure) are never dropped for space. Undelivered events older than
 `privacy.retention.events_days` are dropped (protected ones excepted). Every drop is counted in `health.outbox.dropped`.
+
+## Trust
+
+The broker is not trusted: anyone who can publish to it (a device on the store network, a bridged or shared
+broker) could otherwise command a terminal or delete its events. Two walls stand in the way. The first is the
+broker's own accounts and ACL (docs/broker-security.md: each terminal may only publish its own topics and read
+its own commands). The second holds even when the first fails, end to end between the hub and each terminal:
+
+- **The hub signs** every command and every ack with its Ed25519 key (`store-agent hub keygen` makes `hub.key`, kept
+  on the hub, and `hub.pub`, listed in each terminal's `trust.hub_keys`; list the next key beside the current one
+  during a rotation, then remove the retired one). A signed payload is the JSON object with a last member
+  `"sig":"<key id>:<base64url signature>"` covering the topic, a newline, and the payload up to that member, so a
+  message signed for one terminal or command cannot be replayed onto another topic. Commands also carry
+  `issued_at`, `expires_at` and a `nonce`.
+- **The terminal refuses**, replying `ok:false` with `refused: <why>`: a command other than `trust.open_commands`
+  (`ping`) without a signature; a signature by a key not in `trust.hub_keys` (a retired key included) or that does
+  not verify; a request issued in the future or expired (beyond `trust.clock_skew_s`) or valid for longer than
+  `trust.max_command_ttl_s`; a nonce it has seen before (remembered on disk until the command expires, so a replay
+  after a restart is refused too); and any retained command. It deletes events only on an ack signed by a trusted
+  hub key; other acks are counted in `health.mqtt.refused_acks` and ignored. Commands run one at a time on their own
+  thread, at most 16 waiting (more are dropped and counted), each with a time limit; a camera enrolment needs a
+  camera listed in `pipelines.face.kiosk_cameras`.
+- **The terminal authenticates** everything it publishes (events, status, health, replies, its last will) with a
+  last member `"mac":"<hub key id>:<base64url HMAC-SHA256>"` over the topic, a newline and the payload before it.
+  The MAC key is derived (X25519, then HKDF-SHA256 bound to the store and terminal ids) from the terminal's own key
+  (made at its first start in `<state_dir>/trust/terminal.key`) and the hub's key: only that terminal and the hub
+  can make it, and it costs microseconds per event. The terminal's public key is in its `status`
+  (`terminal_key`) and printed by `store-agent keys`.
+- **The hub checks** every message's MAC against the terminal's registered public key (`store-agent hub register`
+  writes `terminals.yaml`; `monitor --tofu` registers a terminal from its first status instead, trusting the first
+  key it sees) and treats anything else as forged: `store-agent monitor --hub-key hub.key` neither shows, nor
+  de-duplicates, nor acknowledges an event whose MAC is missing or wrong (it prints it as `REJECTED`), and
+  `store-agent hub send` exits 1 unless the reply is proven to come from the terminal it asked.
 """
 
 
