@@ -33,6 +33,36 @@ def test_registry_lists_every_driver() -> None:
     assert {"pn532", "ascii-reader", "barcode"} <= set(driver_types("serial"))
 
 
+def test_each_type_in_the_example_picks_its_driver() -> None:
+    """``type`` picks the driver (and its settings model) of every entry of the example, enabled or not."""
+    from agent.config.loader import load_config
+    from drivers.registry import REGISTRY, create_driver
+
+    config = load_config(REPO / "config" / "store-example.yaml").config
+    seen = {}
+    for kind in ("camera", "microphone", "serial"):
+        for _, options in config.device_entries(kind):  # type: ignore[arg-type]
+            driver = create_driver(kind, options)  # type: ignore[arg-type]
+            module, _, cls = REGISTRY[kind][options.type][1].partition(":")  # type: ignore[attr-defined,index]
+            assert (type(driver).__module__, type(driver).__name__) == (module, cls)
+            assert type(options).__name__ == REGISTRY[kind][options.type][0].partition(":")[2]  # type: ignore[attr-defined,index]
+            seen[options.type] = driver.describe().split()[0]  # type: ignore[attr-defined]
+    assert seen == {
+        "test-pattern": "test-pattern",
+        "video-file": "video-file",
+        "image-folder": "image-folder",
+        "rtsp": "rtsp",
+        "v4l2": "v4l2",
+        "picamera2": "picamera2",
+        "gstreamer": "gstreamer",
+        "wav-file": "wav-file",
+        "sounddevice": "sounddevice",
+        "pn532": "pn532",
+        "ascii-reader": "ascii-reader",
+        "barcode": "barcode",
+    }
+
+
 def test_stream_resampler_matches_whole_file_conversion() -> None:
     """A real 16 kHz recording taken to 44.1 kHz, then back in 30 ms blocks, equals converting it whole."""
     wav = require_data("media/speech/synth")
