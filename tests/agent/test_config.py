@@ -178,3 +178,12 @@ def test_speech_microphones_must_deliver_16k(tmp_path: Path) -> None:
     )
     # Without speech, or with speech on another microphone, any rate is fine.
     assert parse_config(config_text(tmp_path, mics), base_dir=tmp_path).microphones[0].name == "counter"
+
+
+def test_version_is_the_config_format_and_only_1_is_read(tmp_path: Path) -> None:
+    """``version`` says which format the file is in; a file in another (or no) format is refused, not guessed at."""
+    assert parse_config(config_text(tmp_path, ""), base_dir=tmp_path).version == 1
+    out = problems(tmp_path, config_text(tmp_path, "").replace("version: 1", "version: 2"))
+    assert out == [f"{tmp_path / 'store.yaml'}:1: version: must be 1 (got 2)"]
+    out = problems(tmp_path, config_text(tmp_path, "").replace("version: 1\n", ""))
+    assert len(out) == 1 and "version: required key is missing" in out[0]
