@@ -142,7 +142,11 @@ class DeviceOptions(BaseModel):
         1.0, gt=0, le=30, description="Longest a single read waits before the runtime checks for stop and staleness."
     )
     stale_after_s: float = Field(
-        10.0, gt=0, description="With no data for this long the device is marked offline and reopened."
+        10.0,
+        gt=0,
+        description="Cameras and microphones: with no data for this long the device is marked offline and reopened "
+        "(and the watchdog is not petted). Serial readers are idle until a card or code comes: for them only a "
+        "disconnection counts.",
     )
 
 

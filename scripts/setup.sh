@@ -11,13 +11,15 @@ extras="[speech,catalog]"
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else return 1; fi; }
 
 # System packages: python venv support; the mosquitto broker (tests start their own, the demo uses it when
-# no broker is reachable); with --dev, a GStreamer RTSP server that the RTSP camera tests stream a real video from.
+# no broker is reachable); with --dev, a GStreamer RTSP server that the RTSP camera tests stream a real video from,
+# and PortAudio, which the live-microphone test drives through an ALSA file PCM (no sound card needed).
 missing=()
 python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
 command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] || missing+=(mosquitto)
 if [ "${1:-}" = "--dev" ]; then
     /usr/bin/python3 -c 'import gi; gi.require_version("GstRtspServer", "1.0")' 2>/dev/null \
         || missing+=(python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base gstreamer1.0-plugins-good)
+    /sbin/ldconfig -p 2>/dev/null | grep -q libportaudio.so.2 || missing+=(libportaudio2)
 fi
 if [ ${#missing[@]} -gt 0 ] && command -v apt-get >/dev/null; then
     echo "installing system packages: ${missing[*]}"

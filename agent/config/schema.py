@@ -30,9 +30,11 @@ class StoreSection(Section):
     id: str = Field(
         pattern=ID_PATTERN, description="Store identifier used in MQTT topics and events, e.g. 'sh-nanjing-rd-01'."
     )
-    name: str = Field(min_length=1, description="Human name of the store.")
+    name: str = Field(min_length=1, description="Human name of the store (in the retained status message).")
     timezone: str = Field(
-        "UTC", description="IANA time zone of the store, e.g. 'Asia/Shanghai'; used for opening hours and reports."
+        "UTC",
+        description="IANA time zone of the store, e.g. 'Asia/Shanghai'; sent in the retained status message so "
+        "the hub can report in store-local time (event times are always UTC).",
     )
 
     @field_validator("timezone")
@@ -47,7 +49,9 @@ class StoreSection(Section):
 
 class TerminalSection(Section):
     id: str = Field(pattern=ID_PATTERN, description="This terminal's identifier, unique within the store.")
-    location: str = Field("", description="Where the terminal is mounted, for people reading dashboards.")
+    location: str = Field(
+        "", description="Where the terminal is mounted, for people reading dashboards (in the retained status message)."
+    )
 
 
 class TlsSettings(Section):

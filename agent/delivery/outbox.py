@@ -357,12 +357,16 @@ class Outbox:
             for job, future in jobs:
                 results.append((future, job(conn)))
             self._trim(conn)
-            self._expire(conn)
+            redacted = self._expire(conn)
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
             self._recount(conn)
             raise
+        if redacted:  # counted once committed: whoever sees the count (or re-reads on it) reads the nulled ids
+            self.redacted += redacted
+            self.erasures += 1  # payloads changed under the publisher's read-ahead: it reads them again
+            logger.info("outbox: nulled the anonymous ids of %d queued events older than the retention", redacted)
         self.delivered += delivered
         for future, value in results:
             future.set_result(value)
@@ -438,28 +442,28 @@ class Outbox:
             periods.append(max(1.0, self.anonymous_ids_s / 4))
         return min(periods, default=None)
 
-    def _redact_anonymous(self, conn: sqlite3.Connection) -> None:
-        """Null the anonymous ids of queued events that have held them for ``anonymous_ids_s``."""
+    def _redact_anonymous(self, conn: sqlite3.Connection) -> int:
+        """Null the anonymous ids of queued events that have held them for ``anonymous_ids_s``; how many."""
         fields = ", ".join(f"'$.{name}', NULL" for name in ANONYMOUS_ID_FIELDS)
-        changed = conn.execute(
-            f"UPDATE events SET payload = CAST(json_replace(CAST(payload AS TEXT), {fields}) AS BLOB),"
-            " anon_until = NULL WHERE anon_until IS NOT NULL AND anon_until <= ?",
-            (time.time(),),
-        ).rowcount
+        changed = int(
+            conn.execute(
+                f"UPDATE events SET payload = CAST(json_replace(CAST(payload AS TEXT), {fields}) AS BLOB),"
+                " anon_until = NULL WHERE anon_until IS NOT NULL AND anon_until <= ?",
+                (time.time(),),
+            ).rowcount
+        )
         if changed:
-            self.redacted += changed
             self._recount(conn)
-            self.erasures += 1  # payloads changed under the publisher's read-ahead: it reads them again
-            logger.info("outbox: nulled the anonymous ids of %d queued events older than the retention", changed)
+        return changed
 
-    def _expire(self, conn: sqlite3.Connection) -> None:
+    def _expire(self, conn: sqlite3.Connection) -> int:
+        """Drop events past ``expire_after_s`` and null anonymous ids past ``anonymous_ids_s``; how many nulled."""
         if self._idle_wake_s() is None or time.monotonic() < self._next_expiry:
-            return
+            return 0
         self._next_expiry = time.monotonic() + (self._idle_wake_s() or EXPIRY_CHECK_S)
-        if self.anonymous_ids_s:
-            self._redact_anonymous(conn)
+        redacted = self._redact_anonymous(conn) if self.anonymous_ids_s else 0
         if not self.expire_after_s:
-            return
+            return redacted
         cutoff = time.time() - self.expire_after_s
         gone = conn.execute(
             "DELETE FROM events WHERE created_at < ? AND retention != ? RETURNING retention, LENGTH(payload)",
@@ -470,3 +474,4 @@ class Outbox:
             self.dropped[("expired", CODE_CLASS[int(code)].value)] += 1
         if gone:
             logger.warning("outbox: dropped %d undelivered events older than the retention limit", len(gone))
+        return redacted

@@ -21,13 +21,20 @@ THERMAL = Path("/sys/class/thermal")
 def status_payload(
     state: str, loaded: LoadedConfig, boot_count: int, reason: str | None = None, *, terminal_key: str | None = None
 ) -> dict[str, Any]:
-    """``online`` (birth), ``offline`` (last will, or a clean stop with ``reason``); with the terminal's public key,
-    which a hub may pin on first sight (``monitor --tofu``) to check the terminal's MACs from then on."""
+    """``online`` (birth), ``offline`` (last will, or a clean stop with ``reason``).
+
+    It also says which store and terminal these are for people and reports (the store's name and time zone,
+    where the terminal is mounted), and carries the terminal's public key, which a hub may pin on first sight
+    (``monitor --tofu``) to check the terminal's MACs from then on.
+    """
     config = loaded.config
     payload: dict[str, Any] = {
         "state": state,
         "store_id": config.store.id,
         "terminal_id": config.terminal.id,
+        "store_name": config.store.name,
+        "timezone": config.store.timezone,
+        "location": config.terminal.location,
         "version": __version__,
         "boot_count": boot_count,
         "config_sha256": loaded.sha256,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -137,3 +138,29 @@ def test_check_config_warns_about_unsafe_settings(tmp_path: Path) -> None:
     result = cli("check-config", str(local))
     assert result.returncode == 0, result.stderr
     assert [line for line in result.stdout.splitlines() if line.startswith("warning: ")] == []
+
+
+def test_logging_settings_shape_what_the_agent_logs(tmp_path: Path) -> None:
+    """``logging.level`` is the root level, ``logging.levels`` sets single loggers, ``logging.format`` 'journal'
+    leaves the timestamps to journald and 'text' writes them."""
+    camera = "cameras:\n  - {name: cam, type: test-pattern, frames: 20, realtime: false, width: 160, height: 120}\n"
+
+    def replay(logging: str) -> list[str]:
+        path = tmp_path / "store.yaml"
+        path.write_text(config_text(tmp_path, camera).replace("logging: {level: WARNING}", f"logging: {logging}"))
+        result = cli("replay", "--config", str(path))
+        assert result.returncode == 0, result.stderr
+        return [line for line in result.stderr.splitlines() if not line.startswith("replay finished")]
+
+    journal = replay("{level: INFO, format: journal}")
+    assert "INFO agent.source.cam: starting -> online" in journal, journal
+    assert any(line.startswith("INFO agent.runtime.agent: ready in ") for line in journal), journal
+    text = replay("{level: INFO, format: text}")
+    stamped = [line for line in text if "agent.source.cam: starting -> online" in line]
+    assert len(stamped) == 1 and re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} INFO agent\.source\.cam", stamped[0])
+    assert replay("{level: WARNING, format: journal}") == []  # nothing at WARNING or above in a clean replay
+    quieter = replay("{level: INFO, format: journal, levels: {agent.source: WARNING}}")
+    assert not [line for line in quieter if "agent.source." in line]
+    assert any(line.startswith("INFO agent.runtime.agent: ready in ") for line in quieter), quieter
+    louder = replay("{level: WARNING, format: journal, levels: {agent.source.cam: INFO}}")
+    assert louder[0] == "INFO agent.source.cam: starting -> online" and not [x for x in louder if "runtime" in x]

@@ -192,3 +192,12 @@ def test_yaml_anchors_and_aliases_are_refused_with_the_line(tmp_path: Path) -> N
     assert out == [
         f"{tmp_path / 'store.yaml'}:{line}: YAML anchors and aliases (&name, *name) are not allowed in a config"
     ]
+
+
+def test_version_is_the_config_format_and_only_1_is_read(tmp_path: Path) -> None:
+    """``version`` says which format the file is in; a file in another (or no) format is refused, not guessed at."""
+    assert parse_config(config_text(tmp_path, ""), base_dir=tmp_path).version == 1
+    out = problems(tmp_path, config_text(tmp_path, "").replace("version: 1", "version: 2"))
+    assert out == [f"{tmp_path / 'store.yaml'}:1: version: must be 1 (got 2)"]
+    out = problems(tmp_path, config_text(tmp_path, "").replace("version: 1\n", ""))
+    assert len(out) == 1 and "version: required key is missing" in out[0]

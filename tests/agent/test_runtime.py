@@ -25,7 +25,8 @@ from agent.schemas import validate_payload
 from drivers.base import DeviceState, Frame
 from drivers.camera.pattern import TestPatternCamera, TestPatternOptions
 from drivers.camera.replay import VideoFileCamera, VideoFileOptions
-from tests.media import config_text, write_video
+from tests.conftest import REPO
+from tests.media import config_text, write_video, write_wav
 
 
 def loaded(tmp_path: Path, body: str) -> LoadedConfig:
@@ -177,3 +178,142 @@ def test_shared_services_exist_before_any_pipeline_and_erasure_reaches_them(
         gallery = shared.gallery
     with pytest.raises(Exception, match="closed"):
         gallery.members()
+
+
+def _runner(camera: TestPatternCamera, states: list[tuple[str, str | None]]) -> SourceRunner:
+    return SourceRunner(
+        "camera",
+        camera,
+        [],
+        threading.Event(),
+        lambda n, k, s, p, r: states.append((s.value, r)),
+        Backoff(initial_s=5.0, cap_s=5.0),  # no reopen within the test
+    )
+
+
+def test_stale_after_and_read_timeout_on_a_camera_gone_quiet() -> None:
+    """A camera that delivers one frame and then nothing for 4 s (a 0.25 fps pattern): with ``stale_after_s``
+    1 it is offline after about a second (and the watchdog turns false); with 10 it stays online. Reads wait at
+    most ``read_timeout_s``, which is how soon a stop is noticed on a quiet device."""
+
+    def camera(**settings: float) -> TestPatternCamera:
+        return TestPatternCamera(TestPatternOptions(name="cam", type="test-pattern", fps=0.25, **settings))  # type: ignore[arg-type]
+
+    quick: list[tuple[str, str | None]] = []
+    runner = _runner(camera(stale_after_s=1.0, read_timeout_s=0.2), quick)
+    runner.start()
+    time.sleep(0.5)
+    assert runner.watchdog_ok()
+    time.sleep(1.0)
+    assert quick[:2] == [("online", None), ("offline", "no data for 1 s")], quick
+    assert not runner.watchdog_ok()
+    runner.stop.set()
+    runner.thread.join(10)
+
+    def stop_latency(read_timeout_s: float, states: list[tuple[str, str | None]]) -> float:
+        runner = _runner(camera(stale_after_s=10.0, read_timeout_s=read_timeout_s), states)
+        runner.start()
+        time.sleep(1.2)  # the first frame at once, then a read waiting up to read_timeout_s, then the next
+        stopped = time.monotonic()
+        runner.stop.set()
+        runner.thread.join(10)
+        return time.monotonic() - stopped
+
+    patient: list[tuple[str, str | None]] = []
+    slow_stop = stop_latency(1.0, patient)  # stopped 0.2 s into a 1 s read
+    assert patient == [("online", None)], "10 s without data is not stale yet"
+    quick_stop = stop_latency(0.1, [])
+    assert quick_stop < 0.4 and slow_stop > 0.6, (quick_stop, slow_stop)
+
+
+def _example(tmp_path: Path) -> LoadedConfig:
+    """config/store-example.yaml as shipped, its state kept in ``tmp_path``."""
+    text = (REPO / "config" / "store-example.yaml").read_text(encoding="utf-8")
+    text = text.replace("state_dir: /var/lib/store-agent", f"state_dir: {tmp_path / 'state'}")
+    config = parse_config(text, base_dir=REPO / "config")
+    return LoadedConfig(config=config, path=REPO / "config" / "store-example.yaml", sha256="0" * 64)
+
+
+def test_the_example_opens_only_its_enabled_devices_and_runs_only_its_enabled_pipelines(tmp_path: Path) -> None:
+    """The example lists a device of every type but enables one (``enabled``), and enables the motion pipeline
+    only: the agent opens that one device, under its ``name``, and builds motion stages only; the disabled
+    entries name files that do not exist and are never opened."""
+    sink = MemorySink()
+    with Agent(_example(tmp_path), sink) as agent:
+        deadline = time.monotonic() + 30
+        while "scene.motion" not in agent.emitted and time.monotonic() < deadline:
+            time.sleep(0.1)
+        names = [s.name for s in agent.sources]
+        stages = sorted(f"{s.name}/{s.source}" for s in agent.stages)
+        health = agent.health()
+    assert names == ["entrance"] and stages == ["motion/entrance"]
+    assert health["devices"]["entrance"]["description"] == "test-pattern 640x480@10"
+    motion = [e.body for e in sink.events if e.type == "scene.motion"]
+    assert motion and {b.camera for b in motion} == {"entrance"}  # type: ignore[attr-defined]
+    states = [e.body for e in sink.events if e.type == "device.state"]
+    assert {b.device for b in states} == {"entrance"}  # type: ignore[attr-defined]
+
+
+def test_pipelines_take_only_the_sources_they_list(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``cameras`` (motion, face, people, product), ``microphones`` (speech) and ``scanners`` (product) pick the
+    sources a pipeline builds stages for; an empty list means every enabled source of the kind."""
+    from agent.pipelines.registry import configurable
+    from agent.runtime.wiring import build_shared
+    from tests.conftest import require_data
+
+    models = require_data("models")
+    monkeypatch.setenv("STORE_AGENT_GALLERY_KEY", "ab" * 32)
+    wav = write_wav(tmp_path / "quiet.wav", 0.5, 16000)
+    (tmp_path / "scan.script").write_text('text "4006381333931\\r\\n"\n')
+    devices = (
+        "cameras:\n"
+        "  - {name: door, type: test-pattern}\n"
+        "  - {name: till, type: test-pattern}\n"
+        "microphones:\n"
+        f"  - {{name: counter, type: wav-file, path: {wav}}}\n"
+        f"  - {{name: desk, type: wav-file, path: {wav}}}\n"
+        "serial:\n"
+        "  - {name: scanner-a, type: barcode, script: scan.script}\n"
+        "  - {name: scanner-b, type: barcode, script: scan.script}\n"
+        f"models: {{directory: {models}}}\n"
+    )
+
+    def sources(pipelines: str) -> dict[str, list[str]]:
+        config = loaded(tmp_path, devices + "pipelines:\n" + pipelines).config
+        sections = config.pipelines.sections()
+        out: dict[str, list[str]] = {}
+        with ExitStack() as stack:
+            shared = build_shared(config, stack)
+            for plugin in configurable():
+                if sections[plugin.name].enabled:
+                    out[plugin.name] = sorted(s.source for s in plugin.builder()(sections[plugin.name], shared))
+        return out
+
+    listed = sources(
+        "  motion: {enabled: true, cameras: [till]}\n"
+        "  face: {enabled: true, cameras: [door]}\n"
+        "  people: {enabled: true, cameras: [till]}\n"
+        "  speech: {enabled: true, microphones: [desk], recognizers: [{engine: pocketsphinx}],"
+        " intents: [{name: hello, phrases: {en: [hello]}}]}\n"
+        f"  product: {{enabled: true, cameras: [door], scanners: [scanner-b], catalog_dir: {tmp_path}}}\n"
+    )
+    assert listed == {
+        "motion": ["till"],
+        "face": ["door"],
+        "people": ["till"],
+        "speech": ["desk"],
+        "product": ["door", "scanner-b"],
+    }
+    every = sources(
+        "  motion: {enabled: true}\n  face: {enabled: true}\n  people: {enabled: true}\n"
+        "  speech: {enabled: true, recognizers: [{engine: pocketsphinx}],"
+        " intents: [{name: hello, phrases: {en: [hello]}}]}\n"
+        f"  product: {{enabled: true, catalog_dir: {tmp_path}}}\n"
+    )
+    assert every == {
+        "motion": ["door", "till"],
+        "face": ["door", "till"],
+        "people": ["door", "till"],
+        "speech": ["counter", "desk"],
+        "product": ["door", "till"],  # scanners are tied in only when listed
+    }

@@ -56,3 +56,46 @@ def test_card_reader_without_a_secret_is_refused(tmp_path: Path, monkeypatch: py
     monkeypatch.delenv("TEST_CARD_SECRET", raising=False)
     with pytest.raises(AgentError, match=r"identity\.cards: card secret: environment variable TEST_CARD_SECRET"):
         agent_for(tmp_path, MemorySink()).start()
+
+
+def test_a_tap_at_a_placed_reader_identifies_the_person_standing_there(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``identity.cards.placements``: a member's tap on a reader placed beside a camera gives the person track
+    whose box holds ``point`` that member; without a placement the tap identifies no track."""
+    from contextlib import ExitStack
+
+    from agent.pipelines.serial import SerialEventsSettings
+    from agent.pipelines.serial.stage import build
+    from agent.runtime.wiring import build_shared
+    from drivers.base import EndOfStream
+    from drivers.registry import create_driver
+
+    monkeypatch.setenv("TEST_CARD_SECRET", SECRET)
+    (tmp_path / "cards.script").write_text(f'text "{MEMBER_UID}\\r\\n"\n')
+    (tmp_path / "members.yaml").write_text(f"{card_hash(MEMBER_UID, SECRET.encode())}: member-42\n")
+
+    def tap(placements: str) -> dict[str, str | None]:
+        body = (
+            "cameras:\n  - {name: door, type: test-pattern}\n"
+            "serial:\n  - {name: desk-rfid, type: ascii-reader, script: cards.script, realtime: false}\n"
+            f"identity:\n  cards: {{secret_env: TEST_CARD_SECRET, registry: members.yaml, placements: {placements}}}\n"
+        )
+        config = parse_config(config_text(tmp_path / "state", body), base_dir=tmp_path)
+        with ExitStack() as stack:
+            shared = build_shared(config, stack)
+            (stage,) = build(SerialEventsSettings(enabled=True), shared)
+            # what the people pipeline publishes: one person at the desk, one near the door
+            shared.identities.publish_tracks("door", {"p-desk": (280, 300, 360, 470), "p-door": (20, 200, 90, 470)})
+            with create_driver("serial", config.serial[0]) as reader:
+                while True:
+                    try:
+                        read = reader.read(1.0)
+                    except EndOfStream:
+                        break
+                    if read is not None:
+                        list(stage.process(read))
+            return {t: shared.identities.member_of("door", t) for t in ("p-desk", "p-door")}
+
+    assert tap("[{reader: desk-rfid, camera: door, point: [320, 400]}]") == {"p-desk": "member-42", "p-door": None}
+    assert tap("[]") == {"p-desk": None, "p-door": None}

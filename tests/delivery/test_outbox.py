@@ -209,3 +209,54 @@ def test_queued_anonymous_ids_are_nulled_after_the_retention_and_member_ids_are_
         assert box.stats()["bytes"] == sum(len(r.payload) for r in box.fetch(0, 10))
     finally:
         box.close()
+
+
+def test_commit_window_groups_events_arriving_close_together(tmp_path: Path) -> None:
+    """``commit_window_ms``: events trickling in 5 ms apart get one disk commit each with a 0 ms window and
+    share commits with a 100 ms window (what keeps an SD card alive)."""
+    commits = {}
+    for window in (0, 100):
+        stamp = stamper()
+        box = Outbox(tmp_path / f"o{window}.sqlite3", settings(commit_window_ms=window), TOPICS)
+        try:
+            for i in range(40):
+                box.accept(stamp.stamp(barcode(i)))
+                time.sleep(0.005)
+            assert box.flush(10)
+            commits[window] = box.commits
+        finally:
+            box.close()
+    assert commits[0] >= 30 and commits[100] <= 8, commits
+
+
+def test_undelivered_events_older_than_events_days_are_dropped(tmp_path: Path) -> None:
+    """``privacy.retention.events_days`` reaches the daemon's outbox: events waiting longer are dropped (counted
+    as expired), younger ones and protected ones (identity, consent) are kept."""
+    import dataclasses
+
+    from agent.delivery.broker import free_port
+    from agent.delivery.outbox import OUTBOX_FILE
+    from agent.runtime.daemon import Daemon
+    from tests.delivery.conftest import loaded_config
+
+    loaded = loaded_config(tmp_path, free_port(), privacy={"retention": {"events_days": 7}})  # no broker there
+    day = 86400.0
+    stamp = stamper()
+    old, young = stamp.stamp(barcode(1)), stamp.stamp(barcode(2))
+    member = stamp.stamp(MemberSeen(captured_at=time.time(), member_id="m-1"))
+    waiting = [
+        dataclasses.replace(old, emitted_at=old.emitted_at - 8 * day),
+        dataclasses.replace(young, emitted_at=young.emitted_at - 6 * day),
+        dataclasses.replace(member, emitted_at=member.emitted_at - 30 * day),
+    ]
+    box = Outbox(Path(loaded.config.storage.state_dir) / OUTBOX_FILE, settings(), TOPICS)
+    for event in waiting:
+        box.accept(event)
+    box.close()
+    with Daemon(loaded) as daemon:
+        daemon.agent.emit(barcode(3))  # anything committed makes the outbox apply its retention
+        assert daemon.outbox.flush(10)
+        kept = {r.event_id for r in daemon.outbox.fetch(0, 100)}
+        stats = daemon.outbox.stats()
+    assert old.event_id not in kept and {young.event_id, member.event_id} <= kept
+    assert stats["dropped"]["expired"] == {"normal": 1}

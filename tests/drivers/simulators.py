@@ -89,6 +89,10 @@ class Pn532Simulator:
         self.card: bytes | None = None
         self.faults: deque[str] = deque()
         self.commands: list[int] = []
+        #: Every command frame received: (monotonic time, command code, parameters).
+        self.frames: list[tuple[float, int, bytes]] = []
+        #: Monotonic times of the host's ACKs (each aborts a command that got no answer).
+        self.ack_times: list[float] = []
         self.nacks = 0
         self.acks_from_host = 0
         self.polls = 0
@@ -123,6 +127,7 @@ class Pn532Simulator:
             length, lcs = buf[j + 2], buf[j + 3]
             if (length, lcs) == (0x00, 0xFF):
                 self.acks_from_host += 1  # the host aborts the command in progress
+                self.ack_times.append(time.monotonic())
                 buf = buf[j + 4 :]
                 continue
             if (length, lcs) == (0xFF, 0x00):
@@ -146,6 +151,7 @@ class Pn532Simulator:
 
     def _answer(self, command: int, params: bytes) -> None:
         self.commands.append(command)
+        self.frames.append((time.monotonic(), command, bytes(params)))
         if command == 0x02:
             body = bytes([0xD5, 0x03, 0x32, 0x01, 0x06, 0x07])
         elif command in (0x14, 0x32):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
@@ -144,3 +145,89 @@ def test_real_speech_wav() -> None:
     audio = np.concatenate([c.samples for c in chunks])
     assert len(chunks) > 30
     assert np.abs(audio).max() > 3000  # real speech, not silence
+
+
+def _timed_drain(driver: Driver[Any, Any], limit: int = 100_000) -> tuple[list[Any], float]:
+    started = time.monotonic()
+    items = drain(driver, limit)
+    return items, time.monotonic() - started
+
+
+def test_test_pattern_settings_shape_the_frames() -> None:
+    """``width``, ``height``, ``frames``, ``fps``, ``walkers``, ``seed`` and ``realtime`` of the synthetic camera."""
+
+    def run(**settings: Any) -> tuple[list[Frame], float]:
+        options = TestPatternOptions(name="p", type="test-pattern", **{"realtime": False, "frames": 12, **settings})
+        return _timed_drain(TestPatternCamera(options))
+
+    frames, _ = run(width=160, height=96, fps=4)
+    assert len(frames) == 12 and frames[0].image.shape == (96, 160, 3)
+    assert set(np.diff([f.capture.mono_ns for f in frames])) == {250_000_000}  # 1 / fps on the recorded timeline
+    assert len(run(frames=5)[0]) == 5
+
+    def moving(frames: list[Frame]) -> bool:
+        # the frame counter text (top rows) changes every frame; the figures walk below it
+        return any(not np.array_equal(a.image[40:], b.image[40:]) for a, b in pairwise(frames))
+
+    one = run(walkers=1, seed=7, frames=100)[0]
+    assert moving(one)
+    assert not moving(run(walkers=0, frames=100)[0])  # nobody crossing: a still scene
+    other = run(walkers=1, seed=8, frames=100)[0]
+    assert any(not np.array_equal(a.image, b.image) for a, b in zip(one, other, strict=True))  # seed: another plan
+    _, fast = run(frames=6, fps=10)
+    _, paced = run(frames=6, fps=10, realtime=True)
+    assert fast < 0.2 and paced >= 0.45, (fast, paced)  # six frames at 10 fps span half a second
+
+
+def test_video_file_fps_replaces_the_files_own_rate(tmp_path: Path) -> None:
+    """``fps`` null replays at the file's rate; a number replays at that rate instead (timeline and pacing)."""
+    path = write_video(tmp_path / "clip.avi", frames=6, fps=10)
+
+    def steps(**settings: Any) -> set[int]:
+        options = VideoFileOptions(name="cam", type="video-file", path=path, realtime=False, **settings)
+        return set(np.diff([f.capture.mono_ns for f in drain(VideoFileCamera(options))]).tolist())
+
+    assert steps() == {100_000_000}
+    assert steps(fps=25) == {40_000_000}
+    _, took = _timed_drain(VideoFileCamera(VideoFileOptions(name="cam", type="video-file", path=path, fps=40)))
+    assert 0.1 <= took < 0.4, took  # six frames at 40 fps: 0.125 s, not the file's 0.5 s
+
+
+def test_image_folder_fps_realtime_and_loop(tmp_path: Path) -> None:
+    """``fps`` sets the replay rate, ``realtime`` paces it, ``loop`` starts again after the last image."""
+    import cv2
+
+    for i, value in enumerate([10, 20, 30]):
+        cv2.imwrite(str(tmp_path / f"{i:03d}.png"), np.full((40, 50, 3), value, np.uint8))
+
+    def camera(**settings: Any) -> ImageFolderCamera:
+        return ImageFolderCamera(ImageFolderOptions(name="cam", type="image-folder", path=tmp_path, **settings))
+
+    frames = drain(camera(realtime=False, fps=4))
+    assert [int(f.image[0, 0, 0]) for f in frames] == [10, 20, 30]
+    assert set(np.diff([f.capture.mono_ns for f in frames])) == {250_000_000}
+    looped = drain(camera(realtime=False, loop=True), limit=8)
+    assert [int(f.image[0, 0, 0]) for f in looped] == [10, 20, 30] * 2 + [10, 20]
+    _, fast = _timed_drain(camera(realtime=False, fps=5))
+    _, paced = _timed_drain(camera(realtime=True, fps=5))
+    assert fast < 0.2 and paced >= 0.38, (fast, paced)  # three images at 5 fps span 0.4 s
+
+
+def test_wav_microphone_rate_realtime_and_loop(tmp_path: Path) -> None:
+    """``sample_rate`` is the rate delivered (converted), ``chunk_ms`` at that rate, ``realtime`` paces the
+    chunks like a live microphone, ``loop`` plays the file again."""
+    path = write_wav(tmp_path / "tone.wav", 0.3, 22050, freq=440.0)
+
+    def mic(**settings: Any) -> WavFileMicrophone:
+        return WavFileMicrophone(WavFileOptions(name="mic", type="wav-file", path=path, **settings))
+
+    chunks: list[AudioChunk] = drain(mic(realtime=False, sample_rate=8000, chunk_ms=30))
+    assert {c.sample_rate for c in chunks} == {8000} and {len(c.samples) for c in chunks} == {240}
+    audio = np.concatenate([c.samples for c in chunks]).astype(np.float64)
+    assert abs(np.argmax(np.abs(np.fft.rfft(audio))) * 8000 / len(audio) - 440) < 15  # the tone survives
+    assert len(drain(mic(realtime=False, sample_rate=16000, chunk_ms=30))) == 10
+    looped = drain(mic(realtime=False, loop=True, chunk_ms=30), limit=25)
+    assert len(looped) == 25 and looped[-1].capture.seq == 25  # 10 chunks per pass, played again
+    _, fast = _timed_drain(mic(realtime=False, chunk_ms=30))
+    _, paced = _timed_drain(mic(realtime=True, chunk_ms=30))
+    assert fast < 0.15 and paced >= 0.25, (fast, paced)  # ten 30 ms chunks span 0.3 s

@@ -47,13 +47,13 @@ def _free_port() -> int:
 
 
 class RtspServer:
-    def __init__(self, port: int, video: Path) -> None:
-        self.port, self.video = port, video
+    def __init__(self, port: int, video: Path, *options: str) -> None:
+        self.port, self.video, self.options = port, video, options
         self.process: subprocess.Popen[str] | None = None
 
     def start(self) -> None:
         self.process = subprocess.Popen(
-            [SYSTEM_PYTHON, str(SERVER), str(self.port), str(self.video)],
+            [SYSTEM_PYTHON, str(SERVER), str(self.port), str(self.video), *self.options],
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
             text=True,
@@ -80,13 +80,17 @@ def mjpeg_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-@pytest.fixture
-def server(mjpeg_video: Path) -> Iterator[RtspServer]:
+def need_gst_rtsp() -> None:
     if not _gst_rtsp_available():
         pytest.skip(
             "gst-rtsp-server not available to the system python3 (apt install python3-gi "
             "gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-good)"
         )
+
+
+@pytest.fixture
+def server(mjpeg_video: Path) -> Iterator[RtspServer]:
+    need_gst_rtsp()
     srv = RtspServer(_free_port(), mjpeg_video)
     srv.start()
     yield srv
@@ -187,3 +191,83 @@ def test_rtsp_server_killed_and_restarted(server: RtspServer, monkeypatch: pytes
         f"{fps_after:.1f} fps after; reopens {runner.reopens}"
     )
     os.environ.pop("TEST_RTSP_PASSWORD", None)
+
+
+def _first_frame(options: RtspOptions) -> Frame | str:
+    """The first frame the camera delivers, or the DeviceError's message."""
+    camera = RtspCamera(options)
+    try:
+        camera.open()
+        for _ in range(30):
+            frame = camera.read(1.0)
+            if frame is not None:
+                return frame
+        return "no frame"
+    except DeviceError as exc:
+        return str(exc)
+    finally:
+        camera.close()
+
+
+def test_credentials_and_transport_reach_the_camera(
+    mjpeg_video: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A camera that asks for credentials and serves RTP over TCP only: ``username`` + ``password_env`` (or
+    ``password_credential``) open it, a wrong or missing password does not; ``transport: udp`` is refused, tcp works."""
+    need_gst_rtsp()
+    srv = RtspServer(_free_port(), mjpeg_video, "--user", "viewer", "--password", "s3cret", "--tcp-only")
+    srv.start()
+    monkeypatch.setenv("GOOD_PASSWORD", "s3cret")
+    monkeypatch.setenv("BAD_PASSWORD", "guess")
+    (tmp_path / "cam-password").write_text("s3cret\n")
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(tmp_path))
+    url = f"rtsp://127.0.0.1:{srv.port}/live"
+
+    def attempt(**settings: Any) -> Frame | str:
+        return _first_frame(RtspOptions(name="lobby", type="rtsp", url=url, open_timeout_s=5, **settings))
+
+    try:
+        good = attempt(username="viewer", password_env="GOOD_PASSWORD")
+        assert isinstance(good, Frame) and good.image.shape == (360, 480, 3), good
+        from_credential = attempt(username="viewer", password_credential="cam-password")
+        assert isinstance(from_credential, Frame), from_credential
+        assert attempt(username="viewer", password_env="BAD_PASSWORD") == f"camera lobby: cannot open {url}"
+        assert attempt(username="someone", password_env="GOOD_PASSWORD") == f"camera lobby: cannot open {url}"
+        assert attempt() == f"camera lobby: cannot open {url}"
+        refused = attempt(username="viewer", password_env="GOOD_PASSWORD", transport="udp")
+        assert refused == f"camera lobby: cannot open {url}"
+        assert isinstance(attempt(username="viewer", password_env="GOOD_PASSWORD", transport="tcp"), Frame)
+    finally:
+        srv.kill()
+
+
+def test_open_timeout_bounds_waiting_for_a_camera_that_never_answers() -> None:
+    """``open_timeout_s``: a host that accepts the connection but never answers RTSP fails the open after
+    that long (not FFmpeg's default of waiting much longer)."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    accepted: list[socket.socket] = []
+
+    def accept() -> None:
+        while True:
+            try:
+                accepted.append(listener.accept()[0])
+            except OSError:
+                return
+
+    threading.Thread(target=accept, daemon=True).start()
+    url = f"rtsp://127.0.0.1:{listener.getsockname()[1]}/live"
+    took: dict[float, float] = {}
+    try:
+        for timeout in (0.5, 2.5):
+            started = time.monotonic()
+            assert _first_frame(RtspOptions(name="cam", type="rtsp", url=url, open_timeout_s=timeout)) == (
+                f"camera cam: cannot open {url}"
+            )
+            took[timeout] = time.monotonic() - started
+    finally:
+        listener.close()
+        for conn in accepted:
+            conn.close()
+    assert 0.45 <= took[0.5] < 1.5 and 2.4 <= took[2.5] < 4.0, took

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import termios
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -199,3 +201,159 @@ def test_barcode_scanner_prefix_suffix_aim(tmp_path: Path) -> None:
     finally:
         driver.close()
         device.unplug()
+
+
+# --- settings of the serial entries ---------------------------------------------------------------
+
+CMSPAR = 0o10000000000  # "stick" (mark/space) parity; Linux termios, not exported by Python's module
+
+
+def line_flags(fd: int) -> dict[str, object]:
+    """What the kernel holds for the tty: speed, stop bits, parity, flow control, character size."""
+    _, _, cflag, _, ispeed, ospeed, _ = termios.tcgetattr(fd)
+    return {
+        "speed": (ispeed, ospeed),
+        "size": {termios.CS5: 5, termios.CS6: 6, termios.CS7: 7, termios.CS8: 8}[cflag & termios.CSIZE],
+        "parenb": bool(cflag & termios.PARENB),
+        "parodd": bool(cflag & termios.PARODD),
+        "stick": bool(cflag & CMSPAR),
+        "cstopb": bool(cflag & termios.CSTOPB),
+        "crtscts": bool(cflag & termios.CRTSCTS),
+    }
+
+
+@pytest.mark.parametrize(
+    ("settings", "speed", "parodd", "stick", "cstopb", "crtscts"),
+    [
+        ({"baudrate": 9600, "parity": "N", "stopbits": 1, "rtscts": False}, termios.B9600, False, False, False, False),
+        ({"baudrate": 115200, "parity": "O", "stopbits": 2, "rtscts": True}, termios.B115200, True, False, True, True),
+        ({"baudrate": 4800, "parity": "M", "stopbits": 1.5, "rtscts": False}, termios.B4800, True, True, True, False),
+        ({"baudrate": 57600, "parity": "S", "stopbits": 1, "rtscts": False}, termios.B57600, False, True, False, False),
+    ],
+)
+def test_line_settings_reach_the_tty(
+    tmp_path: Path, settings: dict[str, object], speed: int, parodd: bool, stick: bool, cstopb: bool, crtscts: bool
+) -> None:
+    """baudrate, parity, stopbits and rtscts are what the kernel's tty holds once the driver opened the port.
+
+    A pseudo-terminal has no UART: Linux keeps it at 8 data bits and clears the parity-enable bit (CS8, no
+    PARENB) whatever is asked, so ``bytesize`` and the presence of parity show only on a real UART
+    (test_bytesize_and_parity_on_a_real_uart); the parity kind (odd, mark, space) does show here."""
+    device = PtyDevice(tmp_path / "by-id" / "usb-reader")
+    driver = AsciiCardReader(AsciiReaderOptions(name="desk", type="ascii-reader", port=device.path, **settings))  # type: ignore[arg-type]
+    try:
+        before = line_flags(device.master)
+        driver.open()
+        flags = line_flags(device.master)
+        expected = {"speed": (speed, speed), "parodd": parodd, "stick": stick, "cstopb": cstopb, "crtscts": crtscts}
+        assert {k: flags[k] for k in expected} == expected, flags
+        assert before["speed"] != flags["speed"] or settings["baudrate"] == 9600
+    finally:
+        driver.close()
+        device.unplug()
+
+
+@pytest.mark.hardware
+def test_bytesize_and_parity_on_a_real_uart() -> None:
+    """On a real UART (named by STORE_AGENT_TEST_UART, e.g. a USB adapter nobody else uses) the data bits and
+    parity of the entry are what the kernel programs; a pseudo-terminal cannot show them."""
+    port = os.environ.get("STORE_AGENT_TEST_UART")
+    if not port:
+        pytest.skip("set STORE_AGENT_TEST_UART to a serial port that may be reconfigured (e.g. /dev/ttyUSB0)")
+    for bytesize, parity in ((7, "E"), (8, "N")):
+        driver = BarcodeScanner(
+            BarcodeOptions(name="till", type="barcode", port=port, baudrate=9600, bytesize=bytesize, parity=parity)  # type: ignore[arg-type]
+        )
+        driver.open()
+        fd = os.open(port, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+        try:
+            flags = line_flags(fd)
+            assert flags["size"] == bytesize and flags["parenb"] == (parity != "N"), flags
+        finally:
+            os.close(fd)
+            driver.close()
+
+
+def test_write_timeout_bounds_a_write_nobody_takes(tmp_path: Path) -> None:
+    """``write_timeout_s``: when the far end stops taking bytes, a write gives up after that long and the port
+    counts as gone (DeviceError, so the runtime reopens it) instead of blocking the driver's thread."""
+    elapsed: dict[float, float] = {}
+    for timeout in (0.3, 1.5):
+        device = PtyDevice(tmp_path / f"nfc-{timeout}")
+        driver = Pn532Reader(Pn532Options(name="nfc", type="pn532", port=device.path, write_timeout_s=timeout))
+        try:
+            with Pn532Simulator(device):
+                driver.open()  # the simulated chip answers the handshake, then stops reading
+            started = time.monotonic()
+            with pytest.raises(DeviceError, match=r"serial nfc .*write failed"):
+                for _ in range(1000):  # the pty's buffer fills and stays full
+                    driver.transport.write(b"\x55" * 65536)
+            elapsed[timeout] = time.monotonic() - started
+        finally:
+            driver.close()
+            device.unplug()
+    assert 0.25 <= elapsed[0.3] < 1.0, elapsed
+    assert 1.4 <= elapsed[1.5] < 3.0, elapsed
+
+
+def _pn532(device: PtyDevice, **settings: float) -> Pn532Reader:
+    return Pn532Reader(Pn532Options(name="nfc", type="pn532", port=device.path, **settings))  # type: ignore[arg-type]
+
+
+def test_pn532_poll_interval_and_passive_retries_reach_the_chip(tmp_path: Path) -> None:
+    """``poll_interval_s`` spaces the InListPassiveTarget polls; ``passive_retries`` is the MxRtyPassiveActivation
+    byte of the RFConfiguration command the chip receives while opening."""
+    rates: dict[float, float] = {}
+    for interval, retries in ((0.05, 2), (0.3, 7)):
+        device = PtyDevice(tmp_path / f"nfc-{interval}")
+        driver = _pn532(device, poll_interval_s=interval, passive_retries=retries)
+        try:
+            with Pn532Simulator(device) as sim:
+                driver.open()
+                rf = [params for _, command, params in sim.frames if command == 0x32]
+                assert rf == [bytes([0x05, 0xFF, 0x01, retries])]
+                collect(driver, 1.5)
+                polls = [t for t, command, _ in sim.frames if command == 0x4A]
+                rates[interval] = (len(polls) - 1) / (polls[-1] - polls[0])
+        finally:
+            driver.close()
+            device.unplug()
+    assert rates[0.05] > 10 and 2.0 < rates[0.3] < 4.0, rates
+
+
+def test_pn532_response_timeout_and_max_missed_responses(tmp_path: Path) -> None:
+    """``response_timeout_s``: a poll the chip leaves unanswered is aborted (host ACK) that long after it was sent;
+    ``max_missed_responses`` such polls in a row make the reader count as gone."""
+    for timeout, missed in ((0.2, 2), (0.6, 4)):
+        device = PtyDevice(tmp_path / f"nfc-{timeout}")
+        driver = _pn532(device, poll_interval_s=0.05, response_timeout_s=timeout, max_missed_responses=missed)
+        try:
+            with Pn532Simulator(device) as sim:
+                driver.open()
+                sim.faults.extend(["silent"] * 10)
+                with pytest.raises(DeviceError, match=rf"no answer to {missed} polls in a row"):
+                    collect(driver, 10.0)
+                polls = [t for t, command, _ in sim.frames if command == 0x4A]
+                gaps = [ack - max(t for t in polls if t < ack) for ack in sim.ack_times]
+        finally:
+            driver.close()
+            device.unplug()
+        assert len(polls) == missed and len(gaps) == missed - 1, (polls, sim.ack_times)
+        assert all(timeout - 0.02 <= gap <= timeout + 0.25 for gap in gaps), (timeout, gaps)
+
+
+def test_pn532_handshake_timeout_bounds_opening_a_silent_port(tmp_path: Path) -> None:
+    """``handshake_timeout_s``: with nothing answering, open() gives up after that long (per command)."""
+    took: dict[float, float] = {}
+    for timeout in (0.3, 1.2):
+        device = PtyDevice(tmp_path / f"silent-{timeout}")
+        driver = _pn532(device, handshake_timeout_s=timeout)
+        started = time.monotonic()
+        try:
+            with pytest.raises(DeviceError, match=rf"no answer to GetFirmwareVersion within {timeout:g} s"):
+                driver.open()
+            took[timeout] = time.monotonic() - started
+        finally:
+            driver.close()
+            device.unplug()
+    assert 0.25 <= took[0.3] < 0.8 and 1.15 <= took[1.2] < 2.0, took

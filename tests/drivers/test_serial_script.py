@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pydantic import ValidationError
@@ -11,6 +12,7 @@ from pydantic import ValidationError
 from drivers.base import DeviceError, EndOfStream, SerialRead
 from drivers.registry import create_driver, driver_class
 from drivers.serial.common import SerialDriver
+from drivers.serial.lines import rdm6300_frame
 from drivers.serial.pn532_reader import Pn532Options
 from drivers.serial.readers import BarcodeOptions
 from drivers.serial.script import ScriptError, Send, Wait, parse_script
@@ -102,3 +104,71 @@ def test_options_need_exactly_one_source(tmp_path: Path) -> None:
     with pytest.raises(ValidationError, match="baudrate must be one of"):
         Pn532Options(name="nfc", type="pn532", port="/dev/ttyS0", baudrate=12345)
     assert Pn532Options(name="nfc", type="pn532", port="/dev/serial/by-id/x").baudrate == 115200
+
+
+def _replay(tmp_path: Path, options: dict[str, Any], script: str) -> list[SerialRead]:
+    path = tmp_path / f"{options['type']}-{len(list(tmp_path.iterdir()))}.script"
+    path.write_text(script)
+    driver = create_driver("serial", driver_class("serial", options["type"]).Options(script=path, **options))
+    return drain(driver)  # type: ignore[arg-type]
+
+
+CARD = "pn532-ack\npn532-frame D5 4B 01 01 00 04 08 04 DE AD BE EF\nwait 0.2\n"
+NO_CARD = "pn532-ack\npn532-frame D5 4B 00\nwait 0.2\n"
+
+
+def test_pn532_absent_polls_decide_when_a_card_was_taken_away(tmp_path: Path) -> None:
+    """``absent_polls``: a card missing from fewer polls than this is the same presence (one tap); missing from
+    this many it was taken away, and seeing it again is a new tap."""
+    script = CARD + NO_CARD * 2 + CARD + NO_CARD * 3 + CARD
+    options = {"name": "nfc", "type": "pn532", "realtime": False}
+    taps = {n: [r.value for r in _replay(tmp_path, {**options, "absent_polls": n}, script)] for n in (2, 3, 4)}
+    assert taps == {2: ["DEADBEEF"] * 3, 3: ["DEADBEEF"] * 2, 4: ["DEADBEEF"]}
+
+
+def test_ascii_reader_settings_decode_the_lines(tmp_path: Path) -> None:
+    """``format``, ``uid_bytes``, ``reverse`` and ``prefix`` decide what a reader's line means; ``repeat_window_s``
+    how long the same card counts as still held."""
+    base = {"name": "desk", "type": "ascii-reader", "realtime": False}
+
+    def values(script: str, **settings: Any) -> list[str]:
+        return [r.value for r in _replay(tmp_path, {**base, **settings}, script)]
+
+    decimal = 'text "3735928559\\r\\n"\n'
+    assert values(decimal, format="decimal") == ["DEADBEEF"]
+    assert values(decimal, format="hex") == []  # ten hex digits are no 4/7/10-byte UID
+    assert values(decimal, format="decimal", reverse=True) == ["EFBEADDE"]
+    seven = f'text "{int("04A1B2C3D4E580", 16)}\\r\\n"\n'
+    assert values(seven, format="decimal") == []  # too big for the default 4 bytes
+    assert values(seven, format="decimal", uid_bytes=7) == ["04A1B2C3D4E580"]
+    prefixed = 'text "UID:DEADBEEF\\r\\n"\n'
+    assert values(prefixed, format="hex") == []
+    assert values(prefixed, format="hex", prefix="UID:") == ["DEADBEEF"]
+    frame = rdm6300_frame(bytes.fromhex("0C00A1B2C3"))
+    rdm = f"hex {frame.hex()}\n"
+    assert values(rdm, format="rdm6300") == ["0C00A1B2C3"]
+    assert values(rdm, format="hex") == []
+    held = 'text "DEADBEEF\\r\\n"\nwait 0.6\ntext "DEADBEEF\\r\\n"\nwait 0.6\ntext "DEADBEEF\\r\\n"\n'
+    assert values(held, format="hex", repeat_window_s=1.0) == ["DEADBEEF"]  # each sighting extends the hold
+    assert values(held, format="hex", repeat_window_s=0.5) == ["DEADBEEF"] * 3
+
+
+def test_barcode_settings_filter_the_lines(tmp_path: Path) -> None:
+    """``aim_id``, ``verify_ean``, ``max_length``, ``prefix`` and ``suffix`` decide which lines are codes."""
+    base = {"name": "till", "type": "barcode", "realtime": False}
+
+    def codes(script: str, **settings: Any) -> list[tuple[str, str | None]]:
+        return [(r.value, r.symbology) for r in _replay(tmp_path, {**base, **settings}, script)]
+
+    aim = 'text "]E04006381333931\\r\\n"\n'
+    assert codes(aim, aim_id=True) == [("4006381333931", "ean-upc")]
+    assert codes(aim, aim_id=False) == [("]E04006381333931", None)]
+    misread = 'text "4006381333932\\r\\n"\n'
+    assert codes(misread, verify_ean=True) == []
+    assert codes(misread, verify_ean=False) == [("4006381333932", None)]
+    long = 'text "ABCDEFGHIJKLMNOPQRST\\r\\n"\n'
+    assert codes(long, max_length=20) == [("ABCDEFGHIJKLMNOPQRST", None)]
+    assert codes(long, max_length=19) == []
+    framed = 'text "<ABC-123>\\r\\n"\ntext "ABC-456\\r\\n"\n'
+    assert codes(framed) == [("<ABC-123>", None), ("ABC-456", None)]
+    assert codes(framed, prefix="<", suffix=">") == [("ABC-123", None)]  # prefix and suffix are required

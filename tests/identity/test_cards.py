@@ -10,6 +10,7 @@ import jsonschema
 import pytest
 from referencing import Registry, Resource
 
+from agent.errors import AgentError
 from agent.events import EventStamper
 from agent.identity.cards import CardIdentity, CardIdentityError, card_hash, load_registry, load_secret
 from agent.pipelines.serial.events import CardTapped, card_tapped
@@ -74,3 +75,25 @@ def test_events_never_carry_the_raw_uid() -> None:
         assert "DEADBEEF" not in event.to_json().upper() and "04A1B2C3D4E580" not in event.to_json().upper()
     with pytest.raises(ValueError, match="exactly one"):
         CardTapped(captured_at=0.0, device="nfc")
+
+
+def test_the_config_names_where_the_card_secret_comes_from(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``identity.cards.secret_credential`` (a systemd credential) or ``secret_env``: the card hashes in events
+    are keyed with the secret found there."""
+    from agent.config.loader import parse_config
+    from agent.runtime.wiring import card_identity
+    from tests.media import config_text
+
+    (tmp_path / "till-card-secret").write_bytes(SECRET + b"\n")
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(tmp_path))
+    other = b"another-store-secret-0123456789"
+    monkeypatch.setenv("OTHER_CARD_SECRET", other.decode())
+
+    def hashed(cards: str) -> str | None:
+        config = parse_config(config_text(tmp_path, f"identity:\n  cards: {cards}\n"), base_dir=tmp_path)
+        return card_tapped("nfc", "DEADBEEF", card_identity(config), captured_at=0.0).card_hash
+
+    assert hashed("{secret_credential: till-card-secret}") == "hmac-sha256:" + card_hash("DEADBEEF", SECRET)
+    assert hashed("{secret_env: OTHER_CARD_SECRET}") == "hmac-sha256:" + card_hash("DEADBEEF", other)
+    with pytest.raises(AgentError, match=r"identity\.cards: card secret"):
+        hashed("{secret_credential: missing-secret}")

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import cv2
+import numpy as np
 import pytest
 
 from agent.config.loader import parse_config
@@ -213,3 +214,149 @@ def test_hand_regions_from_a_real_tracker_and_pose_on_real_frames(stages: dict[s
     inbox.offer_tracks("aisle", later, [])
     aisle.process(frame("aisle", image, later, 300))
     assert aisle.hand_voters == {}
+
+
+# --- each pipelines.product setting changing what the pipeline reports --------------------------------------
+
+
+def counter_run(
+    stages: dict[str, Any], products_dir: Path, plan: list[str | None], t0: float, step: float = 0.5, **changes: Any
+) -> list[EventBody]:
+    """A counter stage with the fixture's settings changed by ``changes`` (same catalogue and models), shown one
+    frame per ``step`` s: a shelf photo of the product (cycling through five) for each SEEN, a bare counter for None."""
+    base: ProductCameraStage = stages["counter"]
+    stage = ProductCameraStage("counter", base.settings.model_copy(update=changes), stages["service"])
+    photos = [cv2.imread(str(p)) for p in shelf(products_dir, SEEN)[5:10]]
+    empty = np.full_like(photos[0], 200)
+    events: list[EventBody] = []
+    for i, what in enumerate(plan):
+        image = photos[i % len(photos)] if what == SEEN else empty
+        events += stage.process(frame("counter", image, t0 + step * i, i))
+    return events
+
+
+def recognized(events: list[EventBody]) -> list[ProductRecognized]:
+    return [e for e in events if isinstance(e, ProductRecognized)]
+
+
+def test_vote_settings_decide_when_a_product_is_recognised(stages: dict[str, Any], products_dir: Path) -> None:
+    """``vote_min`` agreeing frames among the last ``vote_frames`` make a recognition."""
+    held = [SEEN] * 6
+    for vote_min in (2, 4):
+        (event,) = recognized(counter_run(stages, products_dir, held, T0 + 1000 * vote_min, vote_min=vote_min))
+        assert event.votes == vote_min and event.captured_at == T0 + 1000 * vote_min + 0.5 * (vote_min - 1)
+    interrupted = [SEEN, SEEN, None, SEEN, None, SEEN]  # never three in a row
+    assert [e.votes for e in recognized(counter_run(stages, products_dir, interrupted, T0 + 5000, vote_frames=5))] == [
+        3
+    ]
+    assert recognized(counter_run(stages, products_dir, interrupted, T0 + 6000, vote_frames=3)) == []
+
+
+def test_score_margin_and_cosine_thresholds_keep_doubtful_frames_unknown(
+    stages: dict[str, Any], products_dir: Path
+) -> None:
+    """``min_score`` (whitened cosine), ``min_margin`` (over the runner-up) and ``min_cosine`` (plain cosine):
+    raised past what these frames reach, the same product stays unknown."""
+    held = [SEEN] * 5
+    (event,) = recognized(counter_run(stages, products_dir, held, T0 + 7000))
+    assert event.sku == SEEN and event.score < 0.99 and event.margin is not None and event.margin < 1.5
+    assert recognized(counter_run(stages, products_dir, held, T0 + 8000, min_score=0.99)) == []
+    assert recognized(counter_run(stages, products_dir, held, T0 + 9000, min_margin=1.5)) == []
+    assert recognized(counter_run(stages, products_dir, held, T0 + 10000, min_cosine=0.99)) == []
+
+
+def test_top_k_is_how_many_candidates_an_event_lists(stages: dict[str, Any], products_dir: Path) -> None:
+    for k in (1, 3, 7):
+        (event,) = recognized(counter_run(stages, products_dir, [SEEN] * 4, T0 + 11000 + k * 100, top_k=k))
+        assert len(event.top) == k and event.top[0].sku == SEEN
+
+
+def test_repeat_after_s_is_when_the_same_product_is_announced_again(stages: dict[str, Any], products_dir: Path) -> None:
+    """Shown, taken away for 8 s, shown again: one announcement with 30 s, two with 5 s."""
+    plan: list[str | None] = [SEEN] * 4 + [None] * 16 + [SEEN] * 4
+    assert len(recognized(counter_run(stages, products_dir, plan, T0 + 12000, repeat_after_s=30.0))) == 1
+    assert len(recognized(counter_run(stages, products_dir, plan, T0 + 13000, repeat_after_s=5.0))) == 2
+
+
+def test_fps_is_how_often_a_zone_is_looked_at(stages: dict[str, Any], products_dir: Path) -> None:
+    """Frames at 10 fps: at ``fps`` 10 every one is searched and three votes come after 0.2 s; at 1 only one
+    frame a second is, so they take 2 s."""
+    plan: list[str | None] = [SEEN] * 30
+    fast = recognized(counter_run(stages, products_dir, plan, T0 + 14000, step=0.1, fps=10.0))
+    slow = recognized(counter_run(stages, products_dir, plan, T0 + 15000, step=0.1, fps=1.0))
+    assert fast[0].captured_at - (T0 + 14000) == pytest.approx(0.2)
+    assert slow[0].captured_at - (T0 + 15000) == pytest.approx(2.0)
+
+
+def test_interest_dwell_s_is_how_long_a_held_product_takes_to_be_interest(
+    stages: dict[str, Any], products_dir: Path
+) -> None:
+    held: list[str | None] = [SEEN] * 12  # 5.5 s
+    for dwell in (1.0, 4.0):
+        events = counter_run(stages, products_dir, held, T0 + 16000 + dwell * 100, interest_dwell_s=dwell)
+        (interest,) = [e for e in events if isinstance(e, ProductInterest)]
+        first = recognized(events)[0].captured_at
+        assert interest.trigger == "held" and dwell <= interest.dwell_s < dwell + 0.6
+        assert interest.captured_at - first == pytest.approx(interest.dwell_s)
+
+
+def test_mismatch_window_s_is_how_far_apart_a_scan_and_a_sighting_are_compared(
+    stages: dict[str, Any], products_dir: Path
+) -> None:
+    """A scan of another product 2.5 s before the camera recognises SEEN: a mismatch with a 5 s window,
+    unrelated with a 2 s one."""
+    from agent.pipelines.product.stage import ProductService
+
+    service = stages["service"]
+    skus = all_skus(products_dir)[:8]
+    found = {}
+    for window in (5.0, 2.0):
+        settings = stages["counter"].settings.model_copy(update={"mismatch_window_s": window})
+        variant = ProductService(settings, service.models, service.state_dir, None)
+        variant.embedder, variant.built = service.ensure_ready()  # the same models and catalogue, a new ledger
+        counter = ProductCameraStage("counter", settings, variant)
+        scanner = ProductScannerStage("scanner", variant)
+        t = T0 + 20000 + window * 100
+        read = SerialRead(
+            source="scanner", capture=Capture(1, int(t * 1e9), t), kind="barcode", value=barcode_for(skus.index(OTHER))
+        )
+        events = list(scanner.process(read))
+        photos = shelf(products_dir, SEEN)[5:10]
+        for i in range(12):  # frames every 0.5 s from t + 1.5: the third vote, at t + 2.5, recognises SEEN
+            events += counter.process(frame("counter", cv2.imread(str(photos[i % 5])), t + 1.5 + 0.5 * i, i))
+        found[window] = [(e.scanned_sku, e.seen_sku) for e in events if isinstance(e, ProductMismatch)]
+    assert found == {5.0: [(OTHER, SEEN)], 2.0: []}
+
+
+def test_catalogue_settings_decide_what_is_searched(tmp_path: Path, products_dir: Path, models_dir: Path) -> None:
+    """``catalog_dir`` is what the index holds, ``cache_dir`` where its embeddings are kept (default under
+    ``storage.state_dir``), ``whitening`` whether a projection is fitted on the shelf photos, ``views`` and
+    ``centre_crop`` how each photo is embedded."""
+    from agent.pipelines.product.stage import ProductService
+    from agent.pipelines.shared import ModelOptions
+
+    skus = all_skus(products_dir)[:3]
+    catalog = make_catalog(tmp_path / "catalog", products_dir, skus, {s: shelf(products_dir, s)[:3] for s in skus})
+    models = ModelOptions(models_dir, ("CPUExecutionProvider",), 2)
+
+    def service(**settings: Any) -> ProductService:
+        made = ProductService(
+            ProductSettings(enabled=True, catalog_dir=catalog, **settings), models, tmp_path / "state", None
+        )
+        made.ensure_ready()
+        return made
+
+    plain = service()
+    assert plain.built is not None and set(plain.built.index.skus) == set(skus)
+    assert (tmp_path / "state" / "catalog" / "embeddings.npz").is_file()
+    assert plain.built.index.whitening is not None and plain.built.index.whitening.dim == len(skus) - 1
+    cached = service(cache_dir=tmp_path / "elsewhere")
+    assert (tmp_path / "elsewhere" / "embeddings.npz").is_file() and cached.built is not None
+    assert cached.built.stats.cached == 0  # a new cache: every photo embedded there
+    unwhitened = service(whitening=False)
+    assert unwhitened.built is not None and unwhitened.built.index.whitening is None
+    photo = cv2.imread(str(shelf(products_dir, skus[0])[4]))  # not a reference
+    single = plain.embedder.embed([photo])[0]  # type: ignore[union-attr]
+    for changed in (service(views="multi"), service(centre_crop=0.8)):
+        assert changed.embedder is not None and changed.embedder.version != plain.embedder.version  # type: ignore[union-attr]
+        assert 0.5 < float(changed.embedder.embed([photo])[0] @ single) < 0.999

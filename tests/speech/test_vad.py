@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 
+from agent.pipelines.speech.build import make_segmenter
+from agent.pipelines.speech.settings import VadSettings
 from models.speech.audio import SAMPLE_RATE, chunks
 from models.speech.vad import EnergyVad, Segmenter, Utterance, make_vad
 from tests.speech.conftest import load, with_silence
@@ -56,3 +60,50 @@ def test_long_speech_is_cut_and_marked() -> None:
         out += seg.push(block, i * 30_000_000, float(i))
     assert any(u.truncated for u in out)
     assert all(u.duration_s <= 3.05 for u in out)
+
+
+def segment_with(samples: np.ndarray, **vad: Any) -> list[Utterance]:
+    """Utterances of ``samples`` through the segmenter the speech pipeline builds from ``VadSettings(**vad)``."""
+    segmenter = make_segmenter("mic", VadSettings(**vad))
+    out: list[Utterance] = []
+    for i, block in enumerate(chunks(samples, 30)):
+        out += segmenter.push(block, i * 30_000_000, 1000.0 + i * 0.03)
+    last = segmenter.flush()
+    return out + ([last] if last else [])
+
+
+def test_vad_kind_and_aggressiveness_decide_what_noise_counts_as_speech() -> None:
+    """Two seconds of hiss between silences: the energy VAD takes it for speech, WebRTC's model does not
+    (``kind``); louder hiss passes WebRTC at ``aggressiveness`` 0 and not at 3."""
+    rng = np.random.default_rng(0)
+    silence = np.zeros(SAMPLE_RATE, np.int16)
+
+    def hiss(level: float) -> np.ndarray:
+        return np.concatenate([silence, (rng.normal(size=2 * SAMPLE_RATE) * level).astype(np.int16), silence])
+
+    quiet, louder = hiss(300), hiss(1000)
+    assert len(segment_with(quiet, kind="energy")) == 1 and segment_with(quiet, kind="webrtc") == []
+    assert len(segment_with(louder, kind="webrtc", aggressiveness=0)) == 1
+    assert segment_with(louder, kind="webrtc", aggressiveness=3) == []
+
+
+def test_vad_frame_pre_roll_hangover_min_speech_and_max_utterance() -> None:
+    """``frame_ms`` is the unit utterances are cut in, ``pre_roll_ms`` the audio kept from before speech starts,
+    ``hangover_ms`` the silence that ends an utterance, ``min_speech_ms`` the least speech kept,
+    ``max_utterance_s`` where long speech is cut."""
+    forward = load("en/goforward.wav")
+    for frame_ms in (10, 20, 30):
+        (utterance,) = segment_with(with_silence(forward), frame_ms=frame_ms)
+        assert len(utterance.samples) % (SAMPLE_RATE * frame_ms // 1000) == 0
+        assert frame_ms == 30 or len(utterance.samples) % 480 != 0  # not cut in the default 30 ms frames
+    (short,) = segment_with(with_silence(forward), pre_roll_ms=0)
+    (long,) = segment_with(with_silence(forward), pre_roll_ms=600)
+    assert short.start_wall - long.start_wall == pytest.approx(0.57, abs=0.001)  # 19 more 30 ms frames kept
+    two = with_silence(forward, load("synth/en_where_shoes.wav"), gap_s=0.6)
+    assert len(segment_with(two, hangover_ms=300)) == 2 and len(segment_with(two, hangover_ms=1500)) == 1
+    burst = with_silence(forward[int(0.2 * SAMPLE_RATE) : int(0.6 * SAMPLE_RATE)])  # 0.4 s of the sentence
+    assert len(segment_with(burst, min_speech_ms=100)) == 1 and segment_with(burst, min_speech_ms=1000) == []
+    talk = np.concatenate([load("en/vosk_test_en.wav")] * 2)  # about 16 s of speech
+    cut = {limit: segment_with(talk, max_utterance_s=limit, hangover_ms=2000) for limit in (3.0, 12.0)}
+    assert [u.duration_s for u in cut[3.0] if u.truncated] == [3.0] * 5
+    assert [u.duration_s for u in cut[12.0] if u.truncated] == [12.0]
