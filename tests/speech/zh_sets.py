@@ -7,7 +7,8 @@
   names). Audio from github.com/jackaduma/CycleGAN-VC2 (data/S0913, MIT repo; AISHELL-1 itself is
   Apache-2.0), transcripts from github.com/R1ckShi/SeACo-Paraformer (data/test/text), both fetched to
   ``$STORE_AGENT_EXTRA_DATA/aishell1_S0913`` (default /work/extra-data); never committed.
-  Plus the four FireRedASR clips of four other speakers (shared data), for CER only.
+  Plus the four FireRedASR clips of four other speakers (shared data): CER, and false intents (none of
+  them names the reporting store's products).
 
 Intents are chosen from what each split's speakers actually say, because no recording of shoppers
 saying store sentences exists here: the tuning set's places and songs, the reporting set's brands and
@@ -105,7 +106,8 @@ def reporting_sets(speech_dir: Path) -> list[SpeakerSet]:
             )
         )
     fire = speech_dir / "zh/fireredasr"
-    sets.append(SpeakerSet("fireredasr-4spk", "reporting", fire, fireredasr_refs(fire), []))
+    # The reporting store's intents: none of these sentences names its products, so any intent is a false one.
+    sets.append(SpeakerSet("fireredasr-4spk", "reporting", fire, fireredasr_refs(fire), REPORTING_INTENTS))
     return sets
 
 
