@@ -19,7 +19,8 @@ log="${1:-/dev/stdout}"
         "bench/speech_rtf.py --engine vosk-ko-grammar" \
         "bench/speech_rtf.py --engine pocketsphinx-en-grammar" \
         "bench/speech_rtf.py --engine whisper-zh" \
-        "bench/speech_rtf.py --engine whisper-en"; do
+        "bench/speech_rtf.py --engine whisper-en" \
+        "bench/speech_names.py"; do
         echo; echo "## $cmd"
         $py $cmd 2>&1 | grep -v "^WARNING\|Warning"
     done

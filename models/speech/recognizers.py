@@ -227,6 +227,7 @@ def _confidence(avg_logprob: float, no_speech_prob: float) -> float:
 
 
 MAX_FRAMES = 3000  # Whisper's 30 s window
+MAX_PROMPT_TOKENS = 223  # Whisper's limit for previous text: n_text_ctx // 2 - 1
 
 
 class WhisperRecognizer:
@@ -239,7 +240,9 @@ class WhisperRecognizer:
     phrase) and decoding is greedy with a token budget proportional to the
     audio, which also stops repetition loops. ``fit_window: false`` keeps
     faster-whisper's own 30 s path for comparison. A Mandarin prompt keeps
-    output in Simplified characters.
+    output in Simplified characters; ``prompt`` replaces it with the store's
+    own words (models.speech.bias.build_prompt), which Whisper reads as text
+    said before the utterance and so favours names it would otherwise miss.
     """
 
     engine = "whisper"
@@ -251,6 +254,7 @@ class WhisperRecognizer:
         threads: int = 2,
         beam_size: int = 1,
         fit_window: bool = True,
+        prompt: str | None = None,
     ) -> None:
         try:
             from faster_whisper import WhisperModel
@@ -264,6 +268,7 @@ class WhisperRecognizer:
         self._language = language
         self._beam_size = beam_size
         self._fit_window = fit_window
+        self.prompt = prompt
         self._model = _shared(
             "whisper",
             model_dir,
@@ -297,6 +302,12 @@ class WhisperRecognizer:
             )
         return self._tokenizers[language]
 
+    def _context(self, language: str) -> str | None:
+        """Previous text for the decoder: the store prompt when given, else the Simplified-Chinese cue for zh."""
+        if self.prompt:
+            return self.prompt
+        return ZH_PROMPT if language == "zh" else None
+
     def _fitted(self, audio: npt.NDArray[np.float32]) -> tuple[str, str, float]:
         import ctranslate2
 
@@ -312,8 +323,10 @@ class WhisperRecognizer:
             language = str(best)[2:-2]
         tok = self._tokenizer(language)
         prompt: list[int] = []
-        if language == "zh":
-            prompt = [tok.sot_prev, *tok.encode(" " + ZH_PROMPT)]
+        context = self._context(language)
+        if context:
+            # Whisper keeps at most half its 448-token text context for previous text; the end matters most.
+            prompt = [tok.sot_prev, *tok.encode(" " + context)[-(MAX_PROMPT_TOKENS):]]
         prompt += [*tok.sot_sequence, tok.no_timestamps]
         budget = 12 + int(12 * len(audio) / SAMPLE_RATE)  # tokens: ~3-4 per Mandarin syllable second, 2-3 English
         result = self._model.model.generate(
@@ -340,7 +353,7 @@ class WhisperRecognizer:
             beam_size=self._beam_size,
             without_timestamps=True,
             condition_on_previous_text=False,
-            initial_prompt=ZH_PROMPT if self._language == "zh" else None,
+            initial_prompt=self._context(self._language or ""),
         )
         texts: list[str] = []
         logprob = no_speech = 0.0
