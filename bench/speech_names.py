@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from agent.speech.evaluation import error_rate
+from agent.pipelines.speech.evaluation import error_rate
 from models.speech.audio import read_wav
 from models.speech.bias import DEFAULT_MAX_CHARS, build_prompt, store_terms
 from models.speech.provision import default_cache_dir, fetch

@@ -439,6 +439,10 @@ SETTING_TESTS: dict[str, list[str]] = {
         "tests/trust/test_trust.py::test_clock_skew_and_ttl_limits",
         "tests/delivery/test_attacks.py::test_every_attack_is_refused",
     ],
+    "pipelines.speech.pinyin_min_similarity": [
+        "tests/speech/test_text_and_intents.py::test_pinyin_min_similarity_setting_hears_names_by_sound",
+        "tests/speech/test_zh_names.py::test_shop_names_of_the_tuning_speaker",
+    ],
 }
 
 

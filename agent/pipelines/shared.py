@@ -148,3 +148,5 @@ class Shared:
     cards: CardIdentity | None = None
     #: Card readers placed beside a camera: reader name -> (camera, pixel point of the person tapping).
     card_placements: dict[str, tuple[str, tuple[float, float]]] = field(default_factory=dict)
+    #: The store's product names (the catalogue's, when product recognition is on): words speech should expect.
+    product_names: tuple[str, ...] = ()

@@ -14,6 +14,7 @@ from __future__ import annotations
 from contextlib import ExitStack
 from pathlib import Path
 
+from agent.catalog import CatalogError, load_catalog
 from agent.config.schema import StoreConfig
 from agent.errors import AgentError
 from agent.identity.cards import CardIdentity, CardIdentityError, load_registry, load_secret
@@ -74,6 +75,7 @@ def build_shared(config: StoreConfig, stack: ExitStack) -> Shared:
         stack.callback(gallery.close)
         enforce_retention(gallery)
     cards = card_identity(config) if card_readers(devices.options("serial")) else None
+    product = pipelines.settings(ProductSettings)
     return Shared(
         devices=devices,
         models=config.models.options(),
@@ -84,7 +86,18 @@ def build_shared(config: StoreConfig, stack: ExitStack) -> Shared:
         reid=reid,
         frames=LatestFrames(),
         gallery=gallery,
-        tracks=TrackInbox() if pipelines.settings(ProductSettings).enabled else None,
+        tracks=TrackInbox() if product.enabled else None,
         cards=cards,
         card_placements={p.reader: (p.camera, p.point) for p in config.identity.cards.placements},
+        product_names=product_names(product) if product.enabled else (),
     )
+
+
+def product_names(settings: ProductSettings) -> tuple[str, ...]:
+    """The catalogue's product names (speech is prompted with them); none when it cannot be read (the product
+    pipeline reports that itself)."""
+    try:
+        catalog = load_catalog(Path(settings.catalog_dir))
+    except CatalogError:
+        return ()
+    return tuple(dict.fromkeys(p.info.name for p in catalog.products.values()))

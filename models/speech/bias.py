@@ -36,7 +36,7 @@ DEFAULT_MAX_CHARS = 120
 
 
 class IntentLike(Protocol):
-    """What the builder reads from an intent (agent.speech.spec.IntentSpec has this shape)."""
+    """What the builder reads from an intent (agent.pipelines.speech.settings.IntentSpec has this shape)."""
 
     @property
     def phrases(self) -> Mapping[str, Sequence[str]]: ...

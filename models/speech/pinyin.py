@@ -186,7 +186,7 @@ def similarity(expected: str, heard: str) -> float:
 
 
 class IntentLike(Protocol):
-    """What the index reads from an intent (agent.speech.spec.IntentSpec has this shape)."""
+    """What the index reads from an intent (agent.pipelines.speech.settings.IntentSpec has this shape)."""
 
     @property
     def name(self) -> str: ...

@@ -82,3 +82,27 @@ def test_grammar_phrases_expand_slots() -> None:
 def test_spec_rejects_undeclared_slot() -> None:
     with pytest.raises(ValidationError, match=r"slot \{item\} has no values"):
         IntentSpec(name="x", phrases={"en": ["where is {item}"]})
+
+
+def test_pinyin_min_similarity_setting_hears_names_by_sound(tmp_path: object) -> None:
+    """``pipelines.speech.pinyin_min_similarity``: a brand heard as a homophone (威灵 written 未灵) still fills
+    the slot; with the setting null only the characters count, and the slot goes to the wrong brand or none."""
+    pytest.importorskip("pypinyin", reason="pinyin matching needs the optional pypinyin package (speech extra)")
+    from pathlib import Path
+
+    from agent.pipelines.speech.build import make_stage
+    from agent.pipelines.speech.settings import SpeechSettings
+
+    intent = {
+        "name": "ask_product",
+        "phrases": {"zh": ["有没有{brand}电器"]},
+        "slots": {"brand": ["美的", "威灵", "格力"]},
+        "min_confidence": 0.3,
+    }
+    heard = "请问有没有未灵电器"  # what Whisper wrote for 威灵
+    by_sound = make_stage("mic", SpeechSettings(intents=[intent]), Path("/nonexistent"))
+    found = by_sound.matcher.match(heard, "zh", 0.9)
+    assert found is not None and found.slots == {"brand": "威灵"} and found.similarity == 1.0
+    off = make_stage("mic", SpeechSettings(intents=[intent], pinyin_min_similarity=None), Path("/nonexistent"))
+    plain = off.matcher.match(heard, "zh", 0.9)
+    assert plain is None or plain.slots != {"brand": "威灵"} or plain.similarity < 1.0

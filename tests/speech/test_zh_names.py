@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from agent.speech.evaluation import error_rate
-from agent.speech.spec import IntentSpec
+from agent.pipelines.speech.evaluation import error_rate
+from agent.pipelines.speech.settings import IntentSpec
 from models.speech.audio import read_wav
 from models.speech.bias import build_prompt, in_language, store_terms
 from models.speech.recognizers import WhisperRecognizer

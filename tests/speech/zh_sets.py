@@ -23,11 +23,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from agent.speech.evaluation import aishell_refs, fireredasr_refs
-from agent.speech.intents import IntentMatch, IntentMatcher
-from agent.speech.spec import IntentSpec
-from agent.speech.textnorm import normalize
-from models.speech.pinyin import PinyinIndex, expansions
+from agent.pipelines.speech.evaluation import aishell_refs, fireredasr_refs
+from agent.pipelines.speech.intents import IntentMatcher
+from agent.pipelines.speech.settings import IntentSpec
+from agent.pipelines.speech.textnorm import normalize
+from models.speech.pinyin import expansions
 
 
 def _words(text: str) -> list[str]:
@@ -116,36 +116,19 @@ def zh(text: str) -> str:
 
 
 class NameMatcher:
-    """The agent's intent matcher, then the pinyin fallback where it found no exact phrase.
-
-    This is the rule recommended for agent.speech.intents.IntentMatcher.match: an exact phrase wins;
-    otherwise the closer of the character match and the pinyin match, if it reaches ``pinyin_min`` and
-    the intent's ``min_confidence`` (recogniser confidence × similarity).
-    """
+    """The agent's own matcher (IntentMatcher with pinyin matching), for Mandarin, optionally with every intent's
+    ``min_confidence`` set to one value (the setting tuned on the tuning speaker)."""
 
     def __init__(
         self, intents: list[IntentSpec], pinyin_min: float | None, min_confidence: float | None = None
     ) -> None:
         if min_confidence is not None:
             intents = [i.model_copy(update={"min_confidence": min_confidence}) for i in intents]
-        self.intents = {i.name: i for i in intents}
-        self.exact = IntentMatcher(intents)
-        self.pinyin_min = pinyin_min
-        self.index = PinyinIndex(intents, "zh") if pinyin_min is not None else None
+        self.matcher = IntentMatcher(intents, pinyin_min=pinyin_min)
+        self.intents = self.matcher.intents
 
     def match(self, text: str, asr_confidence: float) -> tuple[str, dict[str, str]] | None:
-        found: IntentMatch | None = self.exact.match(text, "zh", asr_confidence)
-        if found is not None and found.similarity >= 1.0:
-            return found.intent, found.slots
-        if self.index is not None and self.pinyin_min is not None:
-            hit = self.index.best(text, self.pinyin_min)
-            better = hit is not None and (found is None or hit.similarity > found.similarity)
-            if (
-                hit is not None
-                and better
-                and asr_confidence * hit.similarity >= self.intents[hit.intent].min_confidence
-            ):
-                return hit.intent, hit.slots
+        found = self.matcher.match(text, "zh", asr_confidence)
         return (found.intent, found.slots) if found is not None else None
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -11,6 +11,7 @@ from agent.pipelines.speech.intents import IntentMatcher
 from agent.pipelines.speech.settings import RecognizerSettings, SpeechSettings, VadSettings
 from agent.pipelines.speech.stage import SpeechStage, UtteranceResult
 from models.manifest import entry, resolve
+from models.speech.bias import build_prompt, store_terms
 from models.speech.provision import unpacked_archive
 from models.speech.recognizers import Recognizer, VoskRecognizer, WhisperRecognizer
 from models.speech.vad import Segmenter, make_vad
@@ -29,8 +30,11 @@ def model_path(name: str, models_dir: Path) -> Path:
     return resolve(name, models_dir)
 
 
-def make_recognizer(settings: RecognizerSettings, matcher: IntentMatcher, models_dir: Path) -> Recognizer:
-    """One recogniser; vosk and pocketsphinx in grammar mode only hear the intents' phrases of its language."""
+def make_recognizer(
+    settings: RecognizerSettings, matcher: IntentMatcher, models_dir: Path, vocabulary: Sequence[str] = ()
+) -> Recognizer:
+    """One recogniser; vosk and pocketsphinx in grammar mode only hear the intents' phrases of its language;
+    whisper is prompted with the store's words (slot values and the catalogue's ``vocabulary``)."""
     if settings.engine == "pocketsphinx":
         from models.speech.sphinx import WHEEL_MODEL, PocketSphinxRecognizer
 
@@ -46,7 +50,11 @@ def make_recognizer(settings: RecognizerSettings, matcher: IntentMatcher, models
             raise ValueError(f"vosk grammar mode for {settings.language!r}: no intent has phrases in that language")
         return VoskRecognizer(path, settings.language, grammar)
     language = None if settings.language == "auto" else settings.language
-    return WhisperRecognizer(path, language, settings.threads, fit_window=settings.fit_window)
+    prompt = None
+    if settings.store_prompt and language is not None:
+        terms = store_terms(matcher.intents.values(), language, vocabulary)
+        prompt = build_prompt(terms, language, settings.prompt_chars)
+    return WhisperRecognizer(path, language, settings.threads, fit_window=settings.fit_window, prompt=prompt)
 
 
 def make_segmenter(source: str, vad: VadSettings) -> Segmenter:
@@ -69,13 +77,14 @@ def make_stage(
     member_at_terminal: Callable[[], str | None] | None = None,
     on_result: Callable[[UtteranceResult], None] | None = None,
     when_busy: str | None = None,
+    vocabulary: Sequence[str] = (),
 ) -> SpeechStage:
-    """The stage of one microphone; models load in ``warm_up``."""
-    matcher = IntentMatcher(settings.intents)
+    """The stage of one microphone; models load in ``warm_up``. ``vocabulary``: the store's product names."""
+    matcher = IntentMatcher(settings.intents, pinyin_min=settings.pinyin_min_similarity)
     chosen = settings.microphone_recognizers.get(source, settings.recognizers)
 
     def recognizers() -> list[Recognizer]:
-        return [make_recognizer(r, matcher, models_dir) for r in chosen]
+        return [make_recognizer(r, matcher, models_dir, vocabulary) for r in chosen]
 
     return SpeechStage(
         source,
@@ -98,6 +107,7 @@ def build(settings: SpeechSettings, shared: Shared) -> list[Stage[Any]]:
             shared.models.directory,
             include_transcript=shared.privacy.transcripts,
             member_at_terminal=shared.presence.current,
+            vocabulary=shared.product_names,
         )
         for source in shared.devices.sources(settings.microphones, "microphone")
     ]

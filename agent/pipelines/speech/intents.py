@@ -3,7 +3,9 @@
 Phrases and transcripts are normalised alike (script, numbers, fillers). A
 phrase matches where it occurs inside the transcript (speech around it is
 allowed); otherwise the closest slot-filled phrase is scored by edit distance
-against the best-matching stretch of the transcript. Confidence is the
+against the best-matching stretch of the transcript, and, for Mandarin, by
+sound (pinyin, ``models.speech.pinyin``): a recogniser that writes a brand as
+a homophone (威灵 → 未灵) still fills the right slot. Confidence is the
 recogniser's confidence times that similarity.
 """
 
@@ -17,6 +19,8 @@ from dataclasses import dataclass, field
 
 from agent.pipelines.speech.settings import SLOT, IntentSpec
 from agent.pipelines.speech.textnorm import CHAR_LANGUAGES, infix_distance, normalize, tokens
+from models.speech import pinyin
+from models.speech.pinyin import PinyinIndex
 
 logger = logging.getLogger(__name__)
 
@@ -44,9 +48,16 @@ class _Template:
 class IntentMatcher:
     """Compiled intents of one store; ``match`` is pure and cheap (well under a millisecond per intent)."""
 
-    def __init__(self, intents: Sequence[IntentSpec], fuzzy_min: float = 0.75) -> None:
+    def __init__(self, intents: Sequence[IntentSpec], fuzzy_min: float = 0.75, pinyin_min: float | None = None) -> None:
         self.intents = {i.name: i for i in intents}
         self.fuzzy_min = fuzzy_min
+        self.pinyin_min = pinyin_min
+        self._pinyin: PinyinIndex | None = None
+        if pinyin_min is not None and any("zh" in i.phrases for i in intents):
+            if pinyin.available():
+                self._pinyin = PinyinIndex(intents, "zh")
+            else:
+                logger.warning("pinyin matching is configured but pypinyin is not installed (the speech extra)")
         self._templates: list[_Template] = []
         self._spoken: dict[tuple[str, str, str], str] = {}
         for intent in intents:
@@ -121,7 +132,19 @@ class IntentMatcher:
             good = candidate is not None and candidate.confidence >= template.intent.min_confidence
             if good and candidate is not None and (best is None or candidate.confidence > best.confidence):
                 best = candidate
+        if language == "zh" and self._pinyin is not None and (best is None or best.similarity < 1.0):
+            by_sound = self._by_sound(transcript, asr_confidence)
+            if by_sound is not None and (best is None or by_sound.similarity > best.similarity):
+                best = by_sound
         return best
+
+    def _by_sound(self, transcript: str, asr_confidence: float) -> IntentMatch | None:
+        """The closest phrase by pinyin, when it reaches ``pinyin_min`` and its intent's ``min_confidence``."""
+        assert self._pinyin is not None and self.pinyin_min is not None
+        hit = self._pinyin.best(transcript, self.pinyin_min)
+        if hit is None or asr_confidence * hit.similarity < self.intents[hit.intent].min_confidence:
+            return None
+        return IntentMatch(hit.intent, hit.slots, "zh", asr_confidence * hit.similarity, hit.similarity)
 
     def _match_one(self, template: _Template, transcript: str, asr_confidence: float) -> IntentMatch | None:
         text = normalize(transcript, template.language)

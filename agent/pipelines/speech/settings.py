@@ -89,6 +89,14 @@ class RecognizerSettings(BaseModel):
     )
     threads: int = Field(2, ge=1, le=16, description="whisper only: CPU threads.")
     fit_window: bool = Field(True, description="whisper only: size the window to the utterance instead of 30 s.")
+    store_prompt: bool = Field(
+        True,
+        description="whisper only: give Whisper the store's slot values and catalogue product names as its prompt, "
+        "so names are heard as written in the config (Mandarin names: CER 0.28 -> 0.19 on an unseen speaker).",
+    )
+    prompt_chars: int = Field(
+        120, ge=0, le=200, description="whisper only: prompt length; past ~160 Whisper copies prompt names into text."
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -134,6 +142,13 @@ class SpeechSettings(PipelineSettings):
     )
     when_busy: Literal["drop", "wait"] = Field(
         "drop", description="'drop' whole utterances when the recogniser lags (live); 'wait' blocks (replay)."
+    )
+    pinyin_min_similarity: float | None = Field(
+        0.8,
+        ge=0,
+        le=1,
+        description="Mandarin: when no phrase is heard exactly, the closest by sound (pinyin, needs pypinyin) "
+        "counts if at least this similar; null turns it off (docs/speech.md).",
     )
 
     @model_validator(mode="after")

@@ -54,7 +54,7 @@ _EN_TENS = {
 
 FILLERS: dict[str, frozenset[str]] = {
     "en": frozenset({"um", "umm", "uh", "uhh", "er", "erm", "ah", "hmm", "mm", "please", "hey", "the"}),
-    "zh": frozenset({"嗯", "啊", "呃", "哦", "噢", "呀", "吧", "呢", "嘛", "哎", "诶", "那个", "请问", "一下", "的"}),
+    "zh": frozenset({"嗯", "啊", "呃", "哦", "噢", "呀", "吧", "呢", "嘛", "哎", "诶", "那个", "请问", "一下"}),
 }
 _PUNCT = re.compile(r"[^\w\s{}]", re.UNICODE)
 
