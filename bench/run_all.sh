@@ -13,6 +13,7 @@ log="${1:-/dev/stdout}"
         "bench/delivery_bench.py --events 20000 --reps 5" \
         "bench/face_bench.py" \
         "bench/people_fps.py" \
+        "bench/people_counting.py" \
         "bench/product_embed.py" \
         "bench/product_search.py" \
         "bench/speech_rtf.py --engine vosk-ko-grammar" \
