@@ -14,6 +14,7 @@ log="${1:-/dev/stdout}"
         "bench/trust_bench.py" \
         "bench/face_bench.py" \
         "bench/people_fps.py" \
+        "bench/people_counting.py" \
         "bench/product_embed.py" \
         "bench/product_search.py" \
         "bench/speech_rtf.py --engine vosk-ko-grammar" \
