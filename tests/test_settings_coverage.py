@@ -443,6 +443,18 @@ SETTING_TESTS: dict[str, list[str]] = {
         "tests/speech/test_text_and_intents.py::test_pinyin_min_similarity_setting_hears_names_by_sound",
         "tests/speech/test_zh_names.py::test_shop_names_of_the_tuning_speaker",
     ],
+    "pipelines.people.track_high_score": [
+        "tests/scene/test_people_settings.py::test_track_high_score_is_the_first_stage_and_bounds_new_tracks",
+        "tests/scene/test_people_settings.py::test_scene_view_and_tiles_choose_the_detector_and_tracker",
+    ],
+    "pipelines.people.scenes.*.view": [
+        "tests/scene/test_people_settings.py::test_scene_view_and_tiles_choose_the_detector_and_tracker",
+        "tests/scene/test_counting.py::test_overhead_profile_counts_the_elevated_crowd",
+    ],
+    "pipelines.people.scenes.*.tiles": [
+        "tests/scene/test_people_settings.py::test_scene_view_and_tiles_choose_the_detector_and_tracker",
+        "tests/scene/test_counting.py::test_tiles_find_the_small_people_of_an_elevated_crowd",
+    ],
 }
 
 

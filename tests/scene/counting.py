@@ -20,8 +20,7 @@ import numpy as np
 import numpy.typing as npt
 import yaml
 
-from agent.scene.events import PersonEntered, PersonExited, ZoneEntered, ZoneOccupancy
-from agent.scene.tracker import ByteTracker, TrackerSettings
+from agent.pipelines.people.events import PersonEntered, PersonExited, ZoneEntered, ZoneOccupancy
 from models.people.detector import PersonDetection
 from tests.conftest import data_dir
 from tests.scene.helpers import frame, pipeline
@@ -181,21 +180,16 @@ def detect_all(
     return [detect(image) for image in frames]
 
 
-def run_clip(clip: Clip, frames: Sequence[Image], detector: Any, settings: dict[str, Any]) -> CountResult:
-    """Replay the clip through the real people pipeline with ``settings`` (pipelines.people keys)."""
-    scene: dict[str, Any] = {"normalized": True, "anchor": settings.get("anchor", clip.anchor), "lines": clip.lines}
+def run_clip(
+    clip: Clip, frames: Sequence[Image], detector: Any, settings: dict[str, Any], scene: dict[str, Any] | None = None
+) -> CountResult:
+    """Replay the clip through the real people pipeline with ``settings`` (pipelines.people keys) and ``scene``
+    (the camera's scene keys: view, tiles, anchor); the clip's lines and zone are added to the scene."""
+    camera: dict[str, Any] = {"normalized": True, "anchor": clip.anchor, "lines": clip.lines, **(scene or {})}
     if clip.zone:
-        scene["zones"] = [{"name": "view", "points": clip.zone}]
-    config = {k: v for k, v in settings.items() if k not in ("anchor", "track_high_score")}
-    config.update({"occupancy_min_interval_s": 0.0, "occupancy_every_s": 0.0, "scenes": {clip.name: scene}})
+        camera["zones"] = [{"name": "view", "points": clip.zone}]
+    config = {**settings, "occupancy_min_interval_s": 0.0, "occupancy_every_s": 0.0, "scenes": {clip.name: camera}}
     p = pipeline(clip.name, config, detector)
-    if "track_high_score" in settings:
-        # Not a pipelines.people setting yet (issue 15 proposes one): the tracker's first-stage score, which
-        # also gates which detections may confirm a new track.
-        high = float(settings["track_high_score"])
-        p.tracker = ByteTracker(
-            TrackerSettings(high_score=high, new_track_score=max(high, p.tracker.settings.new_track_score))
-        )
     result = CountResult(crossings={ln["name"]: {"in": 0, "out": 0} for ln in clip.lines})
     count = 0
     for i, image in enumerate(frames):

@@ -16,16 +16,9 @@ from models.people.tiling import TiledPersonDetector, TileSettings, merge_window
 from tests.conftest import require_data
 from tests.scene.counting import ANNOTATIONS, Clip, load_clip, read_frames, run_clip
 
-# The overhead profile proposed in issue 15 (chosen on the tuning clips intel-one-by-one and mot17-02).
-OVERHEAD: dict[str, Any] = {
-    "detect_every": 2,
-    "score_threshold": 0.1,
-    "track_high_score": 0.35,
-    "new_track_score": 0.4,
-    "lost_track_s": 1.0,
-    "enter_frames": 3,
-    "line_deadband": 0.015,
-}
+# The shipped overhead view (pipelines.people.scenes.<camera>.view: overhead), chosen on the tuning clips
+# intel-one-by-one and mot17-02; the pipeline settings are the shipped defaults.
+OVERHEAD: dict[str, Any] = {"view": "overhead"}
 pytestmark = pytest.mark.slow
 
 
@@ -84,8 +77,7 @@ def test_overhead_profile_counts_the_elevated_crowd(detector: Any, mot17_04: Cli
     """Zone occupancy over the whole view through the pipeline, after its 4-frame warm-up (frames 4-8)."""
     frames = read_frames(mot17_04)
     assert frames is not None
-    tiled = TiledPersonDetector(detector, TileSettings(cols=3, rows=2))
-    result = run_clip(mot17_04, frames, tiled, {**OVERHEAD, "detect_every": 1})
+    result = run_clip(mot17_04, frames, detector, {"detect_every": 1}, OVERHEAD)  # tiles 3x2: 1920x1080
     counted, truth = sum(result.occupancy.values()), sum(mot17_04.occupancy.values())
     print(f"MOT17-04 occupancy frames 4-8: counted {counted}, annotated {truth} ({counted / truth:.2f})")
     assert 0.72 * truth <= counted <= 1.05 * truth
@@ -105,7 +97,7 @@ def _extra_clip(name: str) -> tuple[Clip, list[np.ndarray]]:
 def test_overhead_line_counts_and_occupancy_on_the_tuning_clip(detector: Any) -> None:
     """intel-one-by-one (tuning split): six people walk in under a high camera and out to the side."""
     clip, frames = _extra_clip("intel_one_by_one")
-    result = run_clip(clip, frames, detector, OVERHEAD)
+    result = run_clip(clip, frames, detector, {}, {**OVERHEAD, "anchor": clip.anchor})
     print(f"intel-one-by-one: crossings {result.crossings}, occupancy {result.occupancy}, visits {result.visits}")
     for line, direction in (("entry", "in"), ("exit", "out")):
         assert abs(result.crossings[line][direction] - clip.expected(line, direction)) <= 0
@@ -117,7 +109,7 @@ def test_overhead_line_counts_and_occupancy_on_the_tuning_clip(detector: Any) ->
 def test_overhead_occupancy_on_reporting_clips(detector: Any, name: str) -> None:
     """Store aisle and warehouse floor from above (reporting split), people cut by the bottom edge included."""
     clip, frames = _extra_clip(name)
-    result = run_clip(clip, frames, detector, OVERHEAD)
+    result = run_clip(clip, frames, detector, {}, {**OVERHEAD, "anchor": clip.anchor})
     counted, truth = sum(result.occupancy.values()), sum(clip.occupancy.values())
     print(f"{clip.name}: occupancy counted {counted}, hand count {truth}")
     assert abs(counted - truth) <= max(1, round(0.05 * truth))

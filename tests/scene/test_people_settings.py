@@ -96,8 +96,18 @@ def test_score_threshold_is_the_lowest_detection_kept(
 
 
 def test_new_track_score_is_what_starts_a_track(run: Any) -> None:
-    tracks = {score: len(run(new_track_score=score).seen) for score in (0.3, 0.6, 0.9)}
+    tracks = {score: len(run(track_high_score=0.3, new_track_score=score).seen) for score in (0.3, 0.6, 0.9)}
     assert tracks[0.3] > tracks[0.6] > tracks[0.9] == 0, tracks
+
+
+def test_track_high_score_is_the_first_stage_and_bounds_new_tracks(run: Any) -> None:
+    """``track_high_score``: detections below it only extend existing tracks (second stage); above it they may
+    also start one. Lowered with new_track_score, people scoring 0.3-0.5 (small, seen from above) are tracked."""
+    low = len(run(track_high_score=0.3, new_track_score=0.3).seen)
+    default = len(run(new_track_score=0.6).seen)
+    assert low > default, (low, default)
+    with pytest.raises(Exception, match="score_threshold <= track_high_score <= new_track_score"):
+        run(track_high_score=0.5, new_track_score=0.3)
 
 
 def test_lost_track_s_is_how_long_a_track_survives_without_detections(run: Any) -> None:
@@ -141,11 +151,13 @@ def test_zones_name_points_queue_and_queue_min_wait(run: Any) -> None:
     assert {e.zone for e in plaza.of(ZoneEntered)} == {"plaza"}
     assert len(plaza.of(ZoneEntered)) != len(upper.of(ZoneEntered))
     assert run(scene={"zones": [{**PLAZA, "queue": False}]}).of(QueueLength) == []
-    longest = {}
+    longest, waiting = {}, {}
     for wait in (0, 3, 30):
         queues = run(scene={"zones": [{**PLAZA, "queue_min_wait_s": wait}]}, occupancy_min_interval_s=0.0)
         longest[wait] = max(e.length for e in queues.of(QueueLength))
-    assert longest[0] > longest[3] > longest[30] == 0, longest
+        waiting[wait] = sum(e.length for e in queues.of(QueueLength))  # people-reports over the clip
+    assert longest[0] >= longest[3] > longest[30] == 0, longest
+    assert waiting[0] > waiting[3] > waiting[30] == 0, waiting
 
 
 def test_enter_frames_is_how_long_before_an_entry_counts(run: Any) -> None:
@@ -235,3 +247,23 @@ def test_relink_window_and_thresholds(tmp_path: Path) -> None:
     assert not linked("door", 5.0, relink_threshold=0.7, relink_window_s=4.0)
     assert linked("aisle", 5.0, relink_threshold_other_camera=0.75)
     assert not linked("aisle", 5.0, relink_threshold_other_camera=0.85)
+
+
+def test_scene_view_and_tiles_choose_the_detector_and_tracker(run: Any) -> None:
+    """``scenes.<camera>.view: overhead`` tiles the detector (3x2 on frames >= 960 px), lowers the track scores,
+    shortens the lost-track memory and tests the box centre; ``tiles`` overrides the grid; side keeps the
+    pipeline's settings. (Counting accuracy per view: tests/scene/test_counting.py.)"""
+    from models.people import TiledPersonDetector
+
+    side = run(scene={"zones": [PLAZA]}, last=FIRST + 1).stage
+    over = run(scene={"view": "overhead", "zones": [PLAZA]}, last=FIRST + 1).stage
+    grid = run(scene={"tiles": [2, 2], "zones": [PLAZA]}, last=FIRST + 1).stage
+    assert not isinstance(side.detector, TiledPersonDetector) and side.scene.anchor_point == "bottom"
+    assert isinstance(over.detector, TiledPersonDetector) and (
+        over.detector.settings.cols,
+        over.detector.settings.rows,
+    ) == (3, 2)
+    assert over.tracker.settings.high_score == 0.35 and over.lost_track_s == 1.0 and over.scene.anchor_point == "centre"
+    assert side.tracker.settings.high_score == 0.5 and side.lost_track_s == 3.0
+    assert isinstance(grid.detector, TiledPersonDetector) and grid.detector.settings.cols == 2
+    assert over.detector.windows(480, 360) == [(0, 0, 480, 360)], "PETS-sized frames are not tiled"

@@ -43,6 +43,9 @@ class AnalyticsSettings:
     deadband_px: float = 5.0
     occupancy_min_interval_s: float = 5.0
     occupancy_every_s: float = 60.0
+    #: A track not seen for longer than this no longer counts in occupancy and queues (it may still come back:
+    #: its zone presence ends only when the tracker gives it up).
+    unseen_grace_s: float = 0.5
 
 
 @dataclass
@@ -72,6 +75,7 @@ class _Counter:
 class _TrackState:
     zones: dict[str, _Presence] = field(default_factory=dict)
     lines: dict[str, _LineSide] = field(default_factory=dict)
+    seen: float = 0.0
 
 
 class SceneAnalyzer:
@@ -105,6 +109,7 @@ class SceneAnalyzer:
         events: list[EventBody] = []
         for track_id, p in anchors.items():
             state = self._tracks.setdefault(track_id, _TrackState())
+            state.seen = now
             events.extend(self._lines(track_id, state, p, wall))
             events.extend(self._zones(track_id, state, p, now, wall))
         events.extend(self._counts(now, wall))
@@ -210,9 +215,12 @@ class SceneAnalyzer:
 
     def _counts(self, now: float, wall: float) -> list[EventBody]:
         events: list[EventBody] = []
+        grace = self.settings.unseen_grace_s
         for zone in self.zones:
             inside = [
-                st.zones[zone.name] for st in self._tracks.values() if st.zones.get(zone.name, _Presence()).inside
+                st.zones[zone.name]
+                for st in self._tracks.values()
+                if st.zones.get(zone.name, _Presence()).inside and now - st.seen <= grace
             ]
             counter = self._occupancy[zone.name]
             reason = self._due(counter, len(inside), now)

@@ -21,13 +21,14 @@ from agent.events import EventBody
 from agent.pipelines.people.analytics import AnalyticsSettings, SceneAnalyzer
 from agent.pipelines.people.geometry import LineGeometry, Point, ZoneGeometry, resolve_points
 from agent.pipelines.people.reid import LostMember, TrackSignature
-from agent.pipelines.people.settings import PeopleScene
+from agent.pipelines.people.settings import OVERHEAD, PeopleScene
 from agent.pipelines.people.tracker import ByteTracker, Track, TrackerSettings
 from agent.pipelines.stage import Stage
 from agent.pipelines.tracks import person_track
 from drivers.base import Frame
-from models.people import AppearanceEmbedder, PersonDetector, PoseEstimator
+from models.people import AppearanceEmbedder, PersonDetector, PoseEstimator, TiledPersonDetector, TileSettings
 from models.people.pose import Keypoints
+from models.people.tiling import Detects
 from models.runtime import session_for
 
 if TYPE_CHECKING:
@@ -58,6 +59,9 @@ def build_scene(
 
 
 def anchor_of(box: tuple[float, float, float, float], anchor: str) -> Point:
+    """The point of a box tested against zones and lines: its feet (bottom) or its centre. (A person cut by the
+    bottom of the frame has no feet in view: zones reaching that edge want ``anchor: centre``; switching the
+    point as a person steps into view would make the point jump across lines.)"""
     return ((box[0] + box[2]) / 2, box[3] if anchor == "bottom" else (box[1] + box[3]) / 2)
 
 
@@ -79,9 +83,20 @@ class PeopleStage(Stage[Frame]):
         self.anonymous_id_s = anonymous_id_s  # privacy.retention.anonymous_track_s
         self.settings = settings
         self.scene = settings.scenes.get(camera, PeopleScene())
-        self.detector, self.pose, self.appearance = detector, pose, appearance
+        self.detector: Detects = detector
+        cols, rows = self.scene.tile_grid
+        if cols * rows > 1:
+            self.detector = TiledPersonDetector(detector, TileSettings(cols, rows))
+        self.pose, self.appearance = pose, appearance
         self.fusion, self.reid = fusion, reid
-        self.tracker = ByteTracker(TrackerSettings(new_track_score=settings.new_track_score))
+        self.lost_track_s = settings.lost_track_s
+        high, new = settings.track_high_score, settings.new_track_score
+        if self.scene.view == "overhead":
+            high, new = float(OVERHEAD["track_high_score"]), float(OVERHEAD["new_track_score"])  # type: ignore[arg-type]
+            self.lost_track_s = float(OVERHEAD["lost_track_s"])  # type: ignore[arg-type]
+        self.tracker = ByteTracker(
+            TrackerSettings(high_score=high, low_score=min(settings.score_threshold, high), new_track_score=new)
+        )
         self._salt = os.urandom(3).hex()  # anonymous ids differ on every start
         self._serial = itertools.count(1)
         self._keys: dict[int, tuple[str, float]] = {}  # tracker id -> (anonymous id, when it was issued)
@@ -153,7 +168,7 @@ class PeopleStage(Stage[Frame]):
             self._dt = 0.9 * self._dt + 0.1 * (now - self._last_time) if self._frames > 2 else now - self._last_time
         self._last_time, self._last_wall = now, wall
         every = self.settings.detect_every
-        self.tracker.max_lost_updates = max(1, round(self.settings.lost_track_s / (self._dt * every)))
+        self.tracker.max_lost_updates = max(1, round(self.lost_track_s / (self._dt * every)))
         if self._frames % every == 0:
             detections = self.detector.detect(np.asarray(item.image))
             tracks = self.tracker.update(detections)
@@ -169,7 +184,7 @@ class PeopleStage(Stage[Frame]):
         self._conclude(ended, now)
         self._rotate_anonymous(self.tracker.tracks, now)  # lost ones too: their id is still in use
         self._reid(item, tracks, now)
-        anchors = {self.key(t): anchor_of(t.box, self.scene.anchor) for t in tracks}
+        anchors = {self.key(t): anchor_of(t.box, self.scene.anchor_point) for t in tracks}
         events.extend(analyzer.update(now, wall, anchors))
         self.fusion.publish_tracks(self.source, {self.key(t): t.box for t in tracks})
         self._offer(item, tracks)
