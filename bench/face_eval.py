@@ -338,7 +338,6 @@ def evaluate(faces: Faces, rot: Rotation, setting: Setting) -> Outcome:
     reasons = gate_reasons(faces, setting.gates)
     out = Outcome()
     rows_g = np.array([r for r, _ in rot.genuine])
-    own = np.array([m for _, m in rot.genuine])
     valid = rows_g >= 0
     scores = member_scores(emb[np.where(valid, rows_g, 0)], templates, owners, n)
     best, top, margin = best_two(scores)
@@ -396,11 +395,7 @@ def comparison_scores(
     for rot in rotations(faces, ids, setting, n_members, n_enrol):
         templates, owners = gallery(faces, rot, setting)
         n = len(rot.members)
-        ok = [
-            (r, m)
-            for r, m in rot.genuine
-            if r >= 0 and reasons[r] is None and faces.liveness[r] >= setting.liveness
-        ]
+        ok = [(r, m) for r, m in rot.genuine if r >= 0 and reasons[r] is None and faces.liveness[r] >= setting.liveness]
         rows = np.array([r for r, _ in ok])
         own = np.array([m for _, m in ok])
         s = member_scores(emb[rows], templates, owners, n)
@@ -459,27 +454,27 @@ def tracks(
             per_stranger.setdefault(str(faces.identity[p]), []).append(r)
         for rows in per_stranger.values():
             groups += [(rows[i : i + frames], None) for i in range(0, len(rows) - frames + 1, frames)]
-        for rows, m in groups:
+        for rows, owner in groups:
             good = [r for r in rows if r >= 0 and reasons[r] is None]
             if len(good) < min_frames:
-                if m is None:
+                if owner is None:
                     short_i += 1
                 else:
                     short_g += 1
                 continue
             ranked = sorted(
                 good,
-                key=lambda r: -rank_score(
-                    float(faces.size[r]), float(faces.sharpness[r]), float(faces.yaw[r]), setting.gates
+                key=lambda r: (
+                    -rank_score(float(faces.size[r]), float(faces.sharpness[r]), float(faces.yaw[r]), setting.gates)
                 ),
             )[:5]
             vec = l2_normalise(emb[ranked].mean(axis=0))[None]
             best, top, margin = best_two(member_scores(vec, templates, owners, n))
             live = float(np.mean(faces.liveness[good]))
-            if m is None:
+            if owner is None:
                 impostor.append((float(top[0]), float(margin[0]), live))
             else:
-                genuine.append((float(top[0]), float(margin[0]), live, bool(best[0] == m)))
+                genuine.append((float(top[0]), float(margin[0]), live, bool(best[0] == owner)))
     return genuine, impostor, short_g, short_i
 
 
@@ -525,16 +520,23 @@ def main() -> int:
     print(f"label repairs (same photo under two identities, no embedder used): dropped {dropped}, merged {merged}")
     tune, report = split_identities(faces.identity)
     n_photos = {part: int(np.isin(faces.identity, ids).sum()) for part, ids in (("tune", tune), ("report", report))}
-    print(f"{args.cache.name}: {len(faces.path)} photos, {len(faces.photo)} faces, {len(tune) + len(report)} identities")
-    print(f"split (seed {SEED}): tuning {len(tune)} identities / {n_photos['tune']} photos,"
-          f" reporting {len(report)} identities / {n_photos['report']} photos")
-    print(f"protocol: rotations of {args.members} members x {args.enrol} enrolment photos; the part's other"
-          f" identities are strangers; target FPIR {args.fpir:g}")
+    print(
+        f"{args.cache.name}: {len(faces.path)} photos, {len(faces.photo)} faces, {len(tune) + len(report)} identities"
+    )
+    print(
+        f"split (seed {SEED}): tuning {len(tune)} identities / {n_photos['tune']} photos,"
+        f" reporting {len(report)} identities / {n_photos['report']} photos"
+    )
+    print(
+        f"protocol: rotations of {args.members} members x {args.enrol} enrolment photos; the part's other"
+        f" identities are strangers; target FPIR {args.fpir:g}"
+    )
     figures: dict[str, object] = {"split_seed": SEED, "tuning_ids": tune, "reporting_ids": report}
 
     shipped = Setting()
     for part, ids in (("tuning", tune), ("reporting", report)):
-        print(f"\n[{part}] shipped defaults ({shipped.label()}):\n  {run(faces, ids, shipped, args.members, args.enrol).line()}")
+        outcome = run(faces, ids, shipped, args.members, args.enrol)
+        print(f"\n[{part}] shipped defaults ({shipped.label()}):\n  {outcome.line()}")
 
     print("\n[reporting] verification, per member comparison (genuine probe vs own member; impostor vs others):")
     for name in args.embedders.split(","):
@@ -547,7 +549,9 @@ def main() -> int:
             parts.append(f"FNMR@FMR{fmr:g} = {fnmr:.4f} (cos {thr:.3f}){ok}")
         print(f"  {name}: {gen.size} genuine / {imp.size} impostor comparisons; " + "; ".join(parts))
 
-    print(f"\n[tuning] threshold for FPIR {args.fpir:g} at {args.members} members, per embedder, gates, mirrors, margin")
+    print(
+        f"\n[tuning] threshold for FPIR {args.fpir:g} at {args.members} members, per embedder, gates, mirrors, margin"
+    )
     candidates: list[tuple[float, Setting, Outcome]] = []
     gate_options = {
         "shipped gates": SHIPPED_GATES,
@@ -583,6 +587,16 @@ def main() -> int:
         figures[f"best_{name}"] = {"setting": s.label(), "report": dataclasses.asdict(o)}
         for frames in (3, 5):
             print(f"  {track_report(faces, tune, report, s, args, frames)}")
+    _, imp, _ = comparison_scores(faces, tune, chosen, args.members, args.enrol)
+    rows = []
+    for n in (10, 25, 50, 100, 200):
+        rate = per_member_rate(args.fpir, n)
+        flag = "" if resolvable(rate, imp.size) else " (past what the tuning split resolves)"
+        rows.append(f"N={n}: {threshold_for_rate(imp, rate):.3f}{flag}")
+    print(
+        f"\n[tuning] threshold for FPIR {args.fpir:g} by gallery size (per-member rule, chosen setting): "
+        + ", ".join(rows)
+    )
     base = run(faces, report, chosen, args.members, args.enrol)
     print("\n[reporting] each gate of the chosen setting turned off alone (identified gained, false accepts bought):")
     offs = {

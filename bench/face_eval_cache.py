@@ -46,7 +46,7 @@ def thumbnail(crop: np.ndarray) -> np.ndarray:
     grey = cv2.resize(cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY), (24, 24), interpolation=cv2.INTER_AREA)
     g = grey.astype(np.float32).ravel()
     g = (g - g.mean()) / (g.std() + 1e-6)
-    return g / np.sqrt(g.size)
+    return np.asarray(g / np.sqrt(g.size), np.float32)
 
 
 def photos_of(root: Path, limit: int) -> list[tuple[str, Path]]:
@@ -112,9 +112,9 @@ def build(analyzer: FaceAnalyzer, root: Path, limit: int) -> dict[str, np.ndarra
                 rows[key].append(value)
         if index % 250 == 0:
             print(f"  {index}/{len(photos)}", file=sys.stderr, flush=True)
-    out = {k: np.asarray(v, np.float32) for k, v in rows.items()}
-    out["photo"] = out["photo"].astype(np.int32)
-    out["face"] = out["face"].astype(np.int32)
+    out: dict[str, np.ndarray] = {k: np.asarray(v, np.float32) for k, v in rows.items()}
+    out["photo"] = np.asarray(rows["photo"], np.int32)
+    out["face"] = np.asarray(rows["face"], np.int32)
     out["n_faces"] = n_faces
     out["identity"] = np.array([who for who, _ in photos])
     out["path"] = np.array([str(p.relative_to(root)) for _, p in photos])
@@ -135,7 +135,7 @@ def main() -> int:
     data = build(analyzer, args.folder, args.limit_per_id)
     took = time.perf_counter() - started
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(args.out, **data)
+    np.savez_compressed(args.out, **data)  # type: ignore[arg-type]
     n = len(data["path"])
     print(f"{args.folder}: {n} photos, {len(data['photo'])} faces, {took:.0f} s ({took / n * 1e3:.0f} ms a photo)")
     return 0

@@ -68,9 +68,7 @@ def sharpness(aligned: npt.NDArray[np.uint8]) -> float:
     return float(cv2.Laplacian(grey, cv2.CV_64F).var())
 
 
-def gate(
-    box_size: float, sharp: float, yaw: float, roll: float, pitch: float, t: QualityThresholds
-) -> str | None:
+def gate(box_size: float, sharp: float, yaw: float, roll: float, pitch: float, t: QualityThresholds) -> str | None:
     """Why a face with these measures is refused, or None: the gates in their fixed order.
 
     Separate from :func:`assess` so an evaluation can replay any threshold set on

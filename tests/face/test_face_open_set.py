@@ -129,7 +129,9 @@ def test_member_photos_as_a_track_identify_the_member(tuned: FaceAnalyzer) -> No
 
     def decide(photos: list[Path]) -> list[object]:
         tracker = FaceTracker(
-            "cam", DecisionSettings(min_frames=3, liveness_threshold=LIVE), lambda e: match(e, gallery, THRESHOLD, MARGIN)
+            "cam",
+            DecisionSettings(min_frames=3, liveness_threshold=LIVE),
+            lambda e: match(e, gallery, THRESHOLD, MARGIN),
         )
         events: list[object] = []
         for i, photo in enumerate(photos):
@@ -146,9 +148,7 @@ def test_member_photos_as_a_track_identify_the_member(tuned: FaceAnalyzer) -> No
         found = [e.member_id for e in decide(photos[:5]) if isinstance(e, ShopperIdentified)]
         assert set(found) <= {name}, f"{name}'s track identified as {found}"
         right += bool(found)
-    false = sum(
-        any(isinstance(e, ShopperIdentified) for e in decide(photos[:5])) for _, photos in strangers
-    )
+    false = sum(any(isinstance(e, ShopperIdentified) for e in decide(photos[:5])) for _, photos in strangers)
     print(f"\nCelebA tracks of 5 photos: members identified {right}/{tracks}, strangers identified {false}/25")
     # measured (2-core VM): members identified 25/25, strangers 0/25
     assert tracks >= 20 and right / tracks >= 0.88 and false == 0
