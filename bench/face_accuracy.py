@@ -1,5 +1,9 @@
 """Accuracy report on any folder laid out as ``identity/*.jpg``: rank-1, score distributions, FAR at the threshold.
 
+A quick look at a folder, with no split: figures that are reported or used to
+choose settings come from ``bench/face_eval.py`` (tuning and reporting
+identities kept apart, open-set protocol, gates and tracks).
+
 Usage::
 
     STORE_AGENT_DATA=../shared/data python bench/face_accuracy.py FOLDER [--embedder sface|mobilefacenet]

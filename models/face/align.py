@@ -13,6 +13,14 @@ REFERENCE_112 = np.array(
 )
 
 
+#: Where YuNet's 5 points fall in dlib's 150x150 face chip (``get_face_chip(..., size=150, padding=0.25)``, the
+#: input of its ResNet): medians over 226 CelebA photos chipped by dlib's own detector and 5-point shape predictor,
+#: then run through YuNet (spread 2.5-6 px). Aligning YuNet's points onto these reproduces dlib's chips.
+REFERENCE_DLIB_150 = np.array(
+    [[45.05, 45.35], [99.70, 46.06], [71.89, 75.11], [48.15, 99.07], [94.18, 100.17]], dtype=np.float64
+)
+
+
 def similarity_transform(src: npt.NDArray[np.floating], dst: npt.NDArray[np.floating]) -> npt.NDArray[np.float64]:
     """Least-squares rotation + uniform scale + translation mapping ``src`` onto ``dst`` (Umeyama); 2x3 matrix."""
     src = np.asarray(src, dtype=np.float64)
@@ -38,9 +46,17 @@ def similarity_transform(src: npt.NDArray[np.floating], dst: npt.NDArray[np.floa
 
 
 def align_face(
-    image: npt.NDArray[np.uint8], landmarks: npt.NDArray[np.floating], size: int = 112
+    image: npt.NDArray[np.uint8],
+    landmarks: npt.NDArray[np.floating],
+    size: int = 112,
+    reference: npt.NDArray[np.float64] | None = None,
 ) -> npt.NDArray[np.uint8]:
-    """Warp the face so its 5 landmarks land on the reference points; a BGR ``size`` x ``size`` crop."""
-    matrix = similarity_transform(landmarks, REFERENCE_112 * (size / 112.0))
+    """Warp the face so its 5 landmarks land on the reference points; a BGR ``size`` x ``size`` crop.
+
+    ``reference`` defaults to the ArcFace template scaled to ``size``; dlib's ResNet wants
+    :data:`REFERENCE_DLIB_150` at 150.
+    """
+    target = REFERENCE_112 * (size / 112.0) if reference is None else reference
+    matrix = similarity_transform(landmarks, target)
     out = cv2.warpAffine(image, matrix, (size, size), flags=cv2.INTER_LINEAR, borderValue=(0, 0, 0))
     return np.asarray(out, dtype=np.uint8)

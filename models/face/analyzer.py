@@ -17,10 +17,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 import numpy.typing as npt
 
-from models.face.align import align_face
+from models.face.align import REFERENCE_DLIB_150, align_face
 from models.face.derive import folded_session
 from models.face.detector import FaceDetection, YuNetDetector
-from models.face.embedder import EmbedderKind, FaceEmbedder
+from models.face.embedder import CROP_SIDE, EmbedderKind, FaceEmbedder
 from models.face.liveness import LivenessModel
 from models.face.quality import Quality, QualityThresholds, assess
 from models.runtime import session_for
@@ -39,7 +39,15 @@ FOLDED = frozenset({"face_recognition_sface_2021dec_int8bq"})
 EMBEDDER_MODELS: dict[EmbedderKind, str] = {
     "sface": "face_recognition_sface_2021dec_int8bq",
     "mobilefacenet": "mobilefacenet_192",
+    "dlib": "dlib_face_recognition_resnet_v1",
 }
+
+
+def embedder_crop(image: npt.NDArray[np.uint8], det: FaceDetection, kind: EmbedderKind) -> npt.NDArray[np.uint8]:
+    """The aligned crop the embedder ``kind`` takes (dlib's chip geometry differs from ArcFace's)."""
+    if kind == "dlib":
+        return align_face(image, det.landmarks, CROP_SIDE[kind], REFERENCE_DLIB_150)
+    return align_face(image, det.landmarks)
 
 
 @dataclass
@@ -145,7 +153,12 @@ class FaceAnalyzer:
                 observations[i].liveness = self.liveness.score(image, observations[i].detection.box)
         t3 = time.perf_counter()
         if passed:
-            vectors = self.embedder.embed([aligned[i] for i in passed])
+            crops = (
+                [embedder_crop(image, detections[i], self.embedder.kind) for i in passed]
+                if CROP_SIDE[self.embedder.kind] != 112
+                else [aligned[i] for i in passed]
+            )
+            vectors = self.embedder.embed(crops)
             for i, vec in zip(passed, vectors, strict=True):
                 observations[i].embedding = vec
         t4 = time.perf_counter()

