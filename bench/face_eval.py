@@ -56,7 +56,7 @@ from models.vectors import l2_normalise
 
 #: The split seed (issue 15). Identities sorted by name, permuted with this seed; first half tunes, second reports.
 SEED = 15
-#: The shipped defaults (agent/config/pipelines.py FacePipeline) that the "shipped" rows replay.
+#: The defaults shipped before issue 15 (agent/pipelines/face/settings.py FaceSettings) that the "shipped" rows replay.
 SHIPPED = {"match_threshold": 0.40, "match_margin": 0.05, "liveness_threshold": 0.5}
 SHIPPED_GATES = QualityThresholds()
 FloatArray = npt.NDArray[np.float32]
@@ -425,7 +425,7 @@ def tuned_threshold(
 def tracks(
     faces: Faces, ids: list[str], setting: Setting, n_members: int, n_enrol: int, frames: int, min_frames: int
 ) -> tuple[list[tuple[float, float, float, bool]], list[tuple[float, float, float]], int, int]:
-    """Several photos of one person as one track, decided as ``agent.face.tracker`` decides.
+    """Several photos of one person as one track, decided as ``agent.pipelines.face.tracker`` decides.
 
     A track is ``frames`` consecutive probe photos of one identity (best face
     each). Faces that pass the gates are its good frames; with at least

@@ -455,6 +455,9 @@ SETTING_TESTS: dict[str, list[str]] = {
         "tests/scene/test_people_settings.py::test_scene_view_and_tiles_choose_the_detector_and_tracker",
         "tests/scene/test_counting.py::test_tiles_find_the_small_people_of_an_elevated_crowd",
     ],
+    "pipelines.face.threshold_per_gallery": [
+        "tests/face/test_face_calibrate.py::test_threshold_per_gallery_moves_the_match_threshold_with_the_gallery_size"
+    ],
 }
 
 

@@ -36,7 +36,7 @@ def _round(values: Any, digits: int = 1) -> Any:
 
 def run(args: argparse.Namespace) -> int:
     from agent.config.loader import load_config
-    from agent.pipelines.face.resources import load_analyzer, open_gallery
+    from agent.pipelines.face.resources import load_analyzer, member_threshold, open_gallery
     from agent.pipelines.face.settings import FaceSettings
     from models.face.match import best
 
@@ -86,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
                     scores = best(face.embedding, matrix)
                     accepted = (
                         scores.member_id is not None
-                        and scores.score >= settings.match_threshold
+                        and scores.score >= member_threshold(settings, len(matrix.members))
                         and scores.margin >= settings.match_margin
                     )
                     line.update(

@@ -97,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
                 return EXIT_DATA
             for v in result.verdicts:
                 print(f"{'accepted' if v.accepted else 'refused'} {v.photo}" + (f": {v.reason}" if v.reason else ""))
-            print(f"enrolled {args.member_id} with {result.enrolled} template(s)")
+            print(f"enrolled {args.member_id} with {result.enrolled} template(s) from {result.photos} photo(s)")
             if any(v.reason == UNREADABLE for v in result.verdicts):
                 return EXIT_DATA
         elif action == "list":

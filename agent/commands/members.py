@@ -112,6 +112,7 @@ def _enroll_member(host: CommandHost, args: dict[str, Any]) -> dict[str, Any]:
         return {
             "member_id": member_id,
             "enrolled": result.enrolled,
+            "photos": result.photos,
             "images": [
                 {"image": i, "accepted": v.accepted, **({"reason": v.reason} if v.reason else {})}
                 for i, v in enumerate(result.verdicts)

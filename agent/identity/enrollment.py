@@ -50,13 +50,15 @@ class PhotoVerdict:
     quality: float = 0.0
     liveness: float | None = None
     embedding: npt.NDArray[np.float32] | None = field(default=None, repr=False)
+    mirrored: npt.NDArray[np.float32] | None = field(default=None, repr=False)
 
 
 @dataclass
 class EnrollResult:
     member_id: str
-    enrolled: int
+    enrolled: int  # templates stored
     verdicts: list[PhotoVerdict]
+    photos: int = 0  # photos accepted
 
 
 @dataclass
@@ -103,7 +105,8 @@ def judge_image(
             face.quality.score,
             face.liveness,
         )
-    return PhotoVerdict(name, True, None, face.quality.score, face.liveness, face.embedding)
+    mirrored = analyzer.mirrored_embedding(image, face.detection)
+    return PhotoVerdict(name, True, None, face.quality.score, face.liveness, face.embedding, mirrored)
 
 
 def enroll_images(
@@ -121,11 +124,15 @@ def enroll_images(
     if not accepted:
         detail = "; ".join(f"{p}: {r}" for p, r in refusals) or "no photos given"
         raise EnrollmentError(f"member {member_id!r} not enrolled: {detail}", refusals)
-    n = gallery.enroll(
-        member_id, [v.embedding for v in accepted if v.embedding is not None], [v.quality for v in accepted], consent
-    )
-    logger.info("member enrolled with %s templates (%s photos refused)", n, len(refusals))
-    return EnrollResult(member_id, n, verdicts)
+    templates: list[npt.NDArray[np.float32]] = []
+    qualities: list[float] = []
+    for v in accepted:  # each photo as taken and mirrored: two views of one face
+        views = [e for e in (v.embedding, v.mirrored) if e is not None]
+        templates += views
+        qualities += [v.quality] * len(views)
+    n = gallery.enroll(member_id, templates, qualities, consent)
+    logger.info("member enrolled with %s templates from %s photos (%s refused)", n, len(accepted), len(refusals))
+    return EnrollResult(member_id, n, verdicts, len(accepted))
 
 
 def enroll_files(

@@ -115,6 +115,13 @@ class FaceAnalyzer:
             thresholds,
         )
 
+    def mirrored_embedding(self, image: npt.NDArray[np.uint8], detection: FaceDetection) -> npt.NDArray[np.float32]:
+        """The embedding of the face's aligned crop flipped left-right: a second enrolment template from the same
+        photo (it raised identifications by 0.2-0.6 points on the tuning identities, docs/face-eval.md)."""
+        crop = embedder_crop(image, detection, self.embedder.kind)
+        vector: npt.NDArray[np.float32] = self.embedder.embed([np.ascontiguousarray(crop[:, ::-1])])[0]
+        return vector
+
     def analyse(
         self,
         image: npt.NDArray[np.uint8],

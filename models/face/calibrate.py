@@ -102,3 +102,17 @@ def fuse(parts: Sequence[FloatArray], weights: Sequence[float]) -> FloatArray:
         for p, w in zip(parts, weights, strict=True)
     ]
     return np.concatenate(scaled, axis=-1).astype(np.float32)
+
+
+#: How the threshold giving one false accept per 1,000 strangers moves with the gallery size, per e-fold of
+#: members (SFace, tuning identities, docs/face-eval.md: 10 members 0.449, 50 0.472, 200 0.514).
+GALLERY_SLOPE = 0.022
+#: The gallery size a configured threshold is for.
+REFERENCE_MEMBERS = 50
+
+
+def gallery_threshold(threshold: float, members: int, slope: float = GALLERY_SLOPE) -> float:
+    """``threshold`` (set for ``REFERENCE_MEMBERS``) moved for a gallery of ``members``: a stranger is compared
+    with every member, so the best impostor score rises with the log of the gallery's size. Bounded to +-0.1."""
+    shift = slope * float(np.log(max(members, 1) / REFERENCE_MEMBERS))
+    return threshold + min(0.1, max(-0.1, shift))

@@ -87,3 +87,17 @@ def test_gate_gives_the_verdict_assess_gives() -> None:
         yaw, roll, pitch = pose(landmarks)
         assert gate(size, sharpness(crop), yaw, roll, pitch, t) == q.reason
         assert rank_score(size, q.sharpness, yaw, t) == pytest.approx(q.score)
+
+
+def test_threshold_per_gallery_moves_the_match_threshold_with_the_gallery_size() -> None:
+    """``pipelines.face.threshold_per_gallery``: the configured cosine is for 50 members; a bigger gallery needs a
+    higher one (a stranger's best of N impostor scores grows with N), a smaller one a lower one; off: as set."""
+    from agent.pipelines.face.resources import member_threshold
+    from agent.pipelines.face.settings import FaceSettings
+
+    on, off = FaceSettings(), FaceSettings(threshold_per_gallery=False)
+    assert member_threshold(on, 50) == pytest.approx(on.match_threshold)
+    assert member_threshold(on, 10) < on.match_threshold < member_threshold(on, 200) <= on.match_threshold + 0.1
+    # the tuning identities' thresholds for 1 stranger in 1,000 (docs/face-eval.md): 10 -> 0.449, 200 -> 0.514
+    assert member_threshold(on, 200) - member_threshold(on, 10) == pytest.approx(0.514 - 0.449, abs=0.01)
+    assert {member_threshold(off, n) for n in (1, 50, 5000)} == {off.match_threshold}

@@ -5,7 +5,7 @@ The settings under test were tuned on the CelebA tuning split of
 independent reference. Enrolment goes through the agent's own
 ``judge_image`` (one face, gates, liveness) and identification through
 :func:`models.face.match.match`, as ``store-agent identify`` does.
-Photos of one person fed to the real :class:`agent.face.tracker.FaceTracker`
+Photos of one person fed to the real :class:`agent.pipelines.face.tracker.FaceTracker`
 as frames stand in for a track: enrolment photos and probe photos are
 always different photos (the replay-video test used to enrol and probe from
 one clip).
@@ -20,9 +20,9 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from agent.face.events import ShopperIdentified
-from agent.face.tracker import DecisionSettings, FaceTracker
 from agent.identity.enrollment import PHOTO_PAD, judge_image
+from agent.pipelines.face.events import ShopperIdentified
+from agent.pipelines.face.tracker import DecisionSettings, FaceTracker
 from models.face.analyzer import FaceAnalyzer
 from models.face.match import GalleryMatrix, match
 from models.face.quality import QualityThresholds

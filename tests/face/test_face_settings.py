@@ -154,7 +154,7 @@ def test_liveness_match_threshold_and_margin_decide_what_a_face_is(
 ) -> None:
     """``liveness_threshold`` (this live face scores about 0.8), ``match_threshold`` (cosine to obama's templates
     about 0.6) and ``match_margin`` (over biden) turn the same frames into a member, a spoof or a visitor."""
-    member = [frames["obama_a"]] * 3
+    member = [frames["obama_a"]] * 5  # min_frames (5) good frames
     (identified,) = decide(door, member)
     assert isinstance(identified, ShopperIdentified) and identified.member_id == "obama"
     assert 0.5 < identified.liveness < 0.99 and 0.4 < identified.confidence < 0.9 and identified.margin < 0.8
@@ -198,7 +198,7 @@ def test_track_timeout_ends_a_face_track(
 ) -> None:
     """``track_timeout_s``: a face gone for 1.2 s is the same track (decided once) with 2 s, a new one (decided
     again) with 0.5 s."""
-    images = [frames["obama_a"]] * 3 + [frames["empty"]] * 5 + [frames["obama_a"]] * 3
+    images = [frames["obama_a"]] * 5 + [frames["empty"]] * 5 + [frames["obama_a"]] * 5
     assert [e.member_id for e in decide(door, images, track_timeout_s=2.0)] == ["obama"]
     assert [e.member_id for e in decide(door, images, track_timeout_s=0.5)] == ["obama", "obama"]
 

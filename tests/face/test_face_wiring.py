@@ -78,13 +78,13 @@ def as_camera_frame(photo: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
 
 
 def door_folder(tmp_path: Path) -> Path:
-    """The member (a probe photo, not an enrolment photo), an empty doorway, then a stranger; 5 fps."""
+    """The member (a probe photo, not an enrolment photo) for 1.6 s, an empty doorway, then a stranger; 5 fps."""
     probe = require_data("media/faces/probe")
     folder = tmp_path / "door"
     folder.mkdir()
-    frames = [as_camera_frame(imread(probe / "obama_a.jpg"))] * 4
+    frames = [as_camera_frame(imread(probe / "obama_a.jpg"))] * 8
     frames += [np.full((480, 640, 3), 60, np.uint8)] * 12  # the member leaves: 2.4 s without a face ends the track
-    frames += [as_camera_frame(imread(probe / "biden_a.jpg"))] * 4
+    frames += [as_camera_frame(imread(probe / "biden_a.jpg"))] * 8
     for i, frame in enumerate(frames):
         cv2.imwrite(str(folder / f"{i:03d}.jpg"), frame)
     return folder
@@ -97,7 +97,7 @@ def enroll_by_cli(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
     )
     out = capsys.readouterr().out
     assert code == 0, out
-    assert f"enrolled {MEMBER} with 2 template(s)" in out
+    assert f"enrolled {MEMBER} with 4 template(s) from 2 photo(s)" in out  # each photo and its mirror image
 
 
 def test_replayed_member_is_identified_and_nobody_else(
@@ -162,8 +162,8 @@ def test_face_decision_follows_the_person_track(tmp_path: Path, models_dir: Path
     with camera:
         for index in range(1000):
             # the people pipeline's view: person p-7 in the doorway, then nobody, then person p-8
-            fusion.publish_tracks("door", {"p-7": (150.0, 0.0, 560.0, 480.0)} if index < 4 else {})
-            if index >= 16:
+            fusion.publish_tracks("door", {"p-7": (150.0, 0.0, 560.0, 480.0)} if index < 8 else {})
+            if index >= 20:
                 fusion.publish_tracks("door", {"p-8": (150.0, 0.0, 560.0, 480.0)})
             try:
                 frame = camera.read(1.0)
@@ -237,7 +237,7 @@ def test_mqtt_enroll_list_erase_purges_the_outbox(tmp_path: Path, models_dir: Pa
                 assert not reply["ok"] and "consent" in reply["error"]
 
                 reply = ask("list-members", {"request_id": "l1"})
-                assert [(m["member_id"], m["templates"]) for m in reply["result"]["members"]] == [(MEMBER, 2)]
+                assert [(m["member_id"], m["templates"]) for m in reply["result"]["members"]] == [(MEMBER, 4)]
 
                 for member in (MEMBER, MEMBER, "m-other"):
                     daemon.agent.emit(
@@ -307,10 +307,10 @@ def test_identify_cli_prints_one_line_per_face(
     capsys.readouterr()
     assert cli_main(["members", "list", "--config", str(config)]) == 0
     (listed,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-    assert listed == {"member_id": MEMBER, "templates": 2, "consent_ref": "F-1", "expires_at": None, "guardian": False}
+    assert listed == {"member_id": MEMBER, "templates": 4, "consent_ref": "F-1", "expires_at": None, "guardian": False}
     assert cli_main(["members", "show", "--config", str(config), MEMBER]) == 0
     shown = json.loads(capsys.readouterr().out)
-    assert shown["member_id"] == MEMBER and shown["consent"]["reference"] == "F-1" and shown["templates"] == 2
+    assert shown["member_id"] == MEMBER and shown["consent"]["reference"] == "F-1" and shown["templates"] == 4
     assert "embedding" not in json.dumps(shown) and "template_data" not in json.dumps(shown)
     assert cli_main(["members", "show", "--config", str(config), "m-nobody"]) == 1
     assert "m-nobody" in capsys.readouterr().err
@@ -365,10 +365,10 @@ def test_mqtt_enroll_from_the_kiosk_camera(tmp_path: Path, models_dir: Path, gal
                         assert not reply["ok"] and "not an enrolment kiosk" in reply["error"], reply
                     else:
                         assert reply["ok"], reply
-                        assert reply["result"]["enrolled"] == 2
+                        assert reply["result"]["enrolled"] == 4 and reply["result"]["photos"] == 2
                 assert daemon.agent.shared is not None and daemon.agent.shared.gallery is not None
                 gallery = daemon.agent.shared.gallery
-                assert [(m.member_id, m.templates) for m in gallery.members()] == [("m-kiosk", 2)]
+                assert [(m.member_id, m.templates) for m in gallery.members()] == [("m-kiosk", 4)]
             finally:
                 listener.close()
     finally:
@@ -501,7 +501,7 @@ def test_members_enroll_exit_codes(
     base = ["members", "enroll", "--config", str(config), "--consent-ref", "F-9"]
     assert cli_main([*base, "--member-id", MEMBER, *photos, str(notes)]) == 65
     out = capsys.readouterr().out
-    assert f"enrolled {MEMBER} with 2 template(s)" in out and "refused" in out and "notes.jpg" in out
+    assert f"enrolled {MEMBER} with 4 template(s) from 2 photo(s)" in out and "refused" in out and "notes.jpg" in out
     assert cli_main([*base, "--member-id", "m-none", str(notes)]) == 65
     assert "notes.jpg" in capsys.readouterr().err
     monkeypatch.delenv("STORE_AGENT_GALLERY_KEY")

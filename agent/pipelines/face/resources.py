@@ -26,6 +26,15 @@ def open_gallery(settings: FaceSettings, state_dir: Path) -> Gallery:
     return Gallery(gallery_path(state_dir), key, EMBEDDER_MODELS[settings.embedder])
 
 
+def member_threshold(settings: FaceSettings, members: int) -> float:
+    """The cosine a member's template must reach, for a gallery of ``members`` (``threshold_per_gallery``)."""
+    from models.face.calibrate import gallery_threshold
+
+    if not settings.threshold_per_gallery:
+        return settings.match_threshold
+    return gallery_threshold(settings.match_threshold, members)
+
+
 def load_analyzer(settings: FaceSettings, models: ModelOptions) -> FaceAnalyzer:
     """Detector, quality gates, liveness and embedder as the settings say (onnxruntime sessions, cached)."""
     from models.face.analyzer import FaceAnalyzer

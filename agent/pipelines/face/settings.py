@@ -21,8 +21,10 @@ class FaceSettings(PipelineSettings):
         description="Enrolment kiosks: the face cameras from which a signed enroll-member may take its photos "
         "(a consenting member in front of a kiosk). Empty: enrolment from photos only.",
     )
-    embedder: Literal["sface", "mobilefacenet"] = Field(
-        "sface", description="Embedding model; SFace has fewer false accepts at the same recall (docs/face.md)."
+    embedder: Literal["sface", "mobilefacenet", "dlib"] = Field(
+        "sface",
+        description="Embedding model; SFace has the fewest false accepts of the three on unseen identities "
+        "(docs/face.md); dlib is the public-domain ResNet (store-agent models fetch dlib_face_recognition_resnet_v1).",
     )
     detector_model: str = Field(
         "face_detection_yunet_2023mar_dynamic",
@@ -32,15 +34,32 @@ class FaceSettings(PipelineSettings):
         320, ge=160, le=1920, description="Frames are shrunk to this longer side for detection (dynamic YuNet)."
     )
     detection_threshold: float = Field(0.8, gt=0, lt=1, description="Minimum YuNet score for a face.")
-    match_threshold: float = Field(0.40, gt=-1, lt=1, description="Minimum cosine similarity to a member's template.")
+    match_threshold: float = Field(
+        0.50,
+        gt=-1,
+        lt=1,
+        description="Minimum cosine similarity to a member's template, for a gallery of 50 members (a decision on "
+        "min_frames frames); see threshold_per_gallery.",
+    )
+    threshold_per_gallery: bool = Field(
+        True,
+        description="Raise the threshold with the gallery's size (a stranger's best score over N members grows "
+        "with N), so about 1 stranger in 1,000 is accepted whatever the size (docs/face.md).",
+    )
     match_margin: float = Field(0.05, ge=0, lt=1, description="Best member must beat the next member by this much.")
     liveness_threshold: float = Field(
         0.5, ge=0, le=1, description="Minimum fused MiniFASNet real score (mean over frames)."
     )
-    min_face_px: float = Field(48, ge=16, description="Faces smaller than this (shorter box side, pixels) are ignored.")
+    min_face_px: float = Field(32, ge=16, description="Faces smaller than this (shorter box side, pixels) are ignored.")
     min_sharpness: float = Field(30, ge=0, description="Minimum Laplacian variance of the aligned face crop.")
-    max_yaw: float = Field(0.45, gt=0, le=1, description="Largest head turn (nose offset in eye distances).")
-    min_frames: int = Field(3, ge=1, le=50, description="Good frames a face needs before anything is decided.")
+    max_yaw: float = Field(
+        1.0,
+        gt=0,
+        le=1,
+        description="Largest head turn (nose offset in eye distances); 1.0 lets all but profiles through (a lower "
+        "gate cost identifications and bought no fewer false accepts on the tuning identities).",
+    )
+    min_frames: int = Field(5, ge=1, le=50, description="Good frames a face needs before anything is decided.")
     best_frames: int = Field(5, ge=1, le=50, description="Best-quality frames whose embeddings are averaged.")
     track_timeout_s: float = Field(2.0, gt=0, description="A face unseen this long ends its track.")
     member_window_s: float = Field(

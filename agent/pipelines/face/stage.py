@@ -14,7 +14,7 @@ import numpy.typing as npt
 
 from agent.events import EventBody
 from agent.pipelines.face.events import ShopperIdentified
-from agent.pipelines.face.resources import load_analyzer
+from agent.pipelines.face.resources import load_analyzer, member_threshold
 from agent.pipelines.face.tracker import Box, DecisionSettings, FaceTracker
 from agent.pipelines.stage import Stage
 from drivers.base import Frame
@@ -65,7 +65,9 @@ class FaceStage(Stage[Frame]):
         self.tracker = FaceTracker(source, decision, self._match)
 
     def _match(self, embedding: npt.NDArray[np.float32]) -> Match | None:
-        found = match(embedding, self.gallery.matrix(), self.settings.match_threshold, self.settings.match_margin)
+        matrix = self.gallery.matrix()
+        threshold = member_threshold(self.settings, len(matrix.members))
+        found = match(embedding, matrix, threshold, self.settings.match_margin)
         if found is not None:
             self.gallery.record("match", found.member_id, {"camera": self.source, "score": round(found.score, 4)})
         return found
