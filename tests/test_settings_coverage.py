@@ -458,6 +458,14 @@ SETTING_TESTS: dict[str, list[str]] = {
     "pipelines.face.threshold_per_gallery": [
         "tests/face/test_face_calibrate.py::test_threshold_per_gallery_moves_the_match_threshold_with_the_gallery_size"
     ],
+    "pipelines.face.kiosk_head_turn": [
+        "tests/face/test_face_wiring.py::test_kiosk_enrolment_needs_the_prompted_head_turn",
+        "tests/face/test_face_wiring.py::test_mqtt_enroll_from_the_kiosk_camera",
+    ],
+    "pipelines.face.head_turn_time_limit_s": [
+        "tests/face/test_face_wiring.py::test_kiosk_enrolment_needs_the_prompted_head_turn",
+        "tests/face/test_active_liveness.py::test_challenge_passes_the_prompted_turns_and_fails_wrong_order_timeouts_gaps_and_swaps",
+    ],
 }
 
 

@@ -38,6 +38,8 @@ from agent.identity.gallery import Consent, Gallery, GalleryError
 from agent.identity.keys import GalleryKeyError
 from agent.pipelines.face.resources import load_analyzer, open_gallery
 from agent.pipelines.face.settings import FaceSettings
+from agent.pipelines.shared import FrameTap
+from models.face.active_liveness import Direction, HeadTurnChallenge, HeadTurnSettings, Outcome, signed_turn
 
 logger = logging.getLogger(__name__)
 
@@ -95,7 +97,7 @@ ENROLL_MAX_BYTES = 8 * 1024 * 1024
 
 
 def _enroll_member(host: CommandHost, args: dict[str, Any]) -> dict[str, Any]:
-    unknown_args(args, {"member_id", "consent", "images", "camera", "frames"})
+    unknown_args(args, {"member_id", "consent", "images", "camera", "frames", "head_turn"})
     member_id = _member_id(args)
     consent = _consent(args.get("consent"))
     if ("camera" in args) == ("images" in args):
@@ -137,20 +139,64 @@ def _camera_frames(host: CommandHost, args: dict[str, Any]) -> list[tuple[str, n
     camera, count = args.get("camera"), args.get("frames", 3)
     if not isinstance(count, int) or isinstance(count, bool) or not 1 <= count <= MAX_IMAGES:
         raise CommandFailed(f"frames must be an integer from 1 to {MAX_IMAGES}")
-    kiosks = host.loaded.config.pipelines.settings(FaceSettings).kiosk_cameras
+    face = host.loaded.config.pipelines.settings(FaceSettings)
+    kiosks = face.kiosk_cameras
     if camera not in kiosks:
         raise CommandFailed(
             f"camera {camera!r} is not an enrolment kiosk (pipelines.face.kiosk_cameras: {', '.join(kiosks) or 'none'})"
         )
     shared = host.shared()
-    frames = shared.frames if shared is not None else None
-    if frames is None or camera not in frames.cameras():
-        known = ", ".join(frames.cameras()) if frames is not None else "none"
-        raise CommandFailed(f"camera {camera!r} has no running face pipeline (face cameras: {known})")
+    running = shared.devices.sources(face.cameras, "camera") if shared is not None and face.enabled else []
+    if shared is None or camera not in running:
+        raise CommandFailed(
+            f"camera {camera!r} has no running face pipeline (face cameras: {', '.join(running) or 'none'})"
+        )
+    frames = shared.frames
+    if face.kiosk_head_turn:
+        return _head_turn_frames(host, frames, str(camera), _head_turn_steps(args.get("head_turn")), count)
     images = frames.collect(str(camera), count, CAMERA_WAIT_S)
     if not images:
         raise CommandFailed(f"camera {camera!r} delivered no frame within {CAMERA_WAIT_S:.0f} s")
     return [(f"frame {i}", image) for i, image in enumerate(images)]
+
+
+def _head_turn_steps(raw: Any) -> list[Direction]:
+    if not isinstance(raw, list) or not 1 <= len(raw) <= 4 or any(s not in ("left", "right") for s in raw):
+        raise CommandFailed(
+            'head_turn must list the 1 to 4 turns the kiosk prompted, e.g. ["left", "right"] (the kiosk draws the '
+            "order at random for each attempt: pipelines.face.kiosk_head_turn)"
+        )
+    steps: list[Direction] = raw
+    return steps
+
+
+def _head_turn_frames(
+    host: CommandHost, frames: FrameTap, camera: str, steps: list[Direction], count: int
+) -> list[tuple[str, npt.NDArray[np.uint8] | None]]:
+    """The member's frontal frames from a head-turn check that passed on this camera's live frames."""
+    config = host.loaded.config
+    face = config.pipelines.settings(FaceSettings)
+    analyzer = load_analyzer(face, config.models.options())
+    settings = HeadTurnSettings(time_limit_s=face.head_turn_time_limit_s)
+    challenge: HeadTurnChallenge | None = None
+    frontal: list[tuple[float, npt.NDArray[np.uint8]]] = []
+    for captured, image in frames.stream(camera, face.head_turn_time_limit_s + CAMERA_WAIT_S):
+        challenge = challenge or HeadTurnChallenge(steps, captured, settings)
+        faces = analyzer.analyse(image, check_liveness=False)
+        landmarks = faces[0].detection.landmarks if faces else None
+        verdict = challenge.update(captured, landmarks)
+        if landmarks is not None and faces[0].quality.ok and abs(signed_turn(landmarks)) <= settings.frontal_offset:
+            frontal.append((faces[0].quality.score, image))
+        if verdict.outcome is Outcome.FAILED:
+            raise CommandFailed(f"head-turn check failed: {verdict.reason}; nobody enrolled")
+        if verdict.outcome is Outcome.PASSED:
+            best = sorted(frontal, key=lambda f: -f[0])[:count]
+            logger.info(
+                "head-turn check passed at %s (%d turns); enrolling from %d frames", camera, len(steps), len(best)
+            )
+            return [(f"frame {i}", image) for i, (_, image) in enumerate(best)]
+    reason = "no frame" if challenge is None else challenge.verdict.reason or "not finished"
+    raise CommandFailed(f"head-turn check did not finish within {face.head_turn_time_limit_s:.0f} s ({reason})")
 
 
 def _erase_member(host: CommandHost, args: dict[str, Any]) -> dict[str, Any]:

@@ -10,7 +10,7 @@ concrete objects from the store config and closes them after the pipelines.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -86,11 +86,13 @@ class ReidStore(Protocol):
 class FrameTap(Protocol):
     """The newest frame of each face camera, for enrolment at a kiosk (``enroll-member`` with ``camera``)."""
 
-    def put(self, camera: str, seq: int, image: npt.NDArray[np.uint8]) -> None: ...
+    def put(self, camera: str, seq: int, image: npt.NDArray[np.uint8], captured_s: float | None = None) -> None: ...
 
     def cameras(self) -> list[str]: ...
 
     def collect(self, camera: str, count: int, timeout_s: float) -> list[npt.NDArray[np.uint8]]: ...
+
+    def stream(self, camera: str, timeout_s: float) -> Iterator[tuple[float, npt.NDArray[np.uint8]]]: ...
 
 
 @dataclass(frozen=True)

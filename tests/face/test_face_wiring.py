@@ -326,7 +326,8 @@ def _longer_than(n: int, messages: list[tuple[str, dict[str, Any]]]) -> bool:
 
 
 def test_mqtt_enroll_from_the_kiosk_camera(tmp_path: Path, models_dir: Path, gallery_key: str) -> None:
-    """A member opting in at a kiosk: enroll-member with ``camera`` takes that camera's next frames."""
+    """A member opting in at a kiosk: enroll-member with ``camera`` takes that camera's next frames (here with the
+    passive check only, ``kiosk_head_turn: false``; the head-turn check: the next test)."""
     from agent.delivery.broker import Mosquitto, mosquitto_binary
     from agent.runtime.daemon import Daemon
     from tests.delivery.conftest import Listener, validator
@@ -345,7 +346,7 @@ def test_mqtt_enroll_from_the_kiosk_camera(tmp_path: Path, models_dir: Path, gal
             models_dir,
             [camera, door],
             mqtt={"host": "127.0.0.1", "port": broker.port, "health_interval_s": 5},
-            pipelines={"face": {"enabled": True, "kiosk_cameras": ["kiosk"]}},
+            pipelines={"face": {"enabled": True, "kiosk_cameras": ["kiosk"], "kiosk_head_turn": False}},
         )
         base = "store/s1/t1"
         with Daemon(load_config(config)) as daemon:
@@ -507,3 +508,54 @@ def test_members_enroll_exit_codes(
     monkeypatch.delenv("STORE_AGENT_GALLERY_KEY")
     assert cli_main([*base, "--member-id", "m-later", *photos]) == 78
     assert "gallery" in capsys.readouterr().err.lower()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("clip", "turns", "enrolled"),
+    [
+        ("real.mp4", ["left", "right"], True),  # the person turns left, then right: as prompted
+        ("real.mp4", ["right", "left"], False),  # the same person, another prompt: the first turn is the wrong way
+        ("fake_replay.mp4", ["left", "right"], False),  # that video on a laptop screen: the turns, but not live
+    ],
+)
+def test_kiosk_enrolment_needs_the_prompted_head_turn(
+    tmp_path: Path, models_dir: Path, gallery_key: str, clip: str, turns: list[str], enrolled: bool
+) -> None:
+    """``kiosk_head_turn``: a kiosk enrolment passes only when the member on the camera turns as the kiosk prompted
+    (``head_turn`` in the signed request), live; the frontal frames of that check become the templates."""
+    from agent.delivery.broker import Mosquitto, mosquitto_binary
+    from agent.runtime.daemon import Daemon
+    from tests.delivery.conftest import Listener
+
+    if mosquitto_binary() is None:
+        pytest.skip("mosquitto is not installed")
+    video = require_data(f"media/spoof/replay_video/{clip}")
+    camera = {"name": "kiosk", "type": "video-file", "path": str(video), "realtime": True}  # its own 30 fps
+    broker = Mosquitto(tmp_path / "mosquitto").start()
+    try:
+        config = store_yaml(
+            tmp_path,
+            models_dir,
+            [camera],
+            mqtt={"host": "127.0.0.1", "port": broker.port, "health_interval_s": 5},
+            pipelines={"face": {"enabled": True, "kiosk_cameras": ["kiosk"], "head_turn_time_limit_s": 15}},
+        )
+        base = "store/s1/t1"
+        listener = Listener(broker.port, [f"{base}/cmd/+/reply"], "head-turn")
+        with Daemon(load_config(config)) as daemon:  # the clip starts as the daemon is ready: facing the camera
+            threading.Thread(target=daemon.serve, daemon=True).start()
+            assert daemon.publisher.conn.wait_connected(10)
+            request = {"request_id": "h1", "member_id": "m-turn", "consent": {"reference": "K-2"}, "camera": "kiosk"}
+            listener.command(f"{base}/cmd/enroll-member", {**request, "head_turn": turns, "frames": 3})
+            assert listener.wait(lambda m: bool(m), timeout=60), "no reply"
+            reply = listener.messages[0][1]
+            print(f"\n{clip} {turns}: {reply.get('result') or reply.get('error')}")
+            assert reply["ok"] is enrolled, reply
+            if enrolled:
+                assert reply["result"]["photos"] >= 1
+            else:
+                assert "head-turn check failed" in reply["error"] or "spoof" in reply["error"], reply
+        listener.close()
+    finally:
+        broker.stop()

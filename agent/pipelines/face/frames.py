@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
+from collections.abc import Iterator
 
 import numpy as np
 import numpy.typing as npt
@@ -15,11 +17,32 @@ class LatestFrames:
     def __init__(self) -> None:
         self._cond = threading.Condition()
         self._frames: dict[str, tuple[int, npt.NDArray[np.uint8]]] = {}
+        self._times: dict[str, float] = {}
 
-    def put(self, camera: str, seq: int, image: npt.NDArray[np.uint8]) -> None:
+    def put(self, camera: str, seq: int, image: npt.NDArray[np.uint8], captured_s: float | None = None) -> None:
+        """The newest frame of ``camera``; ``captured_s`` is its capture time (monotonic seconds)."""
         with self._cond:
             self._frames[camera] = (seq, image)
+            self._times[camera] = time.monotonic() if captured_s is None else captured_s
             self._cond.notify_all()
+
+    def _changed(self, camera: str, seq: int) -> bool:
+        return self._frames.get(camera, (-1, None))[0] != seq
+
+    def stream(self, camera: str, timeout_s: float) -> Iterator[tuple[float, npt.NDArray[np.uint8]]]:
+        """Every new frame of ``camera`` (capture time, image) as it arrives, for at most ``timeout_s``."""
+        deadline = time.monotonic() + timeout_s
+        with self._cond:
+            last = self._frames.get(camera, (-1, None))[0]
+        while (remaining := deadline - time.monotonic()) > 0:
+            with self._cond:
+                self._cond.wait_for(functools.partial(self._changed, camera, last), remaining)
+                seq, image = self._frames.get(camera, (-1, None))
+                captured = self._times.get(camera, 0.0)
+            if image is None or seq == last:
+                continue
+            last = seq
+            yield captured, image
 
     def cameras(self) -> list[str]:
         with self._cond:

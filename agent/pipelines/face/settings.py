@@ -21,6 +21,14 @@ class FaceSettings(PipelineSettings):
         description="Enrolment kiosks: the face cameras from which a signed enroll-member may take its photos "
         "(a consenting member in front of a kiosk). Empty: enrolment from photos only.",
     )
+    kiosk_head_turn: bool = Field(
+        True,
+        description="Enrolment at a kiosk needs the active check: the member turns their head as the kiosk prompted "
+        "(the request's head_turn), which a printed photo or a replayed video cannot follow (docs/liveness.md).",
+    )
+    head_turn_time_limit_s: float = Field(
+        10.0, gt=1, le=120, description="How long the member has for the prompted turns, from the first frame."
+    )
     embedder: Literal["sface", "mobilefacenet", "dlib"] = Field(
         "sface",
         description="Embedding model; SFace has the fewest false accepts of the three on unseen identities "

@@ -81,7 +81,7 @@ class FaceStage(Stage[Frame]):
             self.warm_up()
         assert self.analyzer is not None
         image = np.asarray(item.image)
-        self.shared.frames.put(self.source, item.capture.seq, image)
+        self.shared.frames.put(self.source, item.capture.seq, image, item.capture.mono_ns / 1e9)
         observations = self.analyzer.analyse(image, wanted=lambda det: not self.tracker.decided_at(det.box))
         events = self.tracker.update(observations, item.capture.mono_ns / 1e9, item.capture.wall_time)
         return [self._identified(e, image) if isinstance(e, ShopperIdentified) else e for e in events]
