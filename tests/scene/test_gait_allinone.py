@@ -33,11 +33,16 @@ pytestmark = pytest.mark.slow
 
 DATA = Path(__file__).parent / "data"
 FPS = 30.0
-# Measured (2-core x86-64 dev VM): probe tracks (of 16) whose rank-1 gallery match is the right person.
-EXPECTED = {"gait": 7, "appearance": 16, "appearance_masked": 16, "fused": 16}
-MARGIN = 1  # one probe track either way
-EXPECTED_AUC = {"gait": 0.57, "appearance": 0.995, "appearance_masked": 0.996, "fused": 0.995}
-EXPECTED_RELINK = {"all four: right": 15, "all four: wrong": 0, "others only: false link": 0, "itself only: linked": 15}
+# One-sided floors against references that do not come from this code's own output: chance among four people
+# (rank-1 4/16, AUC 0.5) for gait, which the docs call weak; what re-linking needs of appearance (the right person
+# first for 7 probes in 8, same/different people separated with AUC 0.95); fusion no worse than appearance alone;
+# and, for re-linking, never a wrong or false link (a member's identity on someone else). An improvement passes.
+# Measured (2-core x86-64 dev VM), for information: rank-1 gait 7, appearance 16, masked 16, fused 16 of 16; AUC
+# 0.57 / 0.995 / 0.996 / 0.995; re-link right 15/16, itself-only linked 15/16.
+MODALITIES = ("gait", "appearance", "appearance_masked", "fused")
+CHANCE_RANK1, CHANCE_AUC = 4, 0.5
+NEEDED_RANK1, NEEDED_AUC = 14, 0.95  # of 16 probe tracks; appearance, masked and fused
+NEEDED_RELINK = 13  # right links of 16, with all four people waiting, and with only the right one waiting
 
 
 def masked(image: np.ndarray, box: list[float], mask: np.ndarray) -> np.ndarray:
@@ -99,8 +104,8 @@ def rank1(
     """Probe tracks whose best gallery track is the right person, and every (score, same person) pair."""
     labels = yaml.safe_load((DATA / "gait_allinone_labels.yaml").read_text())["tracks"]
     gallery = {labels["gallery"][t]: s for (v, t), s in signatures.items() if v == "gallery"}
-    hits = dict.fromkeys(EXPECTED, 0)
-    pairs: dict[str, list[tuple[float, bool]]] = {m: [] for m in EXPECTED}
+    hits = dict.fromkeys(MODALITIES, 0)
+    pairs: dict[str, list[tuple[float, bool]]] = {m: [] for m in MODALITIES}
 
     def best(score: dict[str, float | None]) -> str | None:
         known = {p: s for p, s in score.items() if s is not None}
@@ -190,10 +195,10 @@ def test_reid_gallery_to_probe_by_gait_appearance_and_fusion(
             f" max {max(other):.2f})"
         )
     assert probes == 16
-    for modality, expected in EXPECTED.items():
-        assert abs(hits[modality] - expected) <= MARGIN, f"{modality}: {hits[modality]}/16, measured {expected}"
-        assert areas[modality] == pytest.approx(EXPECTED_AUC[modality], abs=0.03), modality
-    assert hits["gait"] > probes / 4  # better than chance among four people
+    assert hits["gait"] > CHANCE_RANK1 and areas["gait"] > CHANCE_AUC, "gait: better than chance among four people"
+    for modality in ("appearance", "appearance_masked", "fused"):
+        assert hits[modality] >= NEEDED_RANK1 and areas[modality] >= NEEDED_AUC, (modality, hits, areas)
+    assert hits["fused"] >= hits["appearance"] - 1 and areas["fused"] >= areas["appearance"] - 0.01
 
 
 def test_relink_decisions_across_cameras(signatures: dict[tuple[str, str], dict[str, Any]]) -> None:
@@ -228,6 +233,5 @@ def test_relink_decisions_across_cameras(signatures: dict[tuple[str, str], dict[
             else:
                 outcome["itself only: linked"] += member == truth
     print(f"\nre-link across cameras (threshold {settings.relink_threshold_other_camera}, 16 probe tracks): {outcome}")
-    for key, expected in EXPECTED_RELINK.items():
-        assert abs(outcome[key] - expected) <= MARGIN, f"{key}: {outcome[key]}, measured {expected}"
+    assert outcome["all four: right"] >= NEEDED_RELINK and outcome["itself only: linked"] >= NEEDED_RELINK, outcome
     assert outcome["all four: wrong"] == 0 and outcome["others only: false link"] == 0
