@@ -88,6 +88,11 @@ PRODUCT_THRESHOLDS = PRODUCT + "test_score_margin_and_cosine_thresholds_keep_dou
 PRODUCT_VOTES = PRODUCT + "test_vote_settings_decide_when_a_product_is_recognised"
 TLS = "tests/delivery/test_tls.py::"
 CARDS = "tests/agent/test_serial_events.py::test_taps_and_scans_from_byte_scripts"
+FLEET = "tests/fleet/test_member_rules.py::"
+FLEET_SETTINGS = FLEET + "test_sync_settings_reach_the_recorder"
+FLEET_SYSTEM = (
+    "tests/fleet/test_store_members.py::test_enrolled_at_one_terminal_recognised_at_all_erased_everywhere_with_proof"
+)
 CARD_SECRET = "tests/identity/test_cards.py::test_the_config_names_where_the_card_secret_comes_from"
 
 
@@ -414,6 +419,13 @@ SETTING_TESTS: dict[str, list[str]] = {
     ],
     "privacy.retention.events_days": [
         "tests/delivery/test_outbox.py::test_undelivered_events_older_than_events_days_are_dropped"
+    ],
+    "identity.sync.enabled": [FLEET_SYSTEM, FLEET_SETTINGS],
+    "identity.sync.store_key_env": [FLEET_SYSTEM, FLEET_SETTINGS],
+    "identity.sync.store_key_credential": [FLEET_SETTINGS],
+    "privacy.egress.biometric_templates": [
+        FLEET_SETTINGS,
+        FLEET + "test_only_store_consent_with_egress_allowed_is_announced",
     ],
     "privacy.egress.face_snapshots": [FACE_PRIVACY],
     "privacy.egress.transcripts": [SPHINX + "test_transcripts_leave_the_device_only_when_privacy_allows"],

@@ -33,7 +33,7 @@ def register(sub: Any) -> None:
 def with_broker(loaded: LoadedConfig, host: str, port: int) -> LoadedConfig:
     c = loaded.config
     mqtt = c.mqtt.model_copy(update={"host": host, "port": port, "tls": None, "protocol": "3.1.1"})
-    return LoadedConfig(config=c.model_copy(update={"mqtt": mqtt}), path=loaded.path, sha256=loaded.sha256)
+    return LoadedConfig(c.model_copy(update={"mqtt": mqtt}), loaded.path, loaded.sha256, loaded.base)
 
 
 def demo(args: argparse.Namespace) -> int:

@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from agent.cli import EXIT_FAILURE, EXIT_OK, EXIT_UNAVAILABLE, EXIT_USAGE
+from agent.cli import EXIT_FAILURE, EXIT_OK, EXIT_UNAVAILABLE, EXIT_USAGE, fleet_cmd
 from agent.trust.keys import HubPrivateKey, TrustKeyError
 from agent.trust.messages import TerminalRegistry, Verdict
 
@@ -47,7 +47,24 @@ def register(sub: Any) -> None:
     send.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the reply (default 30)")
     send.add_argument("command", help="command name, e.g. erase-member")
     send.add_argument("arguments", nargs="?", default="{}", help="the command's arguments as a JSON object")
+    push = actions.add_parser("push-config", help="push each terminal's config (and the base it names), signed")
+    push.add_argument("--config", "-c", type=Path, required=True, help="a YAML file with the broker (mqtt)")
+    push.add_argument("--key", type=Path, required=True, help="the hub's private key (hub.key)")
+    push.add_argument(
+        "--terminals", type=Path, help=f"registry of terminal keys (default: {DEFAULT_REGISTRY} beside --key)"
+    )
+    push.add_argument("--store", required=True, help="store id")
+    push.add_argument(
+        "--terminal",
+        "-t",
+        action="append",
+        help="only this terminal (repeatable; default: every registered terminal of the store with a file in DIR)",
+    )
+    push.add_argument("--restart", action="store_true", help="allow changes that only a restart applies (mqtt, ...)")
+    push.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for each reply (default 60)")
+    push.add_argument("directory", type=Path, help="DIR with <terminal>.yaml per terminal and the base they name")
     hub.set_defaults(func=run)
+    fleet_cmd.register(actions)
     keys = sub.add_parser("keys", help="print this terminal's public key (register it at the hub)")
     keys.add_argument("--config", "-c", type=Path, required=True, help="the store YAML file")
     keys.set_defaults(func=show_terminal_key)
@@ -114,6 +131,52 @@ def send(args: argparse.Namespace) -> int:
     return EXIT_OK if answer.payload.get("ok") else EXIT_FAILURE
 
 
+def push_config(args: argparse.Namespace) -> int:
+    """Exit 0 when every terminal runs its pushed config, 1 when one refused it (its reasons are printed) or
+    reports another hash, 69 when one did not answer in time."""
+    from agent.config.loader import BASE_KEY, config_hash, load_config, read_yaml
+    from agent.delivery.hub import HubClient
+
+    settings = load_config(args.config).config.mqtt
+    registry = TerminalRegistry.load(args.terminals or args.key.parent / DEFAULT_REGISTRY)
+    registered = sorted(t for s, t in registry.keys if s == args.store)
+    wanted = args.terminal or [t for t in registered if (args.directory / f"{t}.yaml").is_file()]
+    if not wanted:
+        print(
+            f"error: no <terminal>.yaml in {args.directory} for a registered terminal of {args.store}", file=sys.stderr
+        )
+        return EXIT_USAGE
+    worst = EXIT_OK
+    with HubClient(settings, args.store, read_hub_key(args.key), registry) as client:
+        for terminal in wanted:
+            path = args.directory / f"{terminal}.yaml"
+            text = path.read_text(encoding="utf-8")
+            base_name = read_yaml(text, str(path))[0].get(BASE_KEY)
+            base = (args.directory / str(base_name)).read_text(encoding="utf-8") if base_name else None
+            expected = config_hash(text.encode(), base.encode() if base is not None else None)
+            request = {"config": text, "restart": args.restart, **({"base": base} if base is not None else {})}
+            answer = client.request(terminal, "apply-config", request, timeout_s=args.timeout)
+            if answer is None:
+                print(f"{terminal}: no reply within {args.timeout:g} s")
+                worst = max(worst, EXIT_UNAVAILABLE)
+            elif answer.verdict is not Verdict.VERIFIED:
+                print(f"{terminal}: reply {answer.verdict.value}: not proven to come from the terminal")
+                worst = max(worst, EXIT_FAILURE)
+            elif not answer.ok:
+                print(f"{terminal}: refused: {answer.payload.get('error')}")
+                worst = max(worst, EXIT_FAILURE)
+            else:
+                result = answer.payload["result"]
+                runs = result.get("config_sha256")
+                how = "restarting" if result.get("restart") else ("applied" if result.get("applied") else "unchanged")
+                print(
+                    f"{terminal}: {how}, config {str(runs)[:12]}"
+                    + ("" if runs == expected else " (NOT what was pushed)")
+                )
+                worst = max(worst, EXIT_OK if runs == expected else EXIT_FAILURE)
+    return worst
+
+
 def register_terminal(args: argparse.Namespace) -> int:
     registry = TerminalRegistry.load(args.terminals)
     registry.add(args.store, args.terminal, args.key)
@@ -122,8 +185,8 @@ def register_terminal(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    action = {"keygen": keygen, "send": send, "register": register_terminal}[args.hub_action]
-    return action(args)
+    action = {"keygen": keygen, "send": send, "register": register_terminal, "push-config": push_config}
+    return action[args.hub_action](args)
 
 
 def show_terminal_key(args: argparse.Namespace) -> int:

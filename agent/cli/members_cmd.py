@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from agent.errors import AgentError
 from agent.identity.enrollment import (
     UNREADABLE,
     EnrollmentError,
@@ -20,6 +21,7 @@ from agent.identity.enrollment import (
 )
 from agent.identity.gallery import Consent, Gallery, GalleryError
 from agent.identity.keys import GalleryKeyError
+from agent.identity.sync import set_recorder
 
 if TYPE_CHECKING:
     from agent.config.loader import LoadedConfig
@@ -34,6 +36,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     enroll.add_argument("--scope", default="identification")
     enroll.add_argument("--expires", help="consent expiry date, YYYY-MM-DD (templates are deleted then)")
     enroll.add_argument("--guardian", action="store_true", help="consent given by a guardian (a minor)")
+    enroll.add_argument(
+        "--coverage",
+        choices=("terminal", "store", "chain"),
+        default="terminal",
+        help="where the consent applies; store/chain share the member with the store's terminals (identity.sync)",
+    )
     enroll.add_argument("photos", nargs="+")
     sub.add_parser("list", help="enrolled members and their consent")
     for name in ("show", "erase"):
@@ -72,22 +80,26 @@ def run(args: argparse.Namespace) -> int:
     from agent.config.loader import load_config
     from agent.pipelines.face.resources import load_analyzer, open_gallery
     from agent.pipelines.face.settings import FaceSettings
+    from agent.runtime.member_sync import open_recorder
 
     loaded = load_config(args.config)
     config = loaded.config
     face = config.pipelines.settings(FaceSettings)
     try:
         gallery = open_gallery(face, Path(config.storage.state_dir))
-    except (GalleryError, GalleryKeyError) as exc:
+        opened = open_recorder(config, Path(config.storage.state_dir))
+    except (GalleryError, GalleryKeyError, AgentError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
+    if opened is not None:  # the daemon announces what is recorded here when it next runs
+        set_recorder(opened[0])
     try:
         action = args.members_action
         if action == "enroll":
             expires = (
                 datetime.strptime(args.expires, "%Y-%m-%d").replace(tzinfo=UTC).timestamp() if args.expires else None
             )
-            consent = Consent(args.consent_ref, args.scope, 0.0, expires, args.guardian)
+            consent = Consent(args.consent_ref, args.scope, 0.0, expires, args.guardian, args.coverage)
             analyzer = load_analyzer(face, config.models.options())
             try:
                 result = enroll_files(gallery, analyzer, args.member_id, consent, args.photos, face.liveness_threshold)
@@ -139,3 +151,6 @@ def run(args: argparse.Namespace) -> int:
         return 1
     finally:
         gallery.close()
+        if opened is not None:
+            set_recorder(None)
+            opened[0].journal.close()

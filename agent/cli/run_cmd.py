@@ -60,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
     _install_signal_handlers(daemon.stop_event)
     with daemon:
         daemon.serve()
-    return 0
+    return daemon.exit_code  # 0, or 75 when a pushed config asked for a restart (systemd starts it again)
 
 
 def replay(args: argparse.Namespace) -> int:

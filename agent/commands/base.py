@@ -52,6 +52,8 @@ class CommandHost(Protocol):
 
     def reload_config(self) -> dict[str, Any]: ...
 
+    def apply_config(self, text: str, base_text: str | None, restart: bool) -> dict[str, Any]: ...
+
 
 Handler = Callable[[CommandHost, dict[str, Any]], dict[str, Any]]
 

@@ -1,4 +1,4 @@
-"""The terminal's own commands: ``ping``, ``reload-config``, ``set-log-level``, ``outbox-stats``."""
+"""The terminal's own commands: ``ping``, ``reload-config``, ``apply-config``, ``set-log-level``, ``outbox-stats``."""
 
 from __future__ import annotations
 
@@ -33,6 +33,25 @@ RELOAD_CONFIG = Command(
     "reload-config",
     "Validate the config file again and, if valid, restart sources and pipelines with it.",
     _reload_config,
+)
+
+
+def _apply_config(host: CommandHost, args: dict[str, Any]) -> dict[str, Any]:
+    unknown_args(args, {"config", "base", "restart"})
+    text, base, restart = args.get("config"), args.get("base"), args.get("restart", False)
+    if not isinstance(text, str) or (base is not None and not isinstance(base, str)) or not isinstance(restart, bool):
+        raise CommandFailed(
+            'give "config" (the YAML text), optionally "base" (the base file it names) and "restart": true/false'
+        )
+    return host.apply_config(text, base, restart)
+
+
+APPLY_CONFIG = Command(
+    "apply-config",
+    "Validate a pushed config (and its base), write it and apply it, or refuse with every problem found.",
+    _apply_config,
+    max_bytes=600 * 1024,
+    time_limit_s=120.0,
 )
 
 

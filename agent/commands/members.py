@@ -6,16 +6,20 @@ or open the terminal's gallery from the config when the face pipeline is off:
 erasure must work whatever is enabled. Requests look like::
 
     cmd/enroll-member {"request_id": "r1", "member_id": "M-1",
-                       "consent": {"reference": "form-123", "expires": "2027-01-31", "guardian": false},
+                       "consent": {"reference": "form-123", "expires": "2027-01-31", "guardian": false,
+                                   "coverage": "store"},
                        "images": ["<base64 JPEG or PNG>", ...]}
     cmd/enroll-member {"request_id": "r1", "member_id": "M-1", "consent": {...}, "camera": "kiosk", "frames": 3}
     cmd/erase-member  {"request_id": "r2", "member_id": "M-1"}
+    cmd/erase-member  {"request_id": "r2", "member_ref": "<32 hex>", "scope": "terminal"}
     cmd/list-members  {"request_id": "r3"}
 
 A refused photo is named by its index with the reason; nothing in a reply
 carries an image or a template. With ``camera`` (a kiosk where the member
 opts in), the next ``frames`` frames of that camera's running face pipeline are
 the photos, each judged like an uploaded one (one face, quality, liveness).
+``consent.coverage`` says where the consent applies: ``terminal`` (the default), ``store`` or ``chain``; with
+``identity.sync`` on, a store or chain consent shares the member with the store's other terminals.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -36,6 +41,7 @@ from agent.commands.base import Command, CommandFailed, CommandHost, unknown_arg
 from agent.identity.enrollment import EnrollmentError, decode_image, enroll_images, erase_member
 from agent.identity.gallery import Consent, Gallery, GalleryError
 from agent.identity.keys import GalleryKeyError
+from agent.identity.sync import COVERAGES, known_member, member_ref
 from agent.pipelines.face.resources import load_analyzer, open_gallery
 from agent.pipelines.face.settings import FaceSettings
 from agent.pipelines.shared import FrameTap
@@ -77,7 +83,7 @@ def _member_id(args: dict[str, Any]) -> str:
 def _consent(raw: Any) -> Consent:
     if not isinstance(raw, dict) or not isinstance(raw.get("reference"), str) or not raw["reference"].strip():
         raise CommandFailed('consent must be an object with a "reference" to the signed consent form')
-    unknown_args(raw, {"reference", "scope", "expires", "guardian"})
+    unknown_args(raw, {"reference", "scope", "expires", "guardian", "coverage"})
     expires = raw.get("expires")
     expires_at = None
     if expires is not None:
@@ -89,7 +95,10 @@ def _consent(raw: Any) -> Consent:
     guardian = raw.get("guardian", False)
     if not isinstance(scope, str) or not isinstance(guardian, bool):
         raise CommandFailed("consent.scope must be a string and consent.guardian true or false")
-    return Consent(raw["reference"], scope, 0.0, expires_at, guardian)
+    coverage = raw.get("coverage", "terminal")
+    if coverage not in COVERAGES:
+        raise CommandFailed(f"consent.coverage must be one of {', '.join(COVERAGES)} (where the consent applies)")
+    return Consent(raw["reference"], scope, 0.0, expires_at, guardian, coverage)
 
 
 #: A few full-resolution photos in base64 (the default command limit is 64 KiB).
@@ -200,15 +209,35 @@ def _head_turn_frames(
 
 
 def _erase_member(host: CommandHost, args: dict[str, Any]) -> dict[str, Any]:
-    unknown_args(args, {"member_id"})
-    member_id = _member_id(args)
+    """Erase by ``member_id`` (or by ``member_ref`` where only the reference is known). With ``identity.sync`` on,
+    ``scope: store`` (the default) also announces the erasure so the hub erases the member on every terminal of
+    the store; the hub's own erasure commands say ``scope: terminal``."""
+    unknown_args(args, {"member_id", "member_ref", "scope"})
+    scope = args.get("scope", "store")
+    if scope not in ("store", "terminal"):
+        raise CommandFailed(f'scope must be "store" or "terminal", got {scope!r}')
+    if ("member_id" in args) == ("member_ref" in args):
+        raise CommandFailed('give either "member_id" or "member_ref" (32 hex digits, as member.erased names it)')
+    store_id = host.loaded.config.store.id
     with _gallery(host) as gallery:
-        result = erase_member(gallery, member_id, reason="mqtt command")
-    return {
-        "member_id": member_id,
+        if "member_ref" in args:
+            ref = args["member_ref"]
+            if not isinstance(ref, str) or not re.fullmatch(r"[0-9a-f]{32}", ref):
+                raise CommandFailed("member_ref must be 32 lower-case hex digits")
+            found = [m.member_id for m in gallery.members() if member_ref(store_id, m.member_id) == ref]
+            member_id = found[0] if found else known_member(ref)
+        else:
+            member_id = _member_id(args)
+            ref = member_ref(store_id, member_id)
+        if member_id is None:  # nobody here by that reference: nothing of theirs to remove
+            return {"member_ref": ref, "was_enrolled": False, "queued_events_removed": 0}
+        result = erase_member(gallery, member_id, reason="mqtt command", announce=scope == "store")
+    reply = {
+        "member_ref": ref,
         "was_enrolled": result.was_enrolled,
         "queued_events_removed": result.queued_events_removed,
     }
+    return {"member_id": member_id, **reply} if "member_id" in args else reply
 
 
 def _list_members(host: CommandHost, args: dict[str, Any]) -> dict[str, Any]:

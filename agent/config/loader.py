@@ -18,9 +18,13 @@ from pydantic import ValidationError
 from agent.config.errors import ConfigError, ConfigProblem
 from agent.config.schema import StoreConfig
 
-__all__ = ["ConfigError", "ConfigProblem", "LoadedConfig", "load_config", "parse_config"]
+__all__ = ["ConfigError", "ConfigProblem", "LoadedConfig", "config_hash", "load_config", "parse_config", "parse_layers"]
 
 PathKey = tuple[str | int, ...]
+#: A terminal's config may start with ``base: store-base.yaml``: the store's shared settings, which the
+#: terminal's own file overrides key by key (docs/fleet.md).
+BASE_KEY = "base"
+_BASE_FILE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}\.ya?ml$")
 
 
 @dataclass(frozen=True)
@@ -30,6 +34,8 @@ class LoadedConfig:
     config: StoreConfig
     path: Path
     sha256: str
+    #: The base file the config layers itself on (a name beside it), or None.
+    base: str | None = None
 
 
 def format_path(path: PathKey) -> str:
@@ -143,8 +149,8 @@ def _refuse_aliases(text: str, file: str) -> None:
             )
 
 
-def parse_config(text: str, file: str = "<config>", base_dir: Path | None = None) -> StoreConfig:
-    """Validate YAML ``text``; relative paths in it are resolved against ``base_dir``."""
+def read_yaml(text: str, file: str) -> tuple[dict[str, Any], dict[PathKey, int]]:
+    """One YAML mapping and the line of every key in it."""
     try:
         _refuse_aliases(text, file)
         node = yaml.compose(text, Loader=yaml.SafeLoader)
@@ -160,21 +166,109 @@ def parse_config(text: str, file: str = "<config>", base_dir: Path | None = None
         )
     lines: dict[PathKey, int] = {}
     _line_map(node, (), lines)
+    return data, lines
+
+
+def _overlay(base: Any, over: Any) -> Any:
+    """``over`` on top of ``base``: mappings merge key by key, anything else (lists included) is replaced."""
+    if isinstance(base, dict) and isinstance(over, dict):
+        return {**base, **{k: _overlay(base[k], v) if k in base else v for k, v in over.items()}}
+    return over
+
+
+def base_name(data: dict[str, Any], file: str, line: int | None) -> str | None:
+    """The ``base:`` file a terminal's config layers itself on: a file name in the same directory."""
+    name = data.get(BASE_KEY)
+    if name is None:
+        return None
+    if not isinstance(name, str) or not _BASE_FILE.match(name):
+        raise ConfigError(
+            [
+                ConfigProblem(
+                    file,
+                    line,
+                    BASE_KEY,
+                    f"must be a file name in the same directory, e.g. store-base.yaml (got {name!r})",
+                )
+            ]
+        )
+    return name
+
+
+def parse_layers(
+    text: str, file: str, base_dir: Path | None, base_text: str | None = None, base_file: str | None = None
+) -> StoreConfig:
+    """A terminal's config (``text``) over the store's base config (``base_text``, named by its ``base:`` key),
+    validated as one; each problem names the file and line the offending key came from."""
+    data, lines = read_yaml(text, file)
+    named = base_name(data, file, lines.get((BASE_KEY,)))
+    base_lines: dict[PathKey, int] = {}
+    if named is None:
+        merged = data
+    else:
+        if base_text is None:
+            raise ConfigError([ConfigProblem(file, lines.get((BASE_KEY,)), BASE_KEY, f"base file {named} is missing")])
+        base, base_lines = read_yaml(base_text, base_file or named)
+        if BASE_KEY in base:
+            problem = "a base config cannot name a base of its own (one level: store base, terminal overrides)"
+            raise ConfigError([ConfigProblem(base_file or named, base_lines.get((BASE_KEY,)), BASE_KEY, problem)])
+        merged = _overlay(base, {k: v for k, v in data.items() if k != BASE_KEY})
     try:
-        return StoreConfig.model_validate(data, context={"base_dir": base_dir})
+        return StoreConfig.model_validate(merged, context={"base_dir": base_dir})
     except ValidationError as exc:
-        raise ConfigError(_problems_from(exc, data, lines, file)) from None
+        problems = _problems_from(exc, merged, lines, file)
+        if named is None:
+            raise ConfigError(problems) from None
+        raise ConfigError([_from_layer(p, lines, base_lines, file, base_file or named) for p in problems]) from None
 
 
-def load_config(path: Path) -> LoadedConfig:
-    """Read and validate the store YAML at ``path``."""
+def _from_layer(
+    problem: ConfigProblem, lines: dict[PathKey, int], base_lines: dict[PathKey, int], file: str, base_file: str
+) -> ConfigProblem:
+    """Name the file that set the offending key: the terminal's when it sets it (or a section above it), else
+    the base's."""
+    path = _parse_path(problem.path)
+    for depth in range(len(path), 0, -1):
+        probe = path[:depth]
+        if probe in lines:
+            return ConfigProblem(file, lines[probe], problem.path, problem.message)
+        if probe in base_lines:
+            return ConfigProblem(base_file, base_lines[probe], problem.path, problem.message)
+    return problem
+
+
+def parse_config(text: str, file: str = "<config>", base_dir: Path | None = None) -> StoreConfig:
+    """Validate YAML ``text`` (one file, no ``base:``); relative paths in it are resolved against ``base_dir``."""
+    return parse_layers(text, file, base_dir)
+
+
+def config_hash(text: bytes, base: bytes | None = None) -> str:
+    """The hash a terminal reports for the config it runs (status ``config_sha256``): the file's SHA-256, or with
+    a base, SHA-256 over both files' hashes, so the hub can compute it for what it pushed."""
+    if base is None:
+        return hashlib.sha256(text).hexdigest()
+    return hashlib.sha256(hashlib.sha256(text).digest() + hashlib.sha256(base).digest()).hexdigest()
+
+
+def _read_text(path: Path) -> tuple[bytes, str]:
     try:
         raw = path.read_bytes()
     except OSError as exc:
         raise ConfigError([ConfigProblem(str(path), None, "", f"cannot read config file: {exc.strerror}")]) from None
     try:
-        text = raw.decode("utf-8")
+        return raw, raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ConfigError([ConfigProblem(str(path), None, "", f"not UTF-8 text (byte offset {exc.start})")]) from None
-    config = parse_config(text, file=str(path), base_dir=path.resolve().parent)
-    return LoadedConfig(config=config, path=path, sha256=hashlib.sha256(raw).hexdigest())
+
+
+def load_config(path: Path) -> LoadedConfig:
+    """Read and validate the store YAML at ``path`` (layered on the base file it names, if any)."""
+    raw, text = _read_text(path)
+    data, lines = read_yaml(text, str(path))
+    named = base_name(data, str(path), lines.get((BASE_KEY,)))
+    base_raw = base_text = None
+    if named is not None:
+        base_raw, base_text = _read_text(path.resolve().parent / named)
+    base_path = str(path.resolve().parent / named) if named else None
+    config = parse_layers(text, str(path), path.resolve().parent, base_text, base_path)
+    return LoadedConfig(config=config, path=path, sha256=config_hash(raw, base_raw), base=named)

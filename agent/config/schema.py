@@ -131,8 +131,13 @@ class RetentionSettings(Section):
 
 
 class EgressSettings(Section):
-    """What may leave the device beyond ids and counts. Templates, raw audio and whole frames never do."""
+    """What may leave the device beyond ids and counts. Raw audio and whole frames never do."""
 
+    biometric_templates: bool = Field(
+        False,
+        description="Let templates of members whose consent covers the store leave the device, encrypted under the "
+        "store key, for the store's other terminals (identity.sync); off: a member is known where enrolled only.",
+    )
     face_snapshots: bool = Field(
         False, description="Attach a small JPEG of the face to shopper.identified (off: no image ever leaves)."
     )
@@ -163,8 +168,28 @@ class CardSettings(Section):
     )
 
 
+class SyncSettings(Section):
+    """Members shared by the store's terminals through the hub (docs/fleet.md)."""
+
+    enabled: bool = Field(
+        False,
+        description="Share members whose consent covers the store (or chain) with the store's other terminals, and "
+        "take theirs; erasures reach every terminal. Needs privacy.egress.biometric_templates for enrolments.",
+    )
+    store_key_env: str | None = Field(
+        None, pattern=r"^[A-Z_][A-Z0-9_]*$", description="Env variable with the store key (64 hex digits)."
+    )
+    store_key_credential: str | None = Field(
+        "store-key",
+        pattern=r"^[A-Za-z0-9_.-]+$",
+        description="systemd credential with the store key, which every terminal of the store holds and the hub "
+        "does not: shared templates are encrypted under it.",
+    )
+
+
 class IdentitySection(Section):
     cards: CardSettings = Field(default_factory=CardSettings, description="Member cards read by NFC/RFID readers.")
+    sync: SyncSettings = Field(default_factory=SyncSettings, description="Members shared across the store.")
 
 
 class PrivacySection(Section):

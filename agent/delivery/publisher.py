@@ -83,6 +83,8 @@ class Publisher:
         window: int = 100,
         sealer: Sealer | None = None,
         hub_keys: Sequence[HubPublicKey] = (),
+        subscriptions: Sequence[str] = (),
+        on_message: Callable[[str, bytes], bool] | None = None,
     ) -> None:
         self.settings = settings
         self.topics = topics
@@ -93,6 +95,9 @@ class Publisher:
         self.hub_mode = settings.ack == "hub"
         self.seal: Sealer = sealer or (lambda topic, body: body)
         self.hub_keys = {key.kid: key for key in hub_keys}
+        #: Other topics this terminal reads (store-wide member states), and who takes their messages.
+        self.extra_subscriptions = list(subscriptions)
+        self.on_message = on_message
         self.conn = MqttConnection(
             settings,
             client_id,
@@ -225,7 +230,7 @@ class Publisher:
             self.settings.protocol,
             self.outbox.rows,
         )
-        subscriptions = [self.topics.command_filter]
+        subscriptions = [self.topics.command_filter, *self.extra_subscriptions]
         if self.hub_mode:
             subscriptions.append(self.topics.ack)
         self.conn.subscribe(subscriptions)
@@ -260,6 +265,8 @@ class Publisher:
 
     def _route(self, message: Message) -> list[str]:
         """Hub acknowledgements go to the outbox, commands to the daemon; returns the event ids acknowledged."""
+        if self.on_message is not None and self.on_message(message.topic, message.payload):
+            return []
         parsed = parse_topic(self.topics.prefix, message.topic)
         if parsed is None or parsed.store_id != self.topics.store_id or parsed.terminal_id != self.topics.terminal_id:
             return []

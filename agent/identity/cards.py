@@ -14,6 +14,7 @@ import csv
 import hashlib
 import hmac
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -99,8 +100,13 @@ class CardIdentity:
 
     secret: bytes
     registry: dict[str, str]
+    #: Cards the store shares through the hub (``identity.sync``), looked up after the registry file.
+    shared: Callable[[str], str | None] | None = None
 
     def resolve(self, uid_hex: str) -> tuple[str | None, str]:
         """``(member_id or None, card_hash)`` for a tapped UID."""
         digest = card_hash(uid_hex, self.secret)
-        return self.registry.get(digest), digest
+        member = self.registry.get(digest)
+        if member is None and self.shared is not None:
+            member = self.shared(digest)
+        return member, digest

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +19,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from agent.identity import sync
 from agent.identity.gallery import Consent, Gallery, GalleryError
 from models.face.analyzer import FaceAnalyzer
 
@@ -131,6 +133,13 @@ def enroll_images(
         templates += views
         qualities += [v.quality] * len(views)
     n = gallery.enroll(member_id, templates, qualities, consent)
+    shared = sync.recorder()
+    if shared is not None:
+        record = sync.SharedConsent(
+            consent.reference, consent.scope, consent.coverage, consent.granted_at or time.time(),  # type: ignore[arg-type]
+            consent.expires_at, consent.guardian,
+        )  # fmt: skip
+        shared.enrolled(member_id, record, gallery.model, templates)
     logger.info("member enrolled with %s templates from %s photos (%s refused)", n, len(accepted), len(refusals))
     return EnrollResult(member_id, n, verdicts, len(accepted))
 
@@ -212,14 +221,24 @@ def image_size(data: bytes) -> tuple[str, int, int] | None:
     return None
 
 
-def erase_member(gallery: Gallery, member_id: str, reason: str = "request") -> EraseResult:
-    """Remove the member everywhere: gallery (templates, consent) and queued events via the hooks."""
+def erase_member(gallery: Gallery, member_id: str, reason: str = "request", announce: bool = True) -> EraseResult:
+    """Remove the member everywhere: gallery (templates, consent) and queued events via the hooks.
+
+    With store sharing on (``identity.sync``), an erasure made here is also announced so every terminal of the
+    store erases the member; ``announce=False`` for an erasure that came from elsewhere (the hub's).
+    """
     was = gallery.erase(member_id, reason)
     removed = 0
     with _hooks_lock:
         hooks = list(_hooks)
     for hook in hooks:
         removed += hook(member_id)
+    shared = sync.recorder()
+    if shared is not None:
+        if announce:
+            shared.erased(member_id, reason)
+        else:
+            shared.journal.forget(sync.member_ref(shared.store_id, member_id))
     logger.info("erasure done: enrolled=%s, queued events removed=%s", was, removed)
     return EraseResult(member_id, was, removed)
 

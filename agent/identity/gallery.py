@@ -50,6 +50,8 @@ class Consent:
     granted_at: float = 0.0
     expires_at: float | None = None
     guardian: bool = False
+    #: Where it applies: this terminal only, every terminal of the store, or every store of the chain.
+    coverage: str = "terminal"
 
     def expired(self, now: float) -> bool:
         return self.expires_at is not None and self.expires_at <= now
@@ -82,6 +84,8 @@ class Gallery:
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA foreign_keys = ON")
         self._db.executescript(SCHEMA)
+        if "coverage" not in {row[1] for row in self._db.execute("PRAGMA table_info(consent)")}:
+            self._db.execute("ALTER TABLE consent ADD COLUMN coverage TEXT NOT NULL DEFAULT 'terminal'")
         self._db.execute(audit.SCHEMA)
         os.chmod(path, 0o600)
         self._matrix: GalleryMatrix | None = None
@@ -115,8 +119,17 @@ class Gallery:
             try:
                 self._db.execute("INSERT OR IGNORE INTO members VALUES (?, ?)", (member_id, now))
                 self._db.execute(
-                    "INSERT OR REPLACE INTO consent VALUES (?, ?, ?, ?, ?, ?)",
-                    (member_id, consent.reference, consent.scope, granted, consent.expires_at, int(consent.guardian)),
+                    "INSERT OR REPLACE INTO consent (member_id, reference, scope, granted_at, expires_at, guardian, "
+                    "coverage) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        member_id,
+                        consent.reference,
+                        consent.scope,
+                        granted,
+                        consent.expires_at,
+                        int(consent.guardian),
+                        consent.coverage,
+                    ),
                 )
                 for vector, quality in zip(templates, qualities, strict=True):
                     nonce, sealed = self._seal(member_id, vector)
@@ -177,10 +190,54 @@ class Gallery:
         with self._lock:
             rows = self._db.execute(
                 "SELECT m.member_id, m.created_at, c.reference, c.scope, c.granted_at, c.expires_at, c.guardian, "
-                "(SELECT COUNT(*) FROM templates t WHERE t.member_id = m.member_id) "
+                "(SELECT COUNT(*) FROM templates t WHERE t.member_id = m.member_id), c.coverage "
                 "FROM members m JOIN consent c USING (member_id) ORDER BY m.member_id"
             ).fetchall()
-        return [MemberInfo(r[0], r[1], r[7], Consent(r[2], r[3], r[4], r[5], bool(r[6]))) for r in rows]
+        return [MemberInfo(r[0], r[1], r[7], Consent(r[2], r[3], r[4], r[5], bool(r[6]), r[8])) for r in rows]
+
+    def replace_member(
+        self, member_id: str, templates: list[npt.NDArray[np.float32]], consent: Consent, origin: str
+    ) -> int:
+        """A member's state as the store shares it (imported from the hub): exactly these templates and this consent,
+        whatever this terminal held before; audited. Returns the number of templates."""
+        now = time.time()
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.execute("INSERT OR IGNORE INTO members VALUES (?, ?)", (member_id, now))
+                self._db.execute("DELETE FROM templates WHERE member_id = ?", (member_id,))
+                self._db.execute(
+                    "INSERT OR REPLACE INTO consent (member_id, reference, scope, granted_at, expires_at, guardian, "
+                    "coverage) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        member_id,
+                        consent.reference,
+                        consent.scope,
+                        consent.granted_at or now,
+                        consent.expires_at,
+                        int(consent.guardian),
+                        consent.coverage,
+                    ),
+                )
+                for vector in templates:
+                    nonce, sealed = self._seal(member_id, vector)
+                    self._db.execute(
+                        "INSERT INTO templates (member_id, model, nonce, sealed, quality, created_at) "
+                        "VALUES (?, ?, ?, ?, ?, ?)",
+                        (member_id, self.model, nonce, sealed, 1.0, now),
+                    )
+                audit.append(
+                    self._db,
+                    "sync",
+                    self.subject(member_id),
+                    {"templates": len(templates), "consent_ref": consent.reference, "from": origin},
+                )
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._matrix = None
+        return len(templates)
 
     def member(self, member_id: str) -> MemberInfo:
         for info in self.members():

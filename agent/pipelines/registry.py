@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from agent.events import DeviceStateChanged, EventBody
+from agent.identity.sync import MemberEnrolled, MemberErased
 from agent.pipelines import face, motion, people, product, serial, speech
 from agent.pipelines.base import PipelinePlugin
 
@@ -28,7 +29,12 @@ PLUGINS: tuple[PipelinePlugin[Any], ...] = (
 #: against this table.
 def _event_table() -> dict[str, type[EventBody]]:
     table: dict[str, type[EventBody]] = {}
-    types: list[type[EventBody]] = [DeviceStateChanged, *(t for p in PLUGINS for t in p.event_types)]
+    types: list[type[EventBody]] = [
+        DeviceStateChanged,
+        MemberEnrolled,
+        MemberErased,
+        *(t for p in PLUGINS for t in p.event_types),
+    ]
     for cls in types:
         if cls.TYPE in table:
             raise ValueError(f"event type {cls.TYPE!r} is declared twice")

@@ -24,16 +24,22 @@ from agent.commands import COMMANDS
 from agent.commands.base import CommandFailed, handle
 from agent.config.advice import config_warnings
 from agent.config.loader import ConfigError, LoadedConfig, load_config
+from agent.config.push import PushError, check_push, restore_previous, write_push
+from agent.config.schema import StoreConfig
 from agent.delivery.outbox import OUTBOX_FILE, Outbox
 from agent.delivery.publisher import COMMAND_QUEUE, CommandQueue, CommandRequest, Publisher
 from agent.delivery.topics import Topics
 from agent.errors import AgentError
 from agent.events import Event
 from agent.identity.enrollment import register_erasure_hook, unregister_erasure_hook
+from agent.identity.sync import set_recorder
+from agent.pipelines.face.resources import open_gallery
+from agent.pipelines.face.settings import FaceSettings
 from agent.pipelines.shared import Shared
 from agent.runtime.agent import Agent
 from agent.runtime.commander import Commander
 from agent.runtime.health import SystemProbe, health_payload, status_payload
+from agent.runtime.member_sync import MemberSync, members_filter, open_recorder
 from agent.runtime.notify import Notifier
 from agent.runtime.sink import EventSink, FanoutSink
 from agent.runtime.state import StateStore
@@ -41,8 +47,12 @@ from agent.runtime.trust import TerminalTrust, load_trust
 
 logger = logging.getLogger(__name__)
 
+#: How often pending member announcements (identity.sync) are turned into events.
+ANNOUNCE_INTERVAL_S = 1.0
 #: Sections a reload cannot change in place (they name the terminal, its broker or its files).
 RESTART_SECTIONS = ("store", "terminal", "mqtt", "storage", "trust")
+#: ``run`` exits with this when a pushed config needs a restart (sysexits EX_TEMPFAIL; systemd restarts it).
+EXIT_RESTART = 75
 
 
 class LentSink:
@@ -80,6 +90,9 @@ class Daemon:
         self._stack = ExitStack()
         self._agent: Agent | None = None
         self._reloading = False
+        #: What ``run`` exits with: 0, or EXIT_RESTART after a pushed config that only a restart applies.
+        self.exit_code = 0
+        self._stop_after_reply = threading.Event()
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -109,6 +122,7 @@ class Daemon:
             raise AgentError(
                 f"trust.open_commands: unknown command(s) {', '.join(unknown)}; known: {', '.join(COMMANDS)}"
             )
+        self.member_sync = self._member_sync(config, state_dir)
         boot = self.state.boot_count
         key_line = self.trust.terminal_key.line()
         self.publisher = Publisher(
@@ -121,6 +135,8 @@ class Daemon:
             commands=self.commands,
             sealer=self.trust.seal,
             hub_keys=self.trust.hub_keys,
+            subscriptions=[members_filter(config.mqtt.topic_prefix, config.store.id)] if self.member_sync else [],
+            on_message=self.member_sync.offer if self.member_sync else None,
         )
         self._stack.callback(
             lambda: self.publisher.stop(offline=status_payload("offline", self.loaded, boot, "stopped"))
@@ -130,8 +146,33 @@ class Daemon:
         self._stack.callback(lambda: self.agent.close())
         self.commander = Commander(self.commands, self._run_command, self._reply, self._time_limit, self.stop_event)
         self.commander.start()
+        if self.member_sync is not None:
+            self.member_sync.start()
+            self._stack.callback(self.member_sync.stop)
         self.notifier.send("READY=1", f"STATUS={self.status_line()}")
         logger.info("daemon ready; publishing to %s:%d under %s/", config.mqtt.host, config.mqtt.port, self.topics.base)
+
+    def _member_sync(self, config: StoreConfig, state_dir: Path) -> MemberSync | None:
+        """Store-wide members (``identity.sync``): the recorder enrolments and erasures write to, and the service
+        that announces and imports; None when sync is off."""
+        opened = open_recorder(config, state_dir)
+        if opened is None:
+            return None
+        recorder, key = opened
+        self._stack.callback(recorder.journal.close)
+        set_recorder(recorder)
+        self._stack.callback(set_recorder, None)
+        face = config.pipelines.settings(FaceSettings)
+        return MemberSync(
+            recorder,
+            key,
+            self.trust.hub_keys,
+            open_gallery=lambda: open_gallery(face, state_dir),
+            shared_gallery=lambda: self.shared().gallery if self.shared() is not None else None,  # type: ignore[union-attr]
+            emit=lambda body: self.agent.emit(body),
+            flush=lambda: self.outbox.flush(10.0),
+            topic_prefix=config.mqtt.topic_prefix,
+        )
 
     def _start_agent(self, loaded: LoadedConfig) -> Agent:
         agent = Agent(loaded, self.sink, replay=self.replay, state=self.state)
@@ -171,11 +212,15 @@ class Daemon:
         next_health = time.monotonic() + min(2.0, interval)
         watchdog = self.notifier.watchdog_interval_s
         next_watchdog = time.monotonic() if watchdog else float("inf")
+        next_announce = time.monotonic()
         while not self.stop_event.is_set() and not (until is not None and until()):
             wait = max(0.0, min(next_health, next_watchdog, time.monotonic() + 0.5) - time.monotonic())
             self.stop_event.wait(wait)
             self.commander.police()
             now = time.monotonic()
+            if self.member_sync is not None and now >= next_announce and not self._reloading:
+                next_announce = now + ANNOUNCE_INTERVAL_S
+                self.member_sync.announce(time.time())
             if now >= next_health and not self._reloading:
                 next_health = now + interval
                 self.publish_health()
@@ -191,6 +236,8 @@ class Daemon:
 
     def _reply(self, name: str, payload: dict[str, Any]) -> None:
         self.publisher.publish_json(self.topics.reply(name), payload)
+        if self._stop_after_reply.is_set():  # the reply goes out before the disconnect that stopping sends
+            self.stop_event.set()
 
     def _time_limit(self, name: str) -> float:
         entry = COMMANDS.get(name)
@@ -215,6 +262,7 @@ class Daemon:
             self.probe.read(),
             self.agent.watchdog_ok(),
             self.commander.stats(),
+            self.member_sync.health() if self.member_sync is not None else None,
         )
 
     def publish_health(self) -> bool:
@@ -250,6 +298,35 @@ class Daemon:
 
     def boot_count(self) -> int:
         return self.state.boot_count
+
+    def apply_config(self, text: str, base_text: str | None, restart: bool) -> dict[str, Any]:
+        """A config pushed by the hub: validated whole, written (old files kept as ``.previous``), then applied in
+        place, or, where it changes what only a restart applies and ``restart`` allows it, by a restart (exit 75,
+        which systemd's Restart=on-failure turns into a start with the new files)."""
+        try:
+            push = check_push(self.loaded, text, base_text)
+        except (ConfigError, PushError) as exc:
+            raise CommandFailed(f"refused, nothing written, the running config is kept:\n{exc}") from None
+        if push.sha256 == self.loaded.sha256:
+            return {"applied": False, "config_sha256": push.sha256, "reason": "already running this config"}
+        changed = [s for s in RESTART_SECTIONS if getattr(push.config, s) != getattr(self.loaded.config, s)]
+        if changed and not restart:
+            raise CommandFailed(
+                f"{', '.join(changed)} changed, which only a restart applies: push again with restart: true; "
+                "nothing written, the running config is kept"
+            )
+        write_push(push)
+        if changed:
+            logger.warning("config pushed (sha256 %s) changes %s: restarting", push.sha256[:12], ", ".join(changed))
+            self.exit_code = EXIT_RESTART
+            self._stop_after_reply.set()
+            return {"applied": True, "restart": True, "config_sha256": push.sha256, "changed": changed}
+        try:
+            result = self.reload_config()
+        except CommandFailed:
+            restore_previous(push)
+            raise
+        return {"applied": True, "restart": False, **result}
 
     def reload_config(self) -> dict[str, Any]:
         try:

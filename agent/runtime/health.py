@@ -126,8 +126,10 @@ def health_payload(
     system: dict[str, Any],
     watchdog_ok: bool,
     commands: dict[str, Any],
+    member_sync: dict[str, int] | None = None,
 ) -> dict[str, Any]:
     """One health message: the agent's own figures plus delivery and the board."""
+    extra = {"member_sync": member_sync} if member_sync is not None else {}
     return {
         "store_id": loaded.config.store.id,
         "terminal_id": loaded.config.terminal.id,
@@ -138,4 +140,5 @@ def health_payload(
         "mqtt": mqtt,
         "commands": commands,
         "system": system,
+        **extra,
     }

@@ -17,6 +17,7 @@ from pathlib import Path
 from agent.catalog import CatalogError, load_catalog
 from agent.config.schema import StoreConfig
 from agent.errors import AgentError
+from agent.identity import sync
 from agent.identity.cards import CardIdentity, CardIdentityError, load_registry, load_secret
 from agent.identity.enrollment import ErasureHook, enforce_retention, register_erasure_hook, unregister_erasure_hook
 from agent.identity.fusion import IdentityFusion
@@ -47,7 +48,8 @@ def card_identity(config: StoreConfig) -> CardIdentity:
         registry = load_registry(settings.registry) if settings.registry is not None else {}
     except CardIdentityError as exc:
         raise AgentError(f"identity.cards: {exc}") from None
-    return CardIdentity(secret, registry)
+    shared = sync.recorder()
+    return CardIdentity(secret, registry, shared.journal.card_member if shared is not None else None)
 
 
 def build_shared(config: StoreConfig, stack: ExitStack) -> Shared:

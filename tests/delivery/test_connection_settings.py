@@ -23,7 +23,8 @@ from agent.delivery.broker import Mosquitto
 from agent.delivery.client import MqttConnection
 from agent.pipelines.serial.events import BarcodeScanned
 from agent.runtime.daemon import Daemon
-from tests.delivery.conftest import Listener, loaded_config, need_mosquitto, validator, write_config
+from agent.trust.messages import signed_ack
+from tests.delivery.conftest import TEST_HUB, Listener, loaded_config, need_mosquitto, validator, write_config
 
 
 def connect_lines(broker: Mosquitto, client_id: str) -> list[str]:
@@ -187,6 +188,9 @@ def test_ack_broker_or_hub_and_the_hub_resend_timeout(broker: Mosquitto, tmp_pat
             assert sorted(p["event_id"] for _, p in hub.messages[:10]) == sorted(ids * 2)
             assert daemon.publisher.resends >= 5
             hub.publish(f"{base}/ack", json.dumps({"event_ids": ids}).encode())
+            time.sleep(0.5)
+            assert daemon.outbox.rows == 5, "an unsigned acknowledgement is refused (the hub signs its acks)"
+            hub.publish(f"{base}/ack", signed_ack(TEST_HUB, f"{base}/ack", ids))
             assert daemon.outbox.wait_empty(10), "the hub's acknowledgement empties the outbox"
     finally:
         hub.close()

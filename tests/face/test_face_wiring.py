@@ -27,6 +27,7 @@ from agent.cli import main as cli_main
 from agent.config.loader import load_config
 from agent.identity.gallery import Gallery
 from agent.identity.keys import parse_key
+from agent.identity.sync import member_ref
 from agent.pipelines.face.events import ShopperIdentified, SpoofSuspected, VisitorSeen
 from agent.pipelines.face.resources import gallery_path
 from agent.pipelines.face.settings import FaceSettings
@@ -256,7 +257,12 @@ def test_mqtt_enroll_list_erase_purges_the_outbox(tmp_path: Path, models_dir: Pa
                 depth = daemon.outbox.rows
                 reply = ask("erase-member", {"request_id": "x1", "member_id": MEMBER})
                 assert reply["ok"], reply
-                assert reply["result"] == {"member_id": MEMBER, "was_enrolled": True, "queued_events_removed": 2}
+                assert reply["result"] == {
+                    "member_id": MEMBER,
+                    "member_ref": member_ref("s1", MEMBER),
+                    "was_enrolled": True,
+                    "queued_events_removed": 2,
+                }
                 assert daemon.outbox.rows == depth - 2, "the other member's event stays queued"
                 reply = ask("list-members", {"request_id": "l2"})
                 assert reply["result"]["members"] == []
