@@ -227,7 +227,8 @@ def evaluate(config: Config, split: Split, emb: Embeddings, whiten: bool, tradeo
             if t is not None:
                 acc, prec, unk, _ = open_set(known, unknown, t)
                 print(
-                    f"    tuned for unknown <= {budget:.2f}: {t[0]:g}/{t[1]:g}/{t[2]:g}: known acc {acc:.2f} prec {prec:.2f} unknown acc {unk:.2f}"
+                    f"    tuned for unknown <= {budget:.2f}: {t[0]:g}/{t[1]:g}/{t[2]:g}: "
+                    f"known acc {acc:.2f} prec {prec:.2f} unknown acc {unk:.2f}"
                 )
 
 

@@ -35,8 +35,8 @@ logger = logging.getLogger(__name__)
 
 CACHE_FILE = "embeddings.npz"
 BATCH = 16
-#: Augmented rows the whitening is fitted on at most (photos in catalogue order; beyond this the fit gains nothing
-#: worth the memory and an eigendecomposition already has thousands of rows per dimension pair).
+#: Augmented rows the whitening is fitted on at most (the copies of every n-th photo beyond that): bounds the
+#: fit's memory (rows x 1280 float64) and time for large catalogues.
 MAX_FIT_ROWS = 64_000
 
 #: ``progress(done, total, path)`` after each photo, embedded or taken from the cache.
@@ -88,7 +88,7 @@ class EmbeddingCache:
     def __init__(self, folder: Path, version: str) -> None:
         self.path = folder / CACHE_FILE
         self.version = version
-        self.vectors: dict[str, npt.NDArray[np.float32]] = {}
+        self.vectors: dict[str, npt.NDArray[np.float16]] = {}
         if self.path.is_file():
             self._load()
 
@@ -128,17 +128,19 @@ def index_from_copies(
     """The index over reference photos given as photos x copies x dim embeddings (``embed_references``).
 
     One search row per photo, the mean of its copies; the whitening is fitted on
-    the copies of at most :data:`MAX_FIT_ROWS` rows' worth of photos.
+    the copies, of every photo while they make at most :data:`MAX_FIT_ROWS` rows,
+    else of every n-th photo.
     """
-    fit_photos = max(1, MAX_FIT_ROWS // copies.shape[1])
+    n_photos, n_copies, dim = copies.shape
+    step = max(1, -(-n_photos * n_copies // MAX_FIT_ROWS))
     return CatalogIndex(
         copies.mean(axis=1),
         row_skus,
         whiten=whiten,
         cache_dir=cache_dir,
         cache_key=cache_key,
-        fit_matrix=copies[:fit_photos].reshape(-1, copies.shape[2]),
-        fit_skus=[sku for sku in row_skus[:fit_photos] for _ in range(copies.shape[1])],
+        fit_matrix=copies[::step].reshape(-1, dim),
+        fit_skus=[sku for sku in row_skus[::step] for _ in range(n_copies)],
     )
 
 

@@ -16,7 +16,7 @@ network's receptive fields; bench/product_accuracy.py measures it), so
 
 Weights, other nodes and outputs are byte-for-byte the original's; at 224 the
 embeddings are identical, and at other sizes they equal an export with
-dynamic "SAME" padding (tests/product/test_embedder_sizes.py). Like
+dynamic "SAME" padding (tests/product/test_embedder_sizes.py checks both against golden values). Like
 ``models.face.derive``, the file is verified against the manifest's sha256
 before it is derived from, and the derivation is deterministic.
 """

@@ -37,11 +37,10 @@ def test_embeddings_are_unit_length_1280d_and_views_change_them(embedder: Produc
 def test_reference_copies_are_unit_length_and_their_mean_is_the_search_row(
     embedder: ProductEmbedder, products_dir: Path
 ) -> None:
-    import cv2
-
+    from agent.catalog import read_image
     from models.product.augment import N_REFERENCE_VIEWS
 
-    image = cv2.imread(str(products_dir / "catalog" / "Oatly-Oat-Milk" / "iconic.jpg"))
+    image = read_image(products_dir / "catalog" / "Oatly-Oat-Milk" / "iconic.jpg")
     copies = embedder.embed_references([image, image])
     assert copies.shape == (2, N_REFERENCE_VIEWS, EMBEDDING_DIM)
     assert np.allclose(np.linalg.norm(copies, axis=2), 1.0, atol=1e-5)
