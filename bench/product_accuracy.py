@@ -140,10 +140,13 @@ class Embeddings:
         return self.images[path]
 
     def queries(self, config: Config, photos: Photos) -> F:
-        key = ("q", config.input_size, config.centre_crop, config.views, tuple(p for p, _ in photos))
-        if key not in self.cache:
-            self.cache[key] = self.embedder(config).embed([self.image(p) for p, _ in photos])
-        return self.cache[key]
+        """One vector per photo; a photo already embedded with this config (another part) is not embedded again."""
+        key = ("q", config.input_size, config.centre_crop, config.views)
+        missing = [p for p, _ in photos if (*key, p) not in self.cache]
+        if missing:
+            vectors = self.embedder(config).embed([self.image(p) for p in missing])
+            self.cache.update({(*key, p): v for p, v in zip(missing, vectors, strict=True)})
+        return np.stack([self.cache[(*key, p)] for p, _ in photos])
 
     def references(self, config: Config, photos: Photos) -> F:
         """photos x copies x dim; without augmentation one copy: the whole photo, as the catalogue used to."""
