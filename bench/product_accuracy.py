@@ -62,7 +62,7 @@ Photos = list[tuple[Path, str]]
 class Split:
     name: str
     refs: Photos
-    parts: dict[str, Photos]  # name -> query photos; the first is the tuning part
+    parts: dict[str, Photos]  # name -> query photos; with several, the first is the tuning part
 
 
 @dataclass(frozen=True)
@@ -215,7 +215,7 @@ def evaluate(config: Config, split: Split, emb: Embeddings, whiten: bool, tradeo
         for out, partial in folds:
             rows = [j for j, s in enumerate(truth) if s in out]
             unknown += partial.search(q[rows], top=5)
-        if i == 0:
+        if i == 0 and len(split.parts) > 1:  # thresholds are tuned only where a separate part reports them
             chosen = tuned(known, unknown)
             looser = [(budget, tuned(known, unknown, budget)) for budget in TRADEOFF] if tradeoff else []
         line = f"  {part:30s} n={len(photos):4d} top-1 {top1:.3f} top-5 {top5:.3f}"
