@@ -48,7 +48,9 @@ def within_session_split(products_dir: Path, sku: str) -> tuple[list[Path], list
     return photos[:n], photos[n:]
 
 
+@pytest.fixture(scope="module")
 def train_photos() -> Path:
+    """Skips before any embedding is done when the train-visit photos are absent."""
     folder = data_dir() / TRAIN
     if not folder.is_dir():
         pytest.skip(
@@ -128,9 +130,13 @@ def within_session(
 
 
 def test_session_split_with_studio_and_five_train_visit_photos(
-    tmp_path: Path, products_dir: Path, embedder: ProductEmbedder, queries: dict[Path, np.ndarray]
+    train_photos: Path,
+    tmp_path: Path,
+    products_dir: Path,
+    embedder: ProductEmbedder,
+    queries: dict[Path, np.ndarray],
 ) -> None:
-    train = train_photos()
+    train = train_photos
     skus = all_skus(products_dir)
     refs = {sku: sorted((train / sku).glob("*.jpg"))[:SHELF_REFS] for sku in skus}
     assert all(len(r) == SHELF_REFS for r in refs.values())
