@@ -17,6 +17,7 @@ log="${1:-/dev/stdout}"
         "bench/people_counting.py" \
         "bench/product_embed.py" \
         "bench/product_search.py" \
+        "bench/product_accuracy.py --configs default" \
         "bench/speech_rtf.py --engine vosk-ko-grammar" \
         "bench/speech_rtf.py --engine pocketsphinx-en-grammar" \
         "bench/speech_rtf.py --engine whisper-zh" \

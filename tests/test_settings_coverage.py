@@ -390,6 +390,10 @@ SETTING_TESTS: dict[str, list[str]] = {
         PRODUCT + "test_shelf_interest_from_activity_then_from_offered_tracks",
     ],
     "pipelines.product.centre_crop": [PRODUCT_CATALOGUE],
+    "pipelines.product.input_size": [
+        PRODUCT_CATALOGUE,
+        "tests/product/test_embedder_sizes.py::test_free_size_model_matches_the_original_at_224_and_an_independent_export_at_384",
+    ],
     "pipelines.product.whitening": [PRODUCT_CATALOGUE],
     "pipelines.product.min_cosine": [PRODUCT_THRESHOLDS],
     "pipelines.product.views": [PRODUCT_CATALOGUE],

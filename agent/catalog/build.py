@@ -1,9 +1,16 @@
 """Turning the catalogue's photos into a search index, embedding only photos not seen before.
 
+Each photo is embedded as several augmented copies (``embed_references``,
+models/product/augment.py): the index searches one row per photo (the
+normalised mean of its copies) and the catalogue whitening is fitted on all
+copies, which tells it far better than five photos per SKU what varies
+between shots of one product (docs/product.md has the figures).
+
 Embeddings are cached by the sha256 of each photo's bytes in one ``.npz`` file
-under the cache folder, together with the embedder's version (model,
-pre-processing, views). Renaming a photo costs nothing, adding one costs one
-embedding, and a new model or pre-processing re-embeds everything.
+under the cache folder (float16, copies x 1280 per photo), together with the
+embedder's reference version (model, pre-processing, input size, augmentation
+set). Renaming a photo costs nothing, adding one costs one photo's copies, and
+a new model or pre-processing re-embeds everything.
 """
 
 from __future__ import annotations
@@ -28,6 +35,9 @@ logger = logging.getLogger(__name__)
 
 CACHE_FILE = "embeddings.npz"
 BATCH = 16
+#: Augmented rows the whitening is fitted on at most (the copies of every n-th photo beyond that): bounds the
+#: fit's memory (rows x 1280 float64) and time for large catalogues.
+MAX_FIT_ROWS = 64_000
 
 #: ``progress(done, total, path)`` after each photo, embedded or taken from the cache.
 Progress = Callable[[int, int, Path], None]
@@ -37,9 +47,9 @@ class Embedder(Protocol):
     """What the builder needs from ``models.product.ProductEmbedder``."""
 
     @property
-    def version(self) -> str: ...
+    def reference_version(self) -> str: ...
 
-    def embed(self, images: list[npt.NDArray[np.uint8]]) -> npt.NDArray[np.float32]: ...
+    def embed_references(self, images: list[npt.NDArray[np.uint8]]) -> npt.NDArray[np.float32]: ...
 
 
 @dataclass(frozen=True)
@@ -73,12 +83,12 @@ def read_image(path: Path) -> npt.NDArray[np.uint8]:
 
 
 class EmbeddingCache:
-    """sha256 of a photo -> its embedding, for one embedder version, persisted as one npz file."""
+    """sha256 of a photo -> its augmented copies' embeddings (copies x dim), for one embedder version, in one npz."""
 
     def __init__(self, folder: Path, version: str) -> None:
         self.path = folder / CACHE_FILE
         self.version = version
-        self.vectors: dict[str, npt.NDArray[np.float32]] = {}
+        self.vectors: dict[str, npt.NDArray[np.float16]] = {}
         if self.path.is_file():
             self._load()
 
@@ -87,7 +97,7 @@ class EmbeddingCache:
             with np.load(self.path, allow_pickle=False) as data:
                 version = str(data["version"])
                 hashes = [str(h) for h in data["hashes"]]
-                vectors = np.asarray(data["vectors"], dtype=np.float32)
+                vectors = np.asarray(data["vectors"])
         except (OSError, KeyError, ValueError) as exc:
             logger.warning("embedding cache %s is unreadable (%s); re-embedding every photo", self.path, exc)
             return
@@ -102,10 +112,36 @@ class EmbeddingCache:
         """Write the cache atomically, keeping only the hashes still in the catalogue."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         hashes = sorted(h for h in self.vectors if h in keep)
-        vectors = np.stack([self.vectors[h] for h in hashes]) if hashes else np.zeros((0, 0), np.float32)
+        vectors = np.stack([self.vectors[h] for h in hashes]) if hashes else np.zeros((0, 0, 0), np.float16)
         tmp = self.path.with_suffix(".tmp.npz")
         np.savez(tmp, version=np.array(self.version), hashes=np.array(hashes), vectors=vectors)
         os.replace(tmp, self.path)
+
+
+def index_from_copies(
+    copies: npt.NDArray[np.float32],
+    row_skus: list[str],
+    whiten: bool,
+    cache_dir: Path | None = None,
+    cache_key: str | None = None,
+) -> CatalogIndex:
+    """The index over reference photos given as photos x copies x dim embeddings (``embed_references``).
+
+    One search row per photo, the mean of its copies; the whitening is fitted on
+    the copies, of every photo while they make at most :data:`MAX_FIT_ROWS` rows,
+    else of every n-th photo.
+    """
+    n_photos, n_copies, dim = copies.shape
+    step = max(1, -(-n_photos * n_copies // MAX_FIT_ROWS))
+    return CatalogIndex(
+        copies.mean(axis=1),
+        row_skus,
+        whiten=whiten,
+        cache_dir=cache_dir,
+        cache_key=cache_key,
+        fit_matrix=copies[::step].reshape(-1, dim),
+        fit_skus=[sku for sku in row_skus[::step] for _ in range(n_copies)],
+    )
 
 
 def build_index(
@@ -119,7 +155,7 @@ def build_index(
     """
     started = time.monotonic()
     catalog = load_catalog(catalog_dir)
-    cache = EmbeddingCache(cache_dir, embedder.version)
+    cache = EmbeddingCache(cache_dir, embedder.reference_version)
     jobs = [(p.sku, photo) for p in catalog.products.values() for photo in p.photos]
     total = len(jobs)
     hashes: list[str] = []
@@ -131,9 +167,9 @@ def build_index(
         nonlocal done, embedded
         if not pending:
             return
-        vectors = embedder.embed([read_image(path) for _, path in pending])
-        for (digest, path), vector in zip(pending, vectors, strict=True):
-            cache.vectors[digest] = vector
+        vectors = embedder.embed_references([read_image(path) for _, path in pending])
+        for (digest, path), copies in zip(pending, vectors, strict=True):
+            cache.vectors[digest] = copies.astype(np.float16)
             done += 1
             embedded += 1
             if progress:
@@ -156,12 +192,12 @@ def build_index(
             flush()
     flush()
     cache.save(set(hashes))
-    matrix = np.stack([cache.vectors[h] for h in hashes]).astype(np.float32)
+    copies = np.stack([cache.vectors[h] for h in hashes]).astype(np.float32)  # photos x copies x dim
     # The rows (and the whitening fitted on them) follow from the embedder and each photo's SKU and bytes.
     content = "\n".join(
-        [embedder.version, str(whiten), *(f"{sku} {h}" for (sku, _), h in zip(jobs, hashes, strict=True))]
+        [embedder.reference_version, str(whiten), *(f"{sku} {h}" for (sku, _), h in zip(jobs, hashes, strict=True))]
     )
-    index = CatalogIndex(matrix, [sku for sku, _ in jobs], whiten=whiten, cache_dir=cache_dir, cache_key=content)
+    index = index_from_copies(copies, [sku for sku, _ in jobs], whiten, cache_dir=cache_dir, cache_key=content)
     stats = BuildStats(photos=total, embedded=embedded, cached=total - embedded, seconds=time.monotonic() - started)
     logger.info(
         "catalogue %s: %d SKUs, %d photos (%d embedded, %d from cache) in %.1f s",

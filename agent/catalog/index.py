@@ -20,7 +20,7 @@ import numpy as np
 import numpy.typing as npt
 
 from agent.catalog import ann
-from agent.catalog.whitening import Whitening, fit_whitening
+from agent.catalog.whitening import Whitening, fit_whitening, supports_whitening
 from models.vectors import l2_normalise
 
 logger = logging.getLogger(__name__)
@@ -81,6 +81,9 @@ class CatalogIndex:
     when faiss is installed; "always" / "never" force it (tests, benchmarks).
     ``cache_dir``: where the trained IVF index is kept between runs; ``cache_key`` names the rows' content
     (see :class:`agent.catalog.ann.IvfCandidates`).
+    ``fit_matrix`` / ``fit_skus``: rows the whitening is fitted on instead of ``matrix`` (the augmented copies
+    of each reference photo, agent/catalog/build.py); whether to whiten at all still depends on how many
+    photos ``matrix`` has per SKU.
     """
 
     def __init__(
@@ -91,6 +94,8 @@ class CatalogIndex:
         approximate: Approximate = "auto",
         cache_dir: Path | None = None,
         cache_key: str | None = None,
+        fit_matrix: Vectors | None = None,
+        fit_skus: Sequence[str] | None = None,
     ) -> None:
         if matrix.ndim != 2 or matrix.shape[0] != len(row_skus):
             raise ValueError(f"matrix {matrix.shape} does not match {len(row_skus)} row labels")
@@ -103,7 +108,13 @@ class CatalogIndex:
         self.max_rows_per_sku = int(counts.max()) if counts.size else 0
         order = np.argsort(self.row_ids, kind="stable")
         self.rows_of_sku: list[npt.NDArray[np.int64]] = np.split(order, np.cumsum(counts)[:-1]) if counts.size else []
-        self.whitening: Whitening | None = fit_whitening(self.embeddings, self.row_ids) if whiten else None
+        self.whitening: Whitening | None = None
+        if whiten and supports_whitening(self.row_ids):
+            if fit_matrix is not None and fit_skus is not None:
+                fit_ids = np.array([ids[s] for s in fit_skus], dtype=np.int64)
+                self.whitening = fit_whitening(l2_normalise(fit_matrix), fit_ids)
+            else:
+                self.whitening = fit_whitening(self.embeddings, self.row_ids)
         self.matrix: Vectors = (
             np.ascontiguousarray(self.whitening.project(self.embeddings))
             if self.whitening is not None

@@ -7,8 +7,10 @@ itself says which directions are nuisance: whitening the within-SKU covariance
 and keeping the directions along which SKU means differ (LDA) turns cosine
 search into a search along product identity. Fitted at every catalogue build
 (milliseconds at store scale), on reference photos only, so queries never
-influence it. On the GroceryStoreDataset subset it lifts top-1 with studio + 5
-shelf photos per SKU from 0.68 to 0.85 (docs/product.md).
+influence it. The catalogue builder fits it on augmented copies of each
+reference photo (models/product/augment.py), which add the framings and light
+that five photos from one session lack. Figures on a session split of the
+GroceryStoreDataset are in docs/product.md.
 """
 
 from __future__ import annotations
@@ -46,6 +48,22 @@ class Whitening:
         return l2_normalise((l2_normalise(vectors) - self.mean) @ self.projection)
 
 
+def supports_whitening(row_ids: npt.NDArray[np.int64]) -> bool:
+    """Whether reference photos labelled by SKU id can support whitening (see :func:`fit_whitening`); logs why not."""
+    counts = np.bincount(row_ids) if len(row_ids) else np.zeros(0, np.int64)
+    n_skus = int((counts > 0).sum())
+    extra = len(row_ids) - n_skus
+    if n_skus < 2 or extra < MIN_EXTRA_PHOTOS:
+        logger.info(
+            "catalogue whitening off: %d SKUs with %d photos beyond the first of each (needs %d); plain cosine search",
+            n_skus,
+            extra,
+            MIN_EXTRA_PHOTOS,
+        )
+        return False
+    return True
+
+
 def fit_whitening(
     matrix: Vectors, row_ids: npt.NDArray[np.int64], regularisation: float = REGULARISATION
 ) -> Whitening | None:
@@ -55,17 +73,10 @@ def fit_whitening(
     of each SKU (a studio-photo-only catalogue has no within-SKU variation to learn from).
     """
     n_rows, dim = matrix.shape
-    counts = np.bincount(row_ids) if n_rows else np.zeros(0, np.int64)
-    n_skus = int((counts > 0).sum())
-    extra = n_rows - n_skus
-    if n_skus < 2 or extra < MIN_EXTRA_PHOTOS:
-        logger.info(
-            "catalogue whitening off: %d SKUs with %d photos beyond the first of each (needs %d); plain cosine search",
-            n_skus,
-            extra,
-            MIN_EXTRA_PHOTOS,
-        )
+    if not supports_whitening(row_ids):
         return None
+    counts = np.bincount(row_ids)
+    n_skus = int((counts > 0).sum())
     x = matrix.astype(np.float64)
     mean = x.mean(axis=0)
     centred = x - mean

@@ -49,6 +49,7 @@ def _load(config_path: Path, progress: bool) -> tuple[ProductEmbedder, BuiltCata
         config.models.threads,
         views=settings.views,
         centre_crop=settings.centre_crop,
+        input_size=settings.input_size,
     )
     cache_dir = Path(settings.cache_dir or Path(config.storage.state_dir) / "catalog")
 

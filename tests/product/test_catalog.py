@@ -30,6 +30,25 @@ def test_embeddings_are_unit_length_1280d_and_views_change_them(embedder: Produc
     assert 0.7 < float(cropped.embed([image])[0] @ single[0]) < 0.9999
     with pytest.raises(ValueError, match="centre_crop"):
         ProductEmbedder(embedder.session, centre_crop=0.1)
+    with pytest.raises(ValueError, match="multiple of 32"):
+        ProductEmbedder(embedder.session, input_size=300)
+
+
+def test_reference_copies_are_unit_length_and_their_mean_is_the_search_row(
+    embedder: ProductEmbedder, products_dir: Path
+) -> None:
+    from agent.catalog import read_image
+    from models.product.augment import N_REFERENCE_VIEWS
+
+    image = read_image(products_dir / "catalog" / "Oatly-Oat-Milk" / "iconic.jpg")
+    copies = embedder.embed_references([image, image])
+    assert copies.shape == (2, N_REFERENCE_VIEWS, EMBEDDING_DIM)
+    assert np.allclose(np.linalg.norm(copies, axis=2), 1.0, atol=1e-5)
+    assert np.array_equal(copies[0], copies[1])  # deterministic: cached rows stay valid
+    whole = ProductEmbedder(embedder.session, centre_crop=1.0).embed([image])[0]
+    assert np.allclose(copies[0, 0], whole, atol=1e-5)  # the first copy is the photo itself
+    pairwise = copies[0] @ copies[0].T
+    assert pairwise.min() > 0.5 and pairwise[~np.eye(N_REFERENCE_VIEWS, dtype=bool)].max() < 0.9999
 
 
 def test_index_returns_distinct_skus_best_first_with_margin() -> None:
@@ -174,5 +193,7 @@ def test_rebuild_embeds_only_what_changed(tmp_path: Path, products_dir: Path, em
     assert (grown.stats.photos, grown.stats.embedded, grown.stats.cached) == (4, 1, 3)
     assert grown.catalog.sku_for_barcode(barcode_for(2)) == skus[2]
 
-    other = ProductEmbedder(embedder.session, views="multi")  # another embedder version re-embeds all
+    # Query views do not change reference rows; another input size (another embedder version) re-embeds all.
+    assert ProductEmbedder(embedder.session, views="multi").reference_version == embedder.reference_version
+    other = ProductEmbedder(embedder.session, input_size=320)
     assert build_index(root, cache, other).stats.embedded == 4

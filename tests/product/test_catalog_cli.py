@@ -34,7 +34,8 @@ def test_build_then_search(tmp_path: Path, products_dir: Path, models_dir: Path)
     assert found.returncode == 0, found.stderr
     lines = [json.loads(line) for line in found.stdout.splitlines()]
     assert len(lines) == 2 and lines[0]["image"] == str(query) and len(lines[0]["top"]) == 3
-    assert lines[0]["top"][0]["sku"] == skus[2] and lines[0]["top"][0]["score"] > 0.99
+    # A SKU's row is the mean of its photo's 16 augmented copies, so the photo itself scores 0.91, not 1.0.
+    assert lines[0]["top"][0]["sku"] == skus[2] and lines[0]["top"][0]["score"] > 0.85
 
     bad = tmp_path / "broken.jpg"
     bad.write_bytes(b"\x00" * 10)

@@ -259,8 +259,8 @@ def test_score_margin_and_cosine_thresholds_keep_doubtful_frames_unknown(
     raised past what these frames reach, the same product stays unknown."""
     held = [SEEN] * 5
     (event,) = recognized(counter_run(stages, products_dir, held, T0 + 7000))
-    assert event.sku == SEEN and event.score < 0.99 and event.margin is not None and event.margin < 1.5
-    assert recognized(counter_run(stages, products_dir, held, T0 + 8000, min_score=0.99)) == []
+    assert event.sku == SEEN and event.score < 0.999 and event.margin is not None and event.margin < 1.5
+    assert recognized(counter_run(stages, products_dir, held, T0 + 8000, min_score=0.999)) == []
     assert recognized(counter_run(stages, products_dir, held, T0 + 9000, min_margin=1.5)) == []
     assert recognized(counter_run(stages, products_dir, held, T0 + 10000, min_cosine=0.99)) == []
 
@@ -330,8 +330,8 @@ def test_mismatch_window_s_is_how_far_apart_a_scan_and_a_sighting_are_compared(
 
 def test_catalogue_settings_decide_what_is_searched(tmp_path: Path, products_dir: Path, models_dir: Path) -> None:
     """``catalog_dir`` is what the index holds, ``cache_dir`` where its embeddings are kept (default under
-    ``storage.state_dir``), ``whitening`` whether a projection is fitted on the shelf photos, ``views`` and
-    ``centre_crop`` how each photo is embedded."""
+    ``storage.state_dir``), ``whitening`` whether a projection is fitted on the shelf photos, ``views``,
+    ``centre_crop`` and ``input_size`` how each photo is embedded."""
     from agent.pipelines.product.stage import ProductService
     from agent.pipelines.shared import ModelOptions
 
@@ -357,6 +357,6 @@ def test_catalogue_settings_decide_what_is_searched(tmp_path: Path, products_dir
     assert unwhitened.built is not None and unwhitened.built.index.whitening is None
     photo = cv2.imread(str(shelf(products_dir, skus[0])[4]))  # not a reference
     single = plain.embedder.embed([photo])[0]  # type: ignore[union-attr]
-    for changed in (service(views="multi"), service(centre_crop=0.8)):
+    for changed in (service(views="multi"), service(centre_crop=0.9), service(input_size=224)):
         assert changed.embedder is not None and changed.embedder.version != plain.embedder.version  # type: ignore[union-attr]
         assert 0.5 < float(changed.embedder.embed([photo])[0] @ single) < 0.999

@@ -65,6 +65,7 @@ class ProductService:
                     self.models.threads,
                     views=self.settings.views,
                     centre_crop=self.settings.centre_crop,
+                    input_size=self.settings.input_size,
                 )
                 cache_dir = self.settings.cache_dir or self.state_dir / "catalog"
                 self.built = build_index(
