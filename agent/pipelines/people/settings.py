@@ -77,6 +77,9 @@ class PeopleSettings(PipelineSettings):
     )
     reid_every: int = Field(3, ge=1, le=30, description="Pose and appearance on identified tracks every N frames.")
 
+    def model_names(self) -> list[str]:
+        return ["yolox-nano", "movenet-lightning", "osnet-x0.25-msmt17"]  # detector, pose, appearance (stage.build)
+
     @model_validator(mode="after")
     def _scenes_for_listed_cameras(self) -> PeopleSettings:
         if self.cameras:
