@@ -55,7 +55,8 @@ board_plan() {
             if [ "$BOARD_ARCH" != aarch64 ]; then
                 BOARD_ERROR="Jetson on $BOARD_ARCH: JetPack 6 is aarch64"
             fi
-            BOARD_APT="$BOARD_APT nvidia-opencv"
+            # build-essential: pocketsphinx publishes no wheel for Python 3.10 on aarch64; pip builds it from source
+            BOARD_APT="$BOARD_APT nvidia-opencv build-essential"
             BOARD_VENV="--system-site-packages"
             BOARD_EXTRAS="jetson,$BOARD_EXTRAS"
             BOARD_PIP="--extra-index-url ${STORE_AGENT_JETSON_INDEX:-https://pypi.jetson-ai-lab.io/jp6/cu126}"
