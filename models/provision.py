@@ -219,8 +219,9 @@ def fetch(
             logger.warning("model %s: source %s failed: %s", model.name, kind, exc)
         finally:
             tmp.unlink(missing_ok=True)
+    hint = "" if mirror else " (no models.mirror configured: the chain's mirror can serve any manifest file)"
     raise ModelError(
-        f"model {model.name!r} could not be provisioned; nothing was installed. Tried: " + "; ".join(failures)
+        f"model {model.name!r} could not be provisioned; nothing was installed{hint}. Tried: " + "; ".join(failures)
     )
 
 

@@ -165,3 +165,13 @@ def test_a_directory_entry_comes_from_the_mirror_member_by_member(
         assert [p.name for p in target.iterdir()] == [model.file]  # no staging directory left behind
     finally:
         server.close()
+
+
+def test_every_model_has_a_public_source_or_says_why_the_mirror_serves_it() -> None:
+    from models.manifest import load_manifest
+
+    for model in load_manifest().values():
+        public = [s for s in model.sources if s.kind in ("url", "wheel", "custom")]
+        if not public:
+            assert "mirror" in model.origin and ("exported" in model.origin or "onverted" in model.origin
+                                                 or "export" in model.origin), model.name  # fmt: skip
