@@ -34,6 +34,8 @@ _lock = threading.Lock()
 _used: dict[str, list[str]] = {}
 _problems: dict[str, str | None] = {}
 _engine_cache_dir: Path | None = None
+#: Start-up progress (the daemon sets it to agent.startup.report): ``hook(status, seconds the next step may take)``.
+_progress_hook: Callable[[str, float], None] | None = None
 
 #: The shared library inside onnxruntime/capi that each GPU provider loads at session creation.
 PROVIDER_LIBRARIES = {
@@ -49,6 +51,12 @@ def available_providers() -> list[str]:
     import onnxruntime as ort
 
     return list(ort.get_available_providers())
+
+
+def set_progress_hook(hook: Callable[[str, float], None] | None) -> None:
+    """Who hears "loading model X" during start-up (systemd's start timeout is extended for each model)."""
+    global _progress_hook
+    _progress_hook = hook
 
 
 def set_engine_cache_dir(path: Path | None) -> None:
@@ -187,6 +195,9 @@ def session_for(
         cache = engine_cache_dir(models_dir)
         if "TensorrtExecutionProvider" in usable:
             cache.mkdir(parents=True, exist_ok=True)
+        hook = _progress_hook
+        if hook is not None:  # a TensorRT engine not yet in the cache takes minutes to build on a Jetson
+            hook(f"loading model {name}", 900.0 if "TensorrtExecutionProvider" in usable else 120.0)
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1

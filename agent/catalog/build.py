@@ -3,7 +3,9 @@
 Embeddings are cached by the sha256 of each photo's bytes in one ``.npz`` file
 under the cache folder, together with the embedder's version (model,
 pre-processing, views). Renaming a photo costs nothing, adding one costs one
-embedding, and a new model or pre-processing re-embeds everything.
+embedding, and a new model or pre-processing re-embeds everything. A long build
+saves the cache every ``SAVE_EVERY_S`` seconds as it goes, so a build cut short
+(a restart on a slow board) resumes where it stopped instead of starting over.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ logger = logging.getLogger(__name__)
 
 CACHE_FILE = "embeddings.npz"
 BATCH = 16
+#: How often a build in progress saves what it has embedded so far.
+SAVE_EVERY_S = 30.0
 
 #: ``progress(done, total, path)`` after each photo, embedded or taken from the cache.
 Progress = Callable[[int, int, Path], None]
@@ -98,10 +102,11 @@ class EmbeddingCache:
             return
         self.vectors = dict(zip(hashes, vectors, strict=True))
 
-    def save(self, keep: set[str]) -> None:
-        """Write the cache atomically, keeping only the hashes still in the catalogue."""
+    def save(self, keep: set[str] | None = None) -> None:
+        """Write the cache atomically, keeping only the hashes still in the catalogue (all, when ``keep`` is
+        ``None``: a save in the middle of a build, which does not know every photo's hash yet)."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        hashes = sorted(h for h in self.vectors if h in keep)
+        hashes = sorted(h for h in self.vectors if keep is None or h in keep)
         vectors = np.stack([self.vectors[h] for h in hashes]) if hashes else np.zeros((0, 0), np.float32)
         tmp = self.path.with_suffix(".tmp.npz")
         np.savez(tmp, version=np.array(self.version), hashes=np.array(hashes), vectors=vectors)
@@ -126,9 +131,10 @@ def build_index(
     pending: list[tuple[str, Path]] = []
     done = 0
     embedded = 0
+    saved_at = time.monotonic()
 
     def flush() -> None:
-        nonlocal done, embedded
+        nonlocal done, embedded, saved_at
         if not pending:
             return
         vectors = embedder.embed([read_image(path) for _, path in pending])
@@ -139,6 +145,10 @@ def build_index(
             if progress:
                 progress(done, total, path)
         pending.clear()
+        if time.monotonic() - saved_at >= SAVE_EVERY_S:
+            cache.save()
+            saved_at = time.monotonic()
+            logger.info("catalogue %s: %d of %d photos embedded, cache saved", catalog_dir, done, total)
 
     for _, photo in jobs:
         try:
