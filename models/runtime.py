@@ -145,18 +145,11 @@ def provider_report(configured: Sequence[str]) -> dict[str, Any]:
     return {"providers": list(configured), "unavailable": problems, "sessions": used}
 
 
-def _diagnose(provider: str, model: str | None = None) -> str | None:
-    """:func:`provider_problem`, worked out once per process (call with ``_lock`` held); the first problem found
-    is logged as a warning."""
-    if provider in _problems:
-        return _problems[provider]
-    reason = provider_problem(provider)
-    _problems[provider] = reason
-    if reason is not None:
-        logger.warning(
-            "execution provider %s cannot run here%s: %s", provider, f" (model {model})" if model else "", reason
-        )
-    return reason
+def _diagnose(provider: str) -> str | None:
+    """:func:`provider_problem`, worked out once per process (call with ``_lock`` held)."""
+    if provider not in _problems:
+        _problems[provider] = provider_problem(provider)
+    return _problems[provider]
 
 
 def session_for(
@@ -188,8 +181,11 @@ def session_for(
         path = resolve(name, models_dir)
         usable: list[str] = []
         for provider in providers:
-            if _diagnose(provider, name) is None:
+            reason = _diagnose(provider)
+            if reason is None:
                 usable.append(provider)
+            else:  # said for every model, so each load in the log shows what it runs on and why
+                logger.warning("model %s: skipping execution provider %s: %s", name, provider, reason)
         if not usable:
             usable = ["CPUExecutionProvider"]
         cache = engine_cache_dir(models_dir)

@@ -33,7 +33,7 @@ class Mirror:
 
         class Handler(SimpleHTTPRequestHandler):
             def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-                mirror.requests.append((self.path, int(code) if str(code).isdigit() else 0))
+                mirror.requests.append((self.path, int(code) if isinstance(code, int) else 0))  # HTTPStatus on 3.10
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Handler, directory=str(root)))
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/store-agent/"
