@@ -14,7 +14,13 @@ export STORE_AGENT_DATA="${STORE_AGENT_DATA:-$(cd .. && pwd)/shared/data}"
 .venv/bin/mypy --python-version 3.11
 .venv/bin/python -m pytest "$@"
 
-py310=$(command -v python3.10 || ls -d "${PYENV_ROOT:-$HOME/.pyenv}"/versions/3.10*/bin/python 2>/dev/null | tail -1 || true)
+py310=""
+for candidate in "${PYENV_ROOT:-$HOME/.pyenv}"/versions/3.10*/bin/python /usr/bin/python3.10 /usr/local/bin/python3.10; do
+    # a pyenv shim on PATH may exist without a 3.10 behind it: ask the interpreter itself
+    if [ -x "$candidate" ] && "$candidate" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 10))' 2>/dev/null; then
+        py310=$candidate
+    fi
+done
 if [ -n "$py310" ] && [ "${STORE_AGENT_SKIP_PY310:-0}" != 1 ]; then
     echo "Python 3.10 ($py310): the fast tests, with numpy<2 and opencv-python-headless<4.12"
     [ -x .venv310/bin/python ] || "$py310" -m venv .venv310
