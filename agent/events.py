@@ -20,10 +20,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from drivers.compat import StrEnum
+
 SCHEMA_VERSION = 1
 
 
-class Retention(enum.StrEnum):
+class Retention(StrEnum):
     """How the outbox treats an event class when it runs out of space."""
 
     PROTECTED = "protected"  # identity, consent and erasure: never dropped for space

@@ -10,7 +10,6 @@ reopens it with backoff).
 
 from __future__ import annotations
 
-import enum
 import os
 import time
 from abc import ABC, abstractmethod
@@ -23,6 +22,8 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo
 
+from drivers.compat import StrEnum
+
 
 class DeviceError(Exception):
     """The device failed or is unavailable; the message names the device and what happened."""
@@ -32,7 +33,7 @@ class EndOfStream(Exception):
     """A replay source has delivered everything it has (and does not loop)."""
 
 
-class DeviceState(enum.StrEnum):
+class DeviceState(StrEnum):
     """What health and ``device.state`` events report for a device."""
 
     STARTING = "starting"

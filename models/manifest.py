@@ -101,6 +101,11 @@ class ModelEntry(BaseModel):
     task: str = Field(description="What the model does, e.g. 'face-detection'.")
     input: str = Field(description="Input format in words: layout, size, colour order, scaling.")
     output: str = Field("", description="Output in words.")
+    origin: str = Field(
+        "",
+        description="Where the file was published, or exported or converted from, and whether the upstream release "
+        "holds these exact bytes (when it does not, only sources serving these bytes are listed: the chain's mirror).",
+    )
     sources: list[Source] = Field(min_length=1, description="Where to provision it from, tried in order.")
     files: list[MemberFile] = Field(
         default_factory=list, description="For a directory entry: every file in it; empty for a one-file entry."

@@ -1,9 +1,12 @@
 #!/bin/sh
-# Install store-agent as a systemd service on Debian / Ubuntu / Raspberry Pi OS. Run as root from a checkout:
+# Install store-agent as a systemd service on Debian / Ubuntu (x86), Raspberry Pi OS (64-bit) or JetPack 6.
+# Run as root from a checkout:
 #   sudo systemd/install.sh [--dry-run] [path/to/store.yaml]
-# Creates the store-agent user (groups video audio dialout), a venv in /opt/store-agent/venv, /etc/store-agent
-# (config and mqtt-password credential), /var/lib/store-agent (state, via StateDirectory=), then enables the unit.
+# Creates the store-agent user (groups video audio dialout), a venv in /opt/store-agent/venv with the extras the
+# board and the example config need, /etc/store-agent (config and credentials), /var/lib/store-agent (state, via
+# StateDirectory=), enables the unit and ends with `store-agent doctor` (docs/systemd.md).
 # --dry-run (any user; or STORE_AGENT_DRY_RUN=1) prints every command that would change the system, prefixed with "+ ", and changes nothing.
+# STORE_AGENT_BOARD=x86|pi|jetson overrides the board detection (scripts/board.sh says what each board gets).
 set -eu
 
 SRC=$(cd "$(dirname "$0")/.." && pwd)
@@ -38,12 +41,26 @@ if [ "$DRY_RUN" -eq 0 ] && [ "$(id -u)" -ne 0 ]; then
     echo "install.sh: run as root (sudo $0), or with --dry-run to see what it would do" >&2
     exit 1
 fi
-for file in "$SRC/pyproject.toml" "$SRC/systemd/store-agent.service" "$SRC/config/store-example.yaml"; do
+for file in "$SRC/pyproject.toml" "$SRC/systemd/store-agent.service" "$SRC/config/store-example.yaml" "$SRC/scripts/board.sh"; do
     if [ ! -f "$file" ]; then
         echo "install.sh: $file is missing; run this script from a store-agent checkout" >&2
         exit 66
     fi
 done
+
+# shellcheck source=../scripts/board.sh
+. "$SRC/scripts/board.sh"
+board_plan
+echo "install.sh: board $BOARD ($BOARD_ARCH): $BOARD_NOTE"
+if [ -n "$BOARD_ERROR" ]; then
+    echo "install.sh: $BOARD_ERROR" >&2
+    exit 69
+fi
+PYTHON=${STORE_AGENT_PYTHON:-python3}
+if [ "$DRY_RUN" -eq 0 ] && ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 10))' 2>/dev/null; then
+    echo "install.sh: $PYTHON is not Python 3.10 or newer; the agent needs 3.10+" >&2
+    exit 69
+fi
 
 if ! id store-agent >/dev/null 2>&1; then
     run useradd --system --home-dir /var/lib/store-agent --no-create-home --shell /usr/sbin/nologin store-agent
@@ -54,16 +71,16 @@ for group in video audio dialout; do
     fi
 done
 
-run apt-get install -y --no-install-recommends python3-venv libportaudio2 || true
+# shellcheck disable=SC2086  # the board's lists are word lists
+run apt-get install -y --no-install-recommends $BOARD_APT || echo "install.sh: apt could not install all of: $BOARD_APT" >&2
 run install -d -m 0755 "$PREFIX"
-# --system-site-packages lets a Raspberry Pi use apt's python3-picamera2 and libcamera bindings.
-if [ -d /usr/lib/python3/dist-packages/picamera2 ]; then
-    run python3 -m venv --system-site-packages "$PREFIX/venv"
-else
-    run python3 -m venv "$PREFIX/venv"
-fi
+# pi and jetson: --system-site-packages, so the venv sees apt's picamera2/libcamera (Pi) or JetPack's OpenCV (Jetson).
+# shellcheck disable=SC2086
+run "$PYTHON" -m venv $BOARD_VENV "$PREFIX/venv"
 run "$PREFIX/venv/bin/pip" install --quiet --upgrade pip
-run "$PREFIX/venv/bin/pip" install --quiet "$SRC"
+# A plain (not editable) install: the example and demo configs ship inside the package (agent/examples).
+# shellcheck disable=SC2086
+run "$PREFIX/venv/bin/pip" install --quiet $BOARD_PIP "$SRC[$BOARD_EXTRAS]"
 run install -d -m 0755 "$PREFIX/docs"
 for doc in "$SRC"/docs/*.md; do
     [ -f "$doc" ] && run install -m 0644 "$doc" "$PREFIX/docs/"
@@ -95,14 +112,31 @@ for secret in gallery-key card-secret; do
 done
 
 run install -m 0644 "$SRC/systemd/store-agent.service" "$UNIT"
+if [ "$BOARD" = jetson ]; then
+    # The Jetson GPU is reached through nvhost/nvgpu/nvmap nodes that differ between L4T releases: open device
+    # access there (the video group still gates it); every other setting of the unit stays as it is.
+    run install -d -m 0755 "$UNIT.d"
+    run install -m 0644 "$SRC/systemd/jetson.conf" "$UNIT.d/jetson.conf"
+fi
 run systemctl daemon-reload
 if ! run "$PREFIX/venv/bin/store-agent" check-config "$CONF_DIR/store.yaml"; then
     echo "install.sh: fix $CONF_DIR/store.yaml, then: systemctl enable --now store-agent" >&2
     exit 78
 fi
 run systemctl enable --now store-agent.service
+# The self-check, as the service user with the service's credentials: Python, providers, models, devices, secrets,
+# broker, clock, disk. A failure does not undo the install; it says what to fix (docs/systemd.md).
+doctor_ok=1
+run systemd-run --quiet --wait --pipe --collect -p User=store-agent -p Group=store-agent \
+    -p SupplementaryGroups="video audio dialout" -p StateDirectory=store-agent \
+    -p LoadCredential=mqtt-password:$CONF_DIR/mqtt-password -p LoadCredential=gallery-key:$CONF_DIR/gallery-key \
+    -p LoadCredential=card-secret:$CONF_DIR/card-secret \
+    "$PREFIX/venv/bin/store-agent" doctor --config "$CONF_DIR/store.yaml" || doctor_ok=0
 if [ "$DRY_RUN" -eq 1 ]; then
     echo "install.sh: dry run; nothing was changed"
+elif [ "$doctor_ok" -eq 1 ]; then
+    echo "install.sh: store-agent enabled and doctor passed; journalctl -u store-agent -f to follow it"
 else
-    echo "install.sh: store-agent enabled; journalctl -u store-agent -f to follow it"
+    echo "install.sh: store-agent enabled, but doctor found problems (above); fix them, then: $PREFIX/venv/bin/store-agent doctor -c $CONF_DIR/store.yaml" >&2
+    exit 1
 fi

@@ -10,7 +10,9 @@ Embeddings are cached by the sha256 of each photo's bytes in one ``.npz`` file
 under the cache folder (float16, copies x 1280 per photo), together with the
 embedder's reference version (model, pre-processing, input size, augmentation
 set). Renaming a photo costs nothing, adding one costs one photo's copies, and
-a new model or pre-processing re-embeds everything.
+a new model or pre-processing re-embeds everything. A long build saves the
+cache every ``SAVE_EVERY_S`` seconds as it goes, so a build cut short (a
+restart on a slow board) resumes where it stopped instead of starting over.
 """
 
 from __future__ import annotations
@@ -38,6 +40,8 @@ BATCH = 16
 #: Augmented rows the whitening is fitted on at most (the copies of every n-th photo beyond that): bounds the
 #: fit's memory (rows x 1280 float64) and time for large catalogues.
 MAX_FIT_ROWS = 64_000
+#: How often a build in progress saves what it has embedded so far.
+SAVE_EVERY_S = 30.0
 
 #: ``progress(done, total, path)`` after each photo, embedded or taken from the cache.
 Progress = Callable[[int, int, Path], None]
@@ -108,10 +112,11 @@ class EmbeddingCache:
             return
         self.vectors = dict(zip(hashes, vectors, strict=True))
 
-    def save(self, keep: set[str]) -> None:
-        """Write the cache atomically, keeping only the hashes still in the catalogue."""
+    def save(self, keep: set[str] | None = None) -> None:
+        """Write the cache atomically, keeping only the hashes still in the catalogue (all, when ``keep`` is
+        ``None``: a save in the middle of a build, which does not know every photo's hash yet)."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        hashes = sorted(h for h in self.vectors if h in keep)
+        hashes = sorted(h for h in self.vectors if keep is None or h in keep)
         vectors = np.stack([self.vectors[h] for h in hashes]) if hashes else np.zeros((0, 0, 0), np.float16)
         tmp = self.path.with_suffix(".tmp.npz")
         np.savez(tmp, version=np.array(self.version), hashes=np.array(hashes), vectors=vectors)
@@ -162,9 +167,10 @@ def build_index(
     pending: list[tuple[str, Path]] = []
     done = 0
     embedded = 0
+    saved_at = time.monotonic()
 
     def flush() -> None:
-        nonlocal done, embedded
+        nonlocal done, embedded, saved_at
         if not pending:
             return
         vectors = embedder.embed_references([read_image(path) for _, path in pending])
@@ -175,6 +181,10 @@ def build_index(
             if progress:
                 progress(done, total, path)
         pending.clear()
+        if time.monotonic() - saved_at >= SAVE_EVERY_S:
+            cache.save()
+            saved_at = time.monotonic()
+            logger.info("catalogue %s: %d of %d photos embedded, cache saved", catalog_dir, done, total)
 
     for _, photo in jobs:
         try:

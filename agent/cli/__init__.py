@@ -29,6 +29,7 @@ COMMANDS: dict[str, str] = {
     "run": "agent.cli.run_cmd",
     "replay": "agent.cli.run_cmd",
     "check-config": "agent.cli.config_cmd",
+    "doctor": "agent.cli.doctor_cmd",
     "monitor": "agent.cli.monitor_cmd",
     "broker": "agent.cli.broker_cmd",
     "demo": "agent.cli.demo_cmd",

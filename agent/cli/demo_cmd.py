@@ -15,12 +15,13 @@ from pathlib import Path
 from typing import Any
 
 from agent.cli.monitor_cmd import run_monitor
+from agent.config.examples import example, installed, user_state_dir, writable
 from agent.config.loader import LoadedConfig, load_config
 from agent.delivery.broker import reachable, start_local_broker
 from agent.logsetup import configure_logging
 from agent.runtime.daemon import Daemon
 
-DEMO_CONFIG = Path(__file__).resolve().parents[2] / "config" / "demo.yaml"
+DEMO_CONFIG = example("demo.yaml")  # shipped in the package: the demo works after a plain `pip install` too
 
 
 def register(sub: Any) -> None:
@@ -36,8 +37,24 @@ def with_broker(loaded: LoadedConfig, host: str, port: int) -> LoadedConfig:
     return LoadedConfig(c.model_copy(update={"mqtt": mqtt}), loaded.path, loaded.sha256, loaded.base)
 
 
+def with_writable_state(loaded: LoadedConfig) -> LoadedConfig:
+    """The config with its state (and a models directory that does not exist) moved to a per-user directory when
+    it is the demo config shipped in an installed package, or its state directory is not writable by this user."""
+    c = loaded.config
+    state_dir = Path(c.storage.state_dir)
+    if not installed(loaded.path) and writable(state_dir):
+        return loaded
+    home = user_state_dir("demo")
+    storage = c.storage.model_copy(update={"state_dir": home / "state"})
+    update: dict[str, Any] = {"storage": storage}
+    if not Path(c.models.directory).is_dir():
+        update["models"] = c.models.model_copy(update={"directory": home / "models"})
+    print(f"demo: keeping the demo's state in {home}", file=sys.stderr)
+    return LoadedConfig(config=c.model_copy(update=update), path=loaded.path, sha256=loaded.sha256)
+
+
 def demo(args: argparse.Namespace) -> int:
-    loaded = load_config(args.config)
+    loaded = with_writable_state(load_config(args.config))
     configure_logging(loaded.config.logging, "DEBUG" if args.debug else "WARNING")
     mqtt = loaded.config.mqtt
     broker: Any = None

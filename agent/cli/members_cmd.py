@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -97,7 +97,9 @@ def run(args: argparse.Namespace) -> int:
         action = args.members_action
         if action == "enroll":
             expires = (
-                datetime.strptime(args.expires, "%Y-%m-%d").replace(tzinfo=UTC).timestamp() if args.expires else None
+                datetime.strptime(args.expires, "%Y-%m-%d").replace(tzinfo=timezone.utc).timestamp()
+                if args.expires
+                else None
             )
             consent = Consent(args.consent_ref, args.scope, 0.0, expires, args.guardian, args.coverage)
             analyzer = load_analyzer(face, config.models.options())

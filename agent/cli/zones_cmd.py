@@ -49,7 +49,7 @@ def render(image: np.ndarray, camera: str, scene: PeopleScene) -> np.ndarray:
         colour = QUEUE_COLOUR if z.queue else ZONE_COLOUR
         cv2.fillPoly(overlay, [pts], colour)
         cv2.polylines(out, [pts], True, colour, 2)
-    out = cv2.addWeighted(overlay, 0.25, out, 0.75, 0)
+    out = np.asarray(cv2.addWeighted(overlay, 0.25, out, 0.75, 0))
     for z in zones:
         x, y = np.array(z.polygon).mean(axis=0)
         text = f"{z.name}{' (queue)' if z.queue else ''}"

@@ -30,7 +30,7 @@ import logging
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -88,7 +88,7 @@ def _consent(raw: Any) -> Consent:
     expires_at = None
     if expires is not None:
         try:
-            expires_at = datetime.strptime(str(expires), "%Y-%m-%d").replace(tzinfo=UTC).timestamp()
+            expires_at = datetime.strptime(str(expires), "%Y-%m-%d").replace(tzinfo=timezone.utc).timestamp()
         except ValueError:
             raise CommandFailed(f"consent.expires must be a date YYYY-MM-DD, got {expires!r}") from None
     scope = raw.get("scope", "identification")

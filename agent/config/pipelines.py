@@ -37,6 +37,15 @@ class PipelinesBase(BaseModel):
                 return value
         raise KeyError(f"no pipeline has settings {cls.__name__}")
 
+    def required_models(self) -> dict[str, list[str]]:
+        """Manifest model name -> the enabled pipelines that load it: what this terminal must have provisioned."""
+        needed: dict[str, list[str]] = {}
+        for name, settings in self.sections().items():
+            if settings.enabled:
+                for model in settings.model_names():
+                    needed.setdefault(model, []).append(name)
+        return needed
+
     def check_references(self, devices: ConfiguredDevices) -> None:
         """Every device a pipeline names must be configured, and enabled when the pipeline is."""
         for name, settings in self.sections().items():

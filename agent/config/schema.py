@@ -215,6 +215,18 @@ class ModelsSection(Section):
         description="onnxruntime execution providers in order of preference (CUDA/TensorRT on Jetson).",
     )
     threads: int = Field(1, ge=1, le=16, description="Threads per model session.")
+    mirror: str | None = Field(
+        None,
+        description="The chain's model mirror, tried before each model's own sources by `store-agent models fetch`: "
+        "an https:// base URL or an absolute directory holding the files as a models directory does.",
+    )
+
+    @field_validator("mirror")
+    @classmethod
+    def _mirror(cls, value: str | None) -> str | None:
+        from models.provision import check_mirror
+
+        return None if value is None else check_mirror(value)
 
     def options(self) -> ModelOptions:
         """The section as pipelines and tools receive it (``Shared.models``)."""

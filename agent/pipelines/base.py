@@ -44,6 +44,10 @@ class PipelineSettings(BaseModel):
     #: Fields that list source device names, and the kind of device each names.
     SOURCE_FIELDS: ClassVar[dict[str, DeviceKind]] = {}
 
+    def model_names(self) -> list[str]:
+        """The model-manifest entries this pipeline loads with these settings (for `models fetch` and `doctor`)."""
+        return []
+
     def check_sources(self, name: str, devices: ConfiguredDevices) -> None:
         """Every device named must be configured, and enabled when the pipeline is; raises ValueError with the path."""
         for field_name, kind in self.SOURCE_FIELDS.items():

@@ -20,6 +20,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
+from agent import startup
 from agent.commands import COMMANDS
 from agent.commands.base import CommandFailed, handle
 from agent.config.advice import config_warnings
@@ -44,6 +45,7 @@ from agent.runtime.notify import Notifier
 from agent.runtime.sink import EventSink, FanoutSink
 from agent.runtime.state import StateStore
 from agent.runtime.trust import TerminalTrust, load_trust
+from models.runtime import set_progress_hook
 
 logger = logging.getLogger(__name__)
 
@@ -142,7 +144,15 @@ class Daemon:
             lambda: self.publisher.stop(offline=status_payload("offline", self.loaded, boot, "stopped"))
         )
         self.publisher.start()
-        self._agent = self._start_agent(self.loaded)
+        # Model warm-up, TensorRT engine builds and the catalogue's embedding report progress: under systemd each
+        # report extends TimeoutStartSec (EXTEND_TIMEOUT_USEC), so a slow board is not killed while it advances.
+        startup.set_reporter(self._starting)
+        set_progress_hook(startup.report)
+        try:
+            self._agent = self._start_agent(self.loaded)
+        finally:
+            startup.set_reporter(None)
+            set_progress_hook(None)
         self._stack.callback(lambda: self.agent.close())
         self.commander = Commander(self.commands, self._run_command, self._reply, self._time_limit, self.stop_event)
         self.commander.start()
@@ -173,6 +183,10 @@ class Daemon:
             flush=lambda: self.outbox.flush(10.0),
             topic_prefix=config.mqtt.topic_prefix,
         )
+
+    def _starting(self, status: str, extend_s: float) -> None:
+        logger.debug("start-up: %s", status)
+        self.notifier.extend(status, extend_s)
 
     def _start_agent(self, loaded: LoadedConfig) -> Agent:
         agent = Agent(loaded, self.sink, replay=self.replay, state=self.state)

@@ -14,6 +14,7 @@ from typing import Any
 from agent import __version__
 from agent.config.loader import LoadedConfig
 from agent.events import iso_time
+from models.runtime import provider_report
 
 THERMAL = Path("/sys/class/thermal")
 
@@ -140,5 +141,6 @@ def health_payload(
         "mqtt": mqtt,
         "commands": commands,
         "system": system,
+        "models": provider_report(loaded.config.models.providers),
         **extra,
     }

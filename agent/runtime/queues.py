@@ -15,16 +15,17 @@ deterministic.
 
 from __future__ import annotations
 
-import enum
 import threading
 import time
 from collections import Counter, deque
 from typing import Any, Generic, TypeVar
 
+from drivers.compat import StrEnum
+
 T = TypeVar("T")
 
 
-class DropPolicy(enum.StrEnum):
+class DropPolicy(StrEnum):
     LATEST_WINS = "latest-wins"
     DROP_NEWEST = "drop-newest"
     NEVER_DROP = "never-drop"

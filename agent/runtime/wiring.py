@@ -33,6 +33,7 @@ from agent.pipelines.shared import Devices, Shared
 from agent.pipelines.tracks import TrackInbox
 from drivers.base import DeviceOptions
 from drivers.registry import DeviceKind
+from models.runtime import set_engine_cache_dir
 
 
 def _erasure_hook(stack: ExitStack, hook: ErasureHook) -> None:
@@ -61,6 +62,7 @@ def build_shared(config: StoreConfig, stack: ExitStack) -> Shared:
         by_kind.setdefault(kind, []).append(options)
     devices = Devices({kind: tuple(items) for kind, items in by_kind.items()})
     state_dir = Path(config.storage.state_dir)
+    set_engine_cache_dir(state_dir / "tensorrt")  # TensorRT engines survive restarts (models/runtime.py)
 
     presence = RecentMember(face.member_window_s)
     _erasure_hook(stack, presence.forget)

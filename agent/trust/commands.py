@@ -14,6 +14,7 @@ clock skew), a validity window longer than allowed, and a nonce seen before (rem
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -40,12 +41,26 @@ class Verified:
     signed_by: str | None
 
 
+_FRACTION = re.compile(r"(.*[Tt ]\d\d:\d\d:\d\d)\.(\d+)(.*)")
+
+
+def parse_rfc3339(value: str) -> datetime:
+    """An RFC 3339 time, also on Python 3.10, whose ``fromisoformat`` takes neither ``Z`` nor fractions of
+    other than 3 or 6 digits (JetPack 6 runs the agent on 3.10; the hub may write either form)."""
+    text = value.strip()
+    if text[-1:] in ("Z", "z"):
+        text = text[:-1] + "+00:00"
+    if match := _FRACTION.fullmatch(text):
+        text = f"{match[1]}.{match[2][:6].ljust(6, '0')}{match[3]}"
+    return datetime.fromisoformat(text)
+
+
 def _time(request: dict[str, Any], name: str) -> float:
     value = request.get(name)
     if not isinstance(value, str):
         raise CommandRefused(f"a signed request needs {name} (an RFC 3339 time)")
     try:
-        return datetime.fromisoformat(value).timestamp()
+        return parse_rfc3339(value).timestamp()
     except ValueError:
         raise CommandRefused(f"{name} is not an RFC 3339 time: {value[:40]!r}") from None
 

@@ -36,7 +36,8 @@ def attach(body: bytes, member: str, kid: str, value: bytes) -> bytes:
     """``body`` (a compact JSON object) with the authenticator appended as its last member."""
     if not body.endswith(b"}"):
         raise ValueError("only a JSON object can carry an authenticator")
-    separator = b"" if body.rstrip(b"} ").endswith(b"{") else b","
+    # only the closing brace goes: a body ending in an empty object ({"x":{}}) still has members before it
+    separator = b"" if body[:-1].rstrip().endswith(b"{") else b","
     return body[:-1] + separator + f'"{member}":"{kid}:{b64(value)}"'.encode("ascii") + b"}"
 
 
@@ -57,7 +58,7 @@ def split(payload: bytes) -> Authenticated | None:
         return None
     comma, member, kid, value = match.groups()
     body = payload[: match.start()] + b"}"
-    if not comma and not body.rstrip(b"} ").endswith(b"{"):
+    if not comma and not body[:-1].rstrip().endswith(b"{"):
         return None
     try:
         raw = unb64(value.decode("ascii"))

@@ -31,6 +31,7 @@ from agent.trust.keys import (
     parse_terminal_public,
     terminal_line,
 )
+from drivers.compat import StrEnum
 
 
 class TerminalSealer:
@@ -87,7 +88,7 @@ def signed_ack(hub: HubPrivateKey, topic: str, event_ids: Sequence[str]) -> byte
     return sign(hub, topic, compact_json(body).encode())
 
 
-class Verdict(enum.StrEnum):
+class Verdict(StrEnum):
     """What the hub concluded about a terminal's message."""
 
     VERIFIED = "verified"

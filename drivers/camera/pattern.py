@@ -57,7 +57,7 @@ class TestPatternCamera(Driver[Frame, TestPatternOptions]):
 
     def _draw(self, index: int) -> np.ndarray:
         o = self.options
-        image = self._background.copy()
+        image: np.ndarray = self._background.copy()
         for n, (period_s, offset_s, crossing_s, colour) in enumerate(self._plan):
             phase_s = (index / o.fps + offset_s) % period_s
             if phase_s > crossing_s:

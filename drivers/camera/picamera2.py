@@ -16,6 +16,24 @@ from drivers.base import DeviceError, DeviceOptions
 from drivers.camera.capture import GrabberCamera
 from drivers.camera.options import Picamera2Options
 
+#: What a C extension built against numpy 1.x (apt's picamera2, simplejpeg, libcamera) says under numpy 2.
+NUMPY_ABI_SIGNS = ("dtype size changed", "compiled using NumPy 1.x", "_ARRAY_API", "numpy.core.multiarray")
+
+
+def import_failure(camera: str, exc: BaseException) -> DeviceError:
+    """A clear error for a failed ``import picamera2``: not installed, or broken by a numpy it was not built for."""
+    text = str(exc)
+    if any(sign in text for sign in NUMPY_ABI_SIGNS):
+        return DeviceError(
+            f"camera {camera}: picamera2 cannot load with numpy {np.__version__} ({text.splitlines()[0]}); "
+            "apt's picamera2 and simplejpeg are built for Debian's numpy 1.x: in the agent's venv run "
+            "pip install 'numpy<2' 'opencv-python-headless<4.12' (the pi extra pins both; systemd/install.sh uses it)"
+        )
+    return DeviceError(
+        f"camera {camera}: picamera2 is not importable ({text}); on Raspberry Pi OS: "
+        "apt install python3-picamera2 and create the venv with --system-site-packages"
+    )
+
 
 class Picamera2Camera(GrabberCamera[Picamera2Options]):
     Options: ClassVar[type[DeviceOptions]] = Picamera2Options
@@ -23,11 +41,10 @@ class Picamera2Camera(GrabberCamera[Picamera2Options]):
     def acquire(self) -> Any:
         try:
             from picamera2 import Picamera2
-        except ImportError as exc:
-            raise DeviceError(
-                f"camera {self.name}: picamera2 is not importable ({exc}); on Raspberry Pi OS: "
-                "apt install python3-picamera2 and create the venv with --system-site-packages"
-            ) from None
+        except (ImportError, ValueError, AttributeError) as exc:
+            # ValueError "numpy.dtype size changed" and AttributeError "_ARRAY_API not found" are how extensions
+            # built for numpy 1.x fail under numpy 2 (picamera2 issues 1088, 1211): not a traceback per retry.
+            raise import_failure(self.name, exc) from None
         o = self.options
         frame_us = int(1_000_000 / o.fps)
         try:

@@ -28,13 +28,13 @@ def test_event_ids_are_uuid7_and_sort_by_time() -> None:
 
 def test_iso_time_matches_datetime() -> None:
     import random
-    from datetime import UTC, datetime
+    from datetime import datetime, timezone
 
     from agent.events import iso_time
 
     rng = random.Random(1)
     for t in [0.0, 1.5, 1795000000.123, 1795000000.9999, *(rng.uniform(0, 4e9) for _ in range(2000))]:
-        expected = datetime.fromtimestamp(t, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        expected = datetime.fromtimestamp(t, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
         assert iso_time(t) == expected, t
 
 

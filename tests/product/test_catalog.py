@@ -197,3 +197,28 @@ def test_rebuild_embeds_only_what_changed(tmp_path: Path, products_dir: Path, em
     assert ProductEmbedder(embedder.session, views="multi").reference_version == embedder.reference_version
     other = ProductEmbedder(embedder.session, input_size=320)
     assert build_index(root, cache, other).stats.embedded == 4
+
+
+def test_a_build_cut_short_resumes_from_what_it_saved(
+    tmp_path: Path, products_dir: Path, embedder: ProductEmbedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A slow board restarted in the middle of embedding its catalogue keeps what it had embedded (issue 17)."""
+    import agent.catalog.build as build
+
+    monkeypatch.setattr(build, "SAVE_EVERY_S", 0.0)  # save after every batch, as a long build does every 30 s
+    skus = all_skus(products_dir)[:24]
+    root = make_catalog(tmp_path / "cat", products_dir, skus)
+    cache = tmp_path / "cache"
+
+    class Stopped(Exception):
+        pass
+
+    def stop_in_second_batch(done: int, total: int, _: Path) -> None:
+        if done == build.BATCH + 1:
+            raise Stopped  # the process dies here: TimeoutStartSec, a power cut
+
+    with pytest.raises(Stopped):
+        build_index(root, cache, embedder, stop_in_second_batch)
+    resumed = build_index(root, cache, embedder)
+    assert (resumed.stats.photos, resumed.stats.cached, resumed.stats.embedded) == (24, build.BATCH, 24 - build.BATCH)
+    assert np.array_equal(resumed.index.matrix, build_index(root, tmp_path / "fresh", embedder).index.matrix)

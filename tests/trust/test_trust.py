@@ -24,7 +24,8 @@ TOPIC = "store/s1/t1/cmd/erase-member"
 
 
 def test_envelope_round_trips_the_exact_bytes() -> None:
-    for body in (b"{}", b'{"a":1}', '{"name":"店","n":[1,2]}'.encode()):
+    # a body ending in an empty object (health's models.unavailable: {}) keeps its comma before the authenticator
+    for body in (b"{}", b'{"a":1}', '{"name":"店","n":[1,2]}'.encode(), b'{"a":{"b":{}}}', b'{"s":{},"t":[]}'):
         payload = attach(body, SIG, "kid1", b"x" * 64)
         assert json.loads(payload)["sig"].startswith("kid1:")
         signed = split(payload)

@@ -81,6 +81,16 @@ class FaceSettings(PipelineSettings):
     )
     key_file: Path | None = Field(None, description="Key file readable by its owner only (0400); never the key itself.")
 
+    def model_names(self) -> list[str]:
+        from models.face.analyzer import EMBEDDER_MODELS  # the analyser loads exactly these (models/face/analyzer.py)
+
+        return [
+            self.detector_model,
+            "antispoof_minifasnet_v2",
+            "antispoof_minifasnet_v1se",
+            EMBEDDER_MODELS[self.embedder],
+        ]
+
     @model_validator(mode="after")
     def _kiosks_are_face_cameras(self) -> FaceSettings:
         extra = sorted(set(self.kiosk_cameras) - set(self.cameras)) if self.cameras else []

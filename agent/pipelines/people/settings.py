@@ -111,6 +111,9 @@ class PeopleSettings(PipelineSettings):
     )
     reid_every: int = Field(3, ge=1, le=30, description="Pose and appearance on identified tracks every N frames.")
 
+    def model_names(self) -> list[str]:
+        return ["yolox-nano", "movenet-lightning", "osnet-x0.25-msmt17"]  # detector, pose, appearance (stage.build)
+
     @model_validator(mode="after")
     def _scores_in_order(self) -> PeopleSettings:
         if not self.score_threshold <= self.track_high_score <= self.new_track_score:

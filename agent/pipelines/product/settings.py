@@ -49,6 +49,12 @@ class ProductSettings(PipelineSettings):
     cache_dir: ConfigPath | None = Field(
         None, description="Where cached embeddings live; default '<state_dir>/catalog'."
     )
+
+    def model_names(self) -> list[str]:
+        from models.product.embedder import MODEL_NAME
+
+        return [MODEL_NAME]
+
     zones: list[ProductZone] = Field(
         default_factory=list, description="Regions to recognise products in; a camera without one uses its whole image."
     )

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
+from agent import startup
 from agent.catalog import BuiltCatalog, SearchResult, build_index
 from agent.events import EventBody
 from agent.pipelines.product.events import Candidate, ProductInterest, ProductRecognized
@@ -69,7 +70,11 @@ class ProductService:
                 )
                 cache_dir = self.settings.cache_dir or self.state_dir / "catalog"
                 self.built = build_index(
-                    Path(self.settings.catalog_dir), Path(cache_dir), self.embedder, whiten=self.settings.whitening
+                    Path(self.settings.catalog_dir),
+                    Path(cache_dir),
+                    self.embedder,
+                    progress=lambda done, total, _: startup.report(f"catalogue {done}/{total} photos"),
+                    whiten=self.settings.whitening,
                 )
             return self.embedder, self.built
 

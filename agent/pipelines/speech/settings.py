@@ -151,6 +151,11 @@ class SpeechSettings(PipelineSettings):
         "counts if at least this similar; null turns it off (docs/speech.md).",
     )
 
+    def model_names(self) -> list[str]:
+        """Each recogniser's manifest model; pocketsphinx's lives inside its wheel and is in no manifest."""
+        every = [*self.recognizers, *(r for rs in self.microphone_recognizers.values() for r in rs)]
+        return list(dict.fromkeys(r.model for r in every if r.engine != "pocketsphinx"))
+
     @model_validator(mode="after")
     def _unique_intents(self) -> SpeechSettings:
         names = [i.name for i in self.intents]
