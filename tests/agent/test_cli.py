@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import signal
@@ -11,6 +12,10 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
+from agent.config.schema import LoggingSection
+from agent.logsetup import configure_logging
 from agent.schemas import validate_payload
 from tests.conftest import REPO
 from tests.media import config_text
@@ -142,7 +147,7 @@ def test_check_config_warns_about_unsafe_settings(tmp_path: Path) -> None:
 
 def test_logging_settings_shape_what_the_agent_logs(tmp_path: Path) -> None:
     """``logging.level`` is the root level, ``logging.levels`` sets single loggers, ``logging.format`` 'journal'
-    leaves the timestamps to journald and 'text' writes them."""
+    leaves the timestamps to journald and starts each line with its priority, 'text' writes timestamps."""
     camera = "cameras:\n  - {name: cam, type: test-pattern, frames: 20, realtime: false, width: 160, height: 120}\n"
 
     def replay(logging: str) -> list[str]:
@@ -153,14 +158,50 @@ def test_logging_settings_shape_what_the_agent_logs(tmp_path: Path) -> None:
         return [line for line in result.stderr.splitlines() if not line.startswith("replay finished")]
 
     journal = replay("{level: INFO, format: journal}")
-    assert "INFO agent.source.cam: starting -> online" in journal, journal
-    assert any(line.startswith("INFO agent.runtime.agent: ready in ") for line in journal), journal
+    assert "<6>INFO agent.source.cam: starting -> online" in journal, journal
+    assert any(line.startswith("<6>INFO agent.runtime.agent: ready in ") for line in journal), journal
     text = replay("{level: INFO, format: text}")
     stamped = [line for line in text if "agent.source.cam: starting -> online" in line]
     assert len(stamped) == 1 and re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} INFO agent\.source\.cam", stamped[0])
     assert replay("{level: WARNING, format: journal}") == []  # nothing at WARNING or above in a clean replay
     quieter = replay("{level: INFO, format: journal, levels: {agent.source: WARNING}}")
     assert not [line for line in quieter if "agent.source." in line]
-    assert any(line.startswith("INFO agent.runtime.agent: ready in ") for line in quieter), quieter
+    assert any(line.startswith("<6>INFO agent.runtime.agent: ready in ") for line in quieter), quieter
     louder = replay("{level: WARNING, format: journal, levels: {agent.source.cam: INFO}}")
-    assert louder[0] == "INFO agent.source.cam: starting -> online" and not [x for x in louder if "runtime" in x]
+    assert louder[0] == "<6>INFO agent.source.cam: starting -> online" and not [x for x in louder if "runtime" in x]
+
+
+def test_journal_format_gives_every_line_its_syslog_priority(capsys: pytest.CaptureFixture[str]) -> None:
+    """journald reads ``<N>`` at the start of each line as its priority (3 err, 4 warning, 6 info, 7 debug), so
+    ``journalctl -p warning`` keeps the warning, the error and every line of its traceback, and nothing else."""
+    configure_logging(LoggingSection(level="DEBUG", format="journal"))
+    log = logging.getLogger("agent.test.journal")
+    try:
+        log.debug("looking")
+        log.info("online")
+        log.warning("broker slow")
+        try:
+            raise RuntimeError("camera gone")
+        except RuntimeError:
+            log.exception("worker failed")
+        log.critical("cannot go on")
+    finally:
+        logging.getLogger().handlers.clear()
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[:4] == [
+        "<7>DEBUG agent.test.journal: looking",
+        "<6>INFO agent.test.journal: online",
+        "<4>WARNING agent.test.journal: broker slow",
+        "<3>ERROR agent.test.journal: worker failed",
+    ]
+    traceback = lines[4:-1]
+    assert traceback[0] == "<3>Traceback (most recent call last):" and traceback[-1] == "<3>RuntimeError: camera gone"
+    assert all(line.startswith("<3>") for line in traceback)
+    assert lines[-1] == "<2>CRITICAL agent.test.journal: cannot go on"
+    # what `journalctl -p warning` keeps: priorities 0..4
+    kept = [line for line in lines if int(re.match(r"<(\d)>", line)[1]) <= 4]  # type: ignore[index]
+    assert len(kept) == len(lines) - 2 and not [line for line in kept if "looking" in line or "online" in line]
+    configure_logging(LoggingSection(level="INFO", format="text"))
+    logging.getLogger("agent.test.journal").info("plain")
+    logging.getLogger().handlers.clear()
+    assert re.match(r"\d{4}-\d\d-\d\d [\d:,]+ INFO agent\.test\.journal: plain$", capsys.readouterr().err.strip())
