@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from agent.cli import EXIT_DATA
+from agent.cli import EXIT_DATA, add_config_option
 
 if TYPE_CHECKING:
     from agent.catalog import BuiltCatalog
@@ -25,11 +25,11 @@ def register(sub: Any) -> None:
     parser = sub.add_parser("catalog", help="build or search the product catalogue index")
     commands = parser.add_subparsers(dest="catalog_command", metavar="ACTION", required=True)
     build = commands.add_parser("build", help="embed new reference photos and report the catalogue")
-    build.add_argument("--config", type=Path, required=True, help="the store YAML file")
+    add_config_option(build)
     build.add_argument("--quiet", action="store_true", help="no progress lines")
     build.set_defaults(func=run_build)
     search = commands.add_parser("search", help="print the best SKUs for each image, one JSON line per image")
-    search.add_argument("--config", type=Path, required=True, help="the store YAML file")
+    add_config_option(search)
     search.add_argument("images", type=Path, nargs="+", metavar="IMAGE", help="photos of products")
     search.add_argument("--top", type=int, default=5, help="how many SKUs to list (default 5)")
     search.set_defaults(func=run_search)

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from agent.cli import add_config_option, log_level
 from agent.cli.monitor_cmd import run_monitor
 from agent.config.loader import LoadedConfig, load_config
 from agent.delivery.broker import reachable, start_local_broker
@@ -25,9 +26,9 @@ DEMO_CONFIG = Path(__file__).resolve().parents[2] / "config" / "demo.yaml"
 
 def register(sub: Any) -> None:
     parser = sub.add_parser("demo", help="run the demo config through MQTT and show the events arriving")
-    parser.add_argument("--config", "-c", type=Path, default=DEMO_CONFIG, help="demo config (default: %(default)s)")
+    add_config_option(parser, required=False, help=f"demo config (default: {DEMO_CONFIG})")
     parser.add_argument("--timeout", type=float, default=120.0, help="give up after this many seconds")
-    parser.set_defaults(func=demo)
+    parser.set_defaults(func=demo, config=DEMO_CONFIG)
 
 
 def with_broker(loaded: LoadedConfig, host: str, port: int) -> LoadedConfig:
@@ -38,7 +39,7 @@ def with_broker(loaded: LoadedConfig, host: str, port: int) -> LoadedConfig:
 
 def demo(args: argparse.Namespace) -> int:
     loaded = load_config(args.config)
-    configure_logging(loaded.config.logging, "DEBUG" if args.debug else "WARNING")
+    configure_logging(loaded.config.logging, log_level(args) or "WARNING")
     mqtt = loaded.config.mqtt
     broker: Any = None
     with tempfile.TemporaryDirectory(prefix="store-agent-demo-") as tmp:

@@ -205,3 +205,83 @@ def test_journal_format_gives_every_line_its_syslog_priority(capsys: pytest.Capt
     logging.getLogger("agent.test.journal").info("plain")
     logging.getLogger().handlers.clear()
     assert re.match(r"\d{4}-\d\d-\d\d [\d:,]+ INFO agent\.test\.journal: plain$", capsys.readouterr().err.strip())
+
+
+def test_version_flag_and_command() -> None:
+    from agent import __version__
+
+    flag = cli("--version")
+    assert flag.returncode == 0 and flag.stdout.strip() == f"store-agent {__version__}"
+
+
+def test_debug_and_log_level_are_accepted_anywhere_and_honoured(tmp_path: Path) -> None:
+    """Before or after the command (or the action of a command with actions), for every command."""
+    from agent import __version__
+
+    for args in (
+        ["--log-level", "debug", "check-config", "config/demo.yaml"],
+        ["check-config", "--log-level", "DEBUG", "--config", "config/demo.yaml"],
+        ["check-config", "-c", "config/demo.yaml", "--debug"],
+        ["--debug", "models", "list", "--dir", str(tmp_path)],
+        ["hub", "keygen", "--debug", "--out", str(tmp_path / "hub")],
+    ):
+        result = cli(*args)
+        assert result.returncode == 0, (args, result.stderr)
+        assert f"DEBUG agent.cli: store-agent {__version__}: {' '.join(args)}" in result.stderr, (args, result.stderr)
+    quiet = cli("check-config", "config/demo.yaml")
+    assert "DEBUG" not in quiet.stderr
+    # a command that reads the config's logging section: the option wins over logging.level (WARNING here)
+    path = tmp_path / "store.yaml"
+    camera = "cameras:\n  - {name: cam, type: test-pattern, frames: 5, realtime: false, width: 160, height: 120}\n"
+    path.write_text(config_text(tmp_path, camera))
+    for args in (
+        ["--log-level", "INFO", "replay", "-c", str(path)],
+        ["replay", "-c", str(path), "--log-level", "INFO"],
+    ):
+        result = cli(*args)
+        assert result.returncode == 0 and "INFO agent.source.cam: starting -> online" in result.stderr, result.stderr
+    assert "starting -> online" not in cli("replay", "-c", str(path)).stderr
+
+
+def test_check_config_takes_the_path_as_config_option_or_positional(tmp_path: Path) -> None:
+    for args in (["--config", "config/demo.yaml"], ["-c", "config/demo.yaml"], ["config/demo.yaml"]):
+        result = cli("check-config", *args)
+        assert result.returncode == 0 and "config/demo.yaml: valid" in result.stdout, (args, result.stderr)
+    both = cli("check-config", "config/demo.yaml", "--config", "config/store-example.yaml")
+    assert both.returncode == 2 and "two config files given" in both.stderr
+    neither = cli("check-config")
+    assert neither.returncode == 2 and "the config file is required: --config PATH" in neither.stderr
+
+
+def test_bad_input_is_one_line_without_a_traceback(tmp_path: Path) -> None:
+    """The inputs that once raised: a date in the wrong format, a frame past the end of the clip."""
+    from tests.media import write_video
+
+    clip = write_video(tmp_path / "door.avi", frames=12)
+    path = tmp_path / "store.yaml"
+    path.write_text(
+        config_text(
+            tmp_path,
+            f"cameras:\n  - {{name: door, type: video-file, path: {clip}, realtime: false}}\n"
+            "pipelines:\n  people:\n    scenes:\n      door: {zones: [{name: a, points: [[0, 0], [1, 0], [1, 1]]}]}\n",
+        )
+    )
+    enroll = cli(
+        "members", "enroll", "-c", str(path), "--member-id", "m1", "--consent-ref", "F-1", "--expires", "31/01/2027",
+        str(tmp_path / "a.jpg"),
+    )  # fmt: skip
+    assert enroll.returncode == 2 and "Traceback" not in enroll.stderr
+    assert "argument --expires: '31/01/2027' is not a date written YYYY-MM-DD" in enroll.stderr
+    zones = cli(
+        "zones", "-c", str(path), "--camera", "door", "--snapshot", str(tmp_path / "z.png"), "--frame", "100000"
+    )
+    assert zones.returncode == 2 and "Traceback" not in zones.stderr
+    assert zones.stderr.strip() == "error: --frame 100000: camera door ends after 12 frame(s) (frames count from 0)"
+    drawn = cli("zones", "-c", str(path), "--camera", "door", "--snapshot", str(tmp_path / "z.png"), "--frame", "11")
+    assert drawn.returncode == 0, drawn.stderr
+    unwritable = cli("zones", "-c", str(path), "--camera", "door", "--snapshot", str(tmp_path / "z.bmpx"))
+    assert (
+        unwritable.returncode == 1
+        and unwritable.stderr.startswith("error: cannot write")
+        and "Traceback" not in unwritable.stderr
+    )

@@ -289,7 +289,7 @@ def test_identify_cli_prints_one_line_per_face(
         "\n"
         + "\n".join(f"{d['image'][-20:]}: {d.get('member_id')} {d.get('score')} {d.get('liveness')}" for d in lines)
     )
-    assert code == 1, "an unreadable image makes the exit status 1"
+    assert code == 65, "an unreadable image makes the exit status 65 (EX_DATAERR)"
     by_image: dict[str, list[dict[str, Any]]] = {}
     for line in lines:
         by_image.setdefault(line["image"], []).append(line)
