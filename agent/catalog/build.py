@@ -29,8 +29,10 @@ logger = logging.getLogger(__name__)
 CACHE_FILE = "embeddings.npz"
 BATCH = 16
 
-#: ``progress(done, total, path)`` after each photo, embedded or taken from the cache.
-Progress = Callable[[int, int, Path], None]
+#: ``progress(done, total, path)``: first ``(0, total, None)`` once the photos to embed are known (``total``
+#: counts only those: a photo already in the cache costs nothing and is not reported), then after each
+#: photo embedded.
+Progress = Callable[[int, int, Path | None], None]
 
 
 class Embedder(Protocol):
@@ -123,38 +125,26 @@ def build_index(
     jobs = [(p.sku, photo) for p in catalog.products.values() for photo in p.photos]
     total = len(jobs)
     hashes: list[str] = []
-    pending: list[tuple[str, Path]] = []
-    done = 0
-    embedded = 0
-
-    def flush() -> None:
-        nonlocal done, embedded
-        if not pending:
-            return
-        vectors = embedder.embed([read_image(path) for _, path in pending])
-        for (digest, path), vector in zip(pending, vectors, strict=True):
-            cache.vectors[digest] = vector
-            done += 1
-            embedded += 1
-            if progress:
-                progress(done, total, path)
-        pending.clear()
-
+    todo: dict[str, Path] = {}  # digest -> the first photo with those bytes, in catalogue order
     for _, photo in jobs:
         try:
             digest = file_sha256(photo)
         except OSError as exc:
             raise CatalogError(f"{photo}: cannot read: {exc.strerror}") from None
         hashes.append(digest)
-        if digest in cache.vectors or any(digest == d for d, _ in pending):
-            done += 1
-            if progress:
-                progress(done, total, photo)
-            continue
-        pending.append((digest, photo))
-        if len(pending) >= BATCH:
-            flush()
-    flush()
+        if digest not in cache.vectors:
+            todo.setdefault(digest, photo)
+    pending = list(todo.items())
+    if progress:
+        progress(0, len(pending), None)
+    for start in range(0, len(pending), BATCH):
+        batch = pending[start : start + BATCH]
+        vectors = embedder.embed([read_image(path) for _, path in batch])
+        for (digest, _), vector in zip(batch, vectors, strict=True):
+            cache.vectors[digest] = vector
+        if progress:
+            progress(start + len(batch), len(pending), batch[-1][1])
+    embedded = len(pending)
     cache.save(set(hashes))
     matrix = np.stack([cache.vectors[h] for h in hashes]).astype(np.float32)
     # The rows (and the whitening fitted on them) follow from the embedder and each photo's SKU and bytes.

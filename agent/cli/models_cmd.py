@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from agent.cli.progress import Progress
 from models.manifest import ModelError, load_manifest
 from models.provision import fetch, verify
 
@@ -17,11 +18,6 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--dir", type=Path, default=Path("/var/lib/store-agent/models"), help="models directory")
     parser.add_argument("--force", action="store_true", help="fetch even when a verified copy is installed")
     parser.set_defaults(func=run)
-
-
-def _progress(name: str, done: int, total: int | None) -> None:
-    pct = f"{100 * done / total:5.1f}%" if total else f"{done} B"
-    print(f"\r{name}: {pct}", end="", file=sys.stderr, flush=True)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -38,14 +34,19 @@ def run(args: argparse.Namespace) -> int:
             state = "installed" if (args.dir / model.file).is_file() else "missing"
             print(f"{name}\t{model.task}\t{model.licence}\t{state}\t{', '.join(s.kind for s in model.sources)}")
             continue
+        if args.action == "fetch":
+            with Progress(name, model.size, unit="B") as progress:
+                try:
+                    path = fetch(model, args.dir, lambda _, done, total: progress.update(done, total), force=args.force)
+                    progress.finish(f"ok {path}")
+                except ModelError as exc:
+                    failed += 1
+                    progress.finish(f"FAILED: {exc}")
+            continue
         try:
-            if args.action == "fetch":
-                path = fetch(model, args.dir, _progress, force=args.force)
-                print(f"\r{name}: ok {path}", file=sys.stderr)
-            else:
-                verify(model, args.dir)
-                print(f"{name}: ok")
+            verify(model, args.dir)
+            print(f"{name}: ok")
         except ModelError as exc:
             failed += 1
-            print(f"\r{name}: FAILED: {exc}", file=sys.stderr)
+            print(f"{name}: FAILED: {exc}", file=sys.stderr)
     return 1 if failed else 0
