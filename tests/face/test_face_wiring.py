@@ -248,7 +248,7 @@ def test_mqtt_enroll_list_erase_purges_the_outbox(tmp_path: Path, models_dir: Pa
                             margin=0.2,
                             liveness=0.9,
                             camera="door",
-                            track="f-1",
+                            track_id="f-1",
                             frames=3,
                         )
                     )
@@ -465,7 +465,7 @@ def test_privacy_settings_reach_the_face_pipeline(
     print(f"\nidentified {len(identified)}, stranger decisions {[type(b).__name__ for b in strangers]}")
     assert [b.member_id for b in identified] == [MEMBER], "the member's track is not anonymous: it is kept"
     assert len(strangers) >= 3, "4 s in view with a 1 s limit: the stranger's track restarts, with new ids"
-    ids = [b.visitor_id if isinstance(b, VisitorSeen) else b.track for b in strangers]
+    ids = [b.visitor_id if isinstance(b, VisitorSeen) else b.track_id for b in strangers]
     assert len(set(ids)) == len(ids)
     snapshot = identified[0].snapshot
     assert snapshot is not None
