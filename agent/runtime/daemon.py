@@ -133,6 +133,8 @@ class Daemon:
             lambda: self.publisher.stop(offline=status_payload("offline", self.loaded, boot, "stopped"))
         )
         self.publisher.start()
+        # After the pipelines have stopped (their last events included), before the publisher goes offline.
+        self._stack.callback(self._tick_integrations)
         self._agent = self._start_agent(self.loaded)
         self._stack.callback(lambda: self.agent.close())
         prometheus = config.integrations.prometheus

@@ -156,7 +156,7 @@ def test_discovery_and_states_from_a_real_run_of_the_people_pipeline(broker: Mos
         shown = render(config["value_template"], state)
         if "people_street_" in config_topic:
             zone = config_topic.split("people_street_")[1].split("/")[0]
-            assert shown == str(occupancy[zone]), (zone, state)
+            assert shown == str(occupancy[zone]), (zone, state, run.stderr[-2000:])
         elif "queue_street_kerb" in config_topic:
             assert shown == str(queue[-1]["length"])
             attributes = json.loads(render(config["json_attributes_template"], state))
