@@ -1,7 +1,8 @@
-"""Generates docs/mqtt.md (topics, payloads, commands) from the JSON Schemas, the event table and the commands.
+"""Generates docs/mqtt.md (topics, payloads, commands) from the JSON Schemas, the event table and the commands,
+and docs/asyncapi.yaml (the same as AsyncAPI 3.0, for tools: agent/asyncapi.py).
 
-``python -m agent.apidocs --write`` rewrites the file; a test fails when
-the committed file is not what this produces.
+``python -m agent.apidocs --write`` rewrites both files; a test fails when
+a committed file is not what this produces.
 """
 
 from __future__ import annotations
@@ -12,10 +13,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from agent import asyncapi
 from agent.commands import COMMANDS
-from agent.schemas import load_schema, schema_names
+from agent.pipelines.registry import EVENT_TYPES, PLUGINS
+from agent.schemas import SCHEMA_BASE_URL, load_schema, schema_names
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "mqtt.md"
+ASYNCAPI_DOC = DOC.parent / "asyncapi.yaml"
 MESSAGES = ("status", "health", "command", "command-reply", "ack")
 
 HEADER = """# MQTT topics and payloads
@@ -33,6 +37,13 @@ Payloads are UTF-8 JSON objects.
 | `ack` | hub → terminal | 1 (`mqtt.ack: hub`) | [ack](#ack) |
 | `cmd/<name>` | hub → terminal | 1 | [command](#command) |
 | `cmd/<name>/reply` | terminal → hub | 1 | [command-reply](#command-reply) |
+
+The same interface as an AsyncAPI 3.0 document: [docs/asyncapi.yaml](asyncapi.yaml). Every payload's JSON Schema is
+in `agent/schemas/`, its `$id` a URL under `SCHEMA_BASE`; the version in the path is `schema_version`.
+
+**Field names.** An anonymous track is `track_id` in every event. `shopper.identified` and `spoof.suspected` called
+it `track` before: they now carry both, with the same value, for the rest of `schema_version` 1; `track` goes in
+`schema_version` 2, so read `track_id`. A member is always `member_id`.
 
 ## Delivery guarantees
 
@@ -111,8 +122,22 @@ def _section(title: str, schema: dict[str, Any], level: str = "##") -> str:
     return "\n".join(lines)
 
 
+def _event_types() -> str:
+    """One row per event type: which pipeline emits it and how the outbox treats it when full."""
+    owner = {t.TYPE: p.name for p in PLUGINS for t in p.event_types}
+    retention = {"protected": "never dropped", "normal": "dropped after telemetry", "telemetry": "dropped first"}
+    rows = ["| Type | Emitted by | When the outbox is full | What |", "|---|---|---|---|"]
+    for name, cls in sorted(EVENT_TYPES.items()):
+        what = (cls.__doc__ or "").strip().split("\n")[0]
+        rows.append(
+            f"| [`{name}`](#events{name.replace('.', '')}) | {owner.get(name, 'the runtime')} "
+            f"| {retention[cls.RETENTION.value]} | {what} |"
+        )
+    return "\n".join(["Every event type the agent emits:", "", *rows, ""])
+
+
 def render() -> str:
-    parts = [HEADER]
+    parts = [HEADER.replace("`SCHEMA_BASE`", f"`{SCHEMA_BASE_URL}`")]
     for name in MESSAGES:
         parts.append(_section(name, load_schema(name)))
         if name == "command":
@@ -120,10 +145,13 @@ def render() -> str:
             parts.extend(f"| `{c.name}` | {c.summary} |" for c in sorted(COMMANDS.values(), key=lambda c: c.name))
             parts.append("")
     parts.append(_section("events", load_schema("envelope")))
+    parts.append(_event_types())
     for name in schema_names():
         schema = load_schema(name)
         if name in MESSAGES or name == "envelope" or not schema.get("allOf"):
             continue
+        if not schema.get("description") and name in EVENT_TYPES:
+            schema = {**schema, "description": (EVENT_TYPES[name].__doc__ or "").strip().split("\n")[0]}
         parts.append(_section(f"`events/{name}`", schema, "###"))
     return "\n".join(parts).rstrip() + "\n"
 
@@ -135,7 +163,8 @@ def main(argv: list[str] | None = None) -> int:
     text = render()
     if args.write:
         DOC.write_text(text, encoding="utf-8")
-        print(f"wrote {DOC}")
+        ASYNCAPI_DOC.write_text(asyncapi.render(), encoding="utf-8")
+        print(f"wrote {DOC} and {ASYNCAPI_DOC}")
     else:
         sys.stdout.write(text)
     return 0

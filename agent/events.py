@@ -67,12 +67,17 @@ class EventBody:
 
     TYPE: ClassVar[str]
     RETENTION: ClassVar[Retention] = Retention.NORMAL
+    #: Renamed fields whose old name is still written, with the same value, for the rest of this
+    #: ``schema_version`` (old name -> new name), so consumers can move over before the old one goes.
+    DEPRECATED_ALIASES: ClassVar[dict[str, str]] = {}
     captured_at: float
 
     def fields(self) -> dict[str, Any]:
         data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         data.pop("captured_at")
         plain: dict[str, Any] = _plain(data)
+        for old, new in self.DEPRECATED_ALIASES.items():
+            plain[old] = plain[new]
         return plain
 
 

@@ -166,3 +166,11 @@ pipelines:
         assert module in check.detail and (installed or "store-edge-agent[speech]" in check.fix)
     off = parse_config(text.replace("enabled: true", "enabled: false"), base_dir=tmp_path)
     assert check_speech(off) == []
+
+
+def test_an_invalid_config_is_exit_78_naming_the_problem(tmp_path: Path) -> None:
+    config = tmp_path / "store.yaml"
+    config.write_text("version: 1\nstore: {id: s1, name: S}\nterminal: {id: t1}\ncameras: [{name: c, type: webcam}]\n")
+    done = doctor(config)
+    assert done.returncode == 78, done.stdout + done.stderr
+    assert "unknown type 'webcam'" in done.stderr and "Traceback" not in done.stderr

@@ -72,6 +72,10 @@ PEOPLE_LINES = PEOPLE + "test_lines_name_points_invert_and_normalized"
 PEOPLE_ZONES = PEOPLE + "test_zones_name_points_queue_and_queue_min_wait"
 PEOPLE_OCCUPANCY = PEOPLE + "test_occupancy_min_interval_and_heartbeat"
 PEOPLE_RELINK = PEOPLE + "test_relink_window_and_thresholds"
+HA = "tests/delivery/test_homeassistant.py::"
+HA_SETTINGS = HA + "test_the_settings_reach_the_bridge"
+PROMETHEUS = "tests/delivery/test_metrics.py::"
+PROMETHEUS_PORT = PROMETHEUS + "test_loopback_only_by_default_and_a_taken_port_is_a_config_error"
 SPHINX = "tests/speech/test_pocketsphinx.py::"
 SPHINX_KEYPHRASE = SPHINX + "test_keyphrase_intent_through_the_streaming_pipeline"
 SPHINX_MODES = SPHINX + "test_mode_language_and_microphone_recognizers"
@@ -440,6 +444,18 @@ SETTING_TESTS: dict[str, list[str]] = {
     "logging.level": ["tests/agent/test_cli.py::test_logging_settings_shape_what_the_agent_logs"],
     "logging.levels": ["tests/agent/test_cli.py::test_logging_settings_shape_what_the_agent_logs"],
     "logging.format": ["tests/agent/test_cli.py::test_logging_settings_shape_what_the_agent_logs"],
+    "integrations.home_assistant.enabled": [
+        HA + "test_discovery_and_states_from_a_real_run_of_the_people_pipeline",
+        HA_SETTINGS,
+    ],
+    "integrations.home_assistant.discovery_prefix": [HA_SETTINGS],
+    "integrations.home_assistant.member_sensor": [
+        HA_SETTINGS,
+        HA + "test_member_sensor_is_opt_in_and_forgets_an_erased_member",
+    ],
+    "integrations.prometheus.enabled": [PROMETHEUS + "test_scraped_during_a_run_and_equal_to_health", PROMETHEUS_PORT],
+    "integrations.prometheus.host": [PROMETHEUS_PORT],
+    "integrations.prometheus.port": [PROMETHEUS + "test_scraped_during_a_run_and_equal_to_health", PROMETHEUS_PORT],
     "trust.hub_keys": [
         "tests/delivery/test_attacks.py::test_every_attack_is_refused",
         "tests/delivery/test_hub_cli.py::test_keygen_register_and_a_confirmed_signed_erase",

@@ -43,8 +43,10 @@ MAX_FIT_ROWS = 64_000
 #: How often a build in progress saves what it has embedded so far.
 SAVE_EVERY_S = 30.0
 
-#: ``progress(done, total, path)`` after each photo, embedded or taken from the cache.
-Progress = Callable[[int, int, Path], None]
+#: ``progress(done, total, path)``: first ``(0, total, None)`` once the photos to embed are known (``total``
+#: counts only those: a photo already in the cache costs nothing and is not reported), then after each
+#: photo embedded.
+Progress = Callable[[int, int, Path | None], None]
 
 
 class Embedder(Protocol):
@@ -164,43 +166,32 @@ def build_index(
     jobs = [(p.sku, photo) for p in catalog.products.values() for photo in p.photos]
     total = len(jobs)
     hashes: list[str] = []
-    pending: list[tuple[str, Path]] = []
-    done = 0
-    embedded = 0
-    saved_at = time.monotonic()
-
-    def flush() -> None:
-        nonlocal done, embedded, saved_at
-        if not pending:
-            return
-        vectors = embedder.embed_references([read_image(path) for _, path in pending])
-        for (digest, path), copies in zip(pending, vectors, strict=True):
-            cache.vectors[digest] = copies.astype(np.float16)
-            done += 1
-            embedded += 1
-            if progress:
-                progress(done, total, path)
-        pending.clear()
-        if time.monotonic() - saved_at >= SAVE_EVERY_S:
-            cache.save()
-            saved_at = time.monotonic()
-            logger.info("catalogue %s: %d of %d photos embedded, cache saved", catalog_dir, done, total)
-
+    todo: dict[str, Path] = {}  # digest -> the first photo with those bytes, in catalogue order
     for _, photo in jobs:
         try:
             digest = file_sha256(photo)
         except OSError as exc:
             raise CatalogError(f"{photo}: cannot read: {exc.strerror}") from None
         hashes.append(digest)
-        if digest in cache.vectors or any(digest == d for d, _ in pending):
-            done += 1
-            if progress:
-                progress(done, total, photo)
-            continue
-        pending.append((digest, photo))
-        if len(pending) >= BATCH:
-            flush()
-    flush()
+        if digest not in cache.vectors:
+            todo.setdefault(digest, photo)
+    pending = list(todo.items())
+    if progress:
+        progress(0, len(pending), None)
+    saved_at = time.monotonic()
+    for start in range(0, len(pending), BATCH):
+        batch = pending[start : start + BATCH]
+        vectors = embedder.embed_references([read_image(path) for _, path in batch])
+        for (digest, _), copies in zip(batch, vectors, strict=True):
+            cache.vectors[digest] = copies.astype(np.float16)
+        if progress:
+            progress(start + len(batch), len(pending), batch[-1][1])
+        if time.monotonic() - saved_at >= SAVE_EVERY_S:
+            cache.save()
+            saved_at = time.monotonic()
+            logger.info("catalogue %s: %d of %d new photos embedded, cache saved", catalog_dir, start + len(batch),
+                        len(pending))  # fmt: skip
+    embedded = len(pending)
     cache.save(set(hashes))
     copies = np.stack([cache.vectors[h] for h in hashes]).astype(np.float32)  # photos x copies x dim
     # The rows (and the whitening fitted on them) follow from the embedder and each photo's SKU and bytes.

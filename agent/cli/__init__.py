@@ -1,8 +1,13 @@
 """``store-agent``: the command line. One module per subcommand, each exposing ``register(subparsers)``.
 
-Exit codes (documented in the README): 0 success, 1 runtime failure, 2 usage,
-69 a required model or device is unavailable, 78 invalid configuration (systemd
-does not restart on it: ``RestartPreventExitStatus=78``), 130 interrupted.
+Exit codes (documented in the README, per command; tests/agent/test_exit_codes.py produces each one):
+0 success, 1 runtime failure, 2 usage, 65 bad input data, 69 a required model, device or broker is
+unavailable, 78 invalid configuration or secret (systemd does not restart on it:
+``RestartPreventExitStatus=78``), 130 interrupted.
+
+``--debug`` and ``--log-level`` are accepted anywhere on the line (every parser, nested ones included, is an
+``AgentParser``), and no input produces a traceback without ``--debug``: an unexpected exception is one line
+on stderr and exit 1.
 """
 
 from __future__ import annotations
@@ -12,8 +17,12 @@ import importlib
 import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
 from agent import __version__
+
+logger = logging.getLogger("agent.cli")
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -44,10 +53,53 @@ COMMANDS: dict[str, str] = {
 }
 
 
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+class AgentParser(argparse.ArgumentParser):
+    """A parser that takes ``--debug`` and ``--log-level`` wherever they appear.
+
+    ``add_subparsers`` makes its children of the parser's own class, so every command and action parser gets
+    the two options too. Below the root their default is ``SUPPRESS``: a child sets them only when they are
+    given there, and never overwrites what was given before the command.
+    """
+
+    def __init__(self, *args: Any, root: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.add_argument(
+            "--debug",
+            action="store_true",
+            default=False if root else argparse.SUPPRESS,
+            help="show tracebacks and debug logs (anywhere on the line)",
+        )
+        self.add_argument(
+            "--log-level",
+            type=str.upper,
+            choices=LOG_LEVELS,
+            default=None if root else argparse.SUPPRESS,
+            help="log level for this run, over the config's logging.level (anywhere on the line)",
+        )
+
+
+def add_config_option(parser: argparse.ArgumentParser, *, required: bool = True, help: str | None = None) -> None:
+    """``--config/-c PATH``: the same spelling on every command that reads a store config."""
+    parser.add_argument(
+        "--config", "-c", type=Path, required=required, metavar="PATH", help=help or "the store YAML file"
+    )
+
+
+def log_level(args: argparse.Namespace) -> str | None:
+    """The level the command line asks for (``--debug`` wins over ``--log-level``), or None for the config's."""
+    if getattr(args, "debug", False):
+        return "DEBUG"
+    level: str | None = getattr(args, "log_level", None)
+    return level
+
+
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The parser with every subcommand, or with only ``command``'s module loaded when it is known."""
-    parser = argparse.ArgumentParser(prog="store-agent", description="Edge agent for in-store smart sensing terminals.")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
+    parser = AgentParser(prog="store-agent", description="Edge agent for in-store smart sensing terminals.", root=True)
+    parser.add_argument("--version", action="version", version=f"store-agent {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     version = sub.add_parser("version", help="print the agent version")
     version.set_defaults(func=lambda args: print(f"store-agent {__version__}") or EXIT_OK)
@@ -60,20 +112,31 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
 
 def _command_in(argv: Sequence[str]) -> str | None:
-    return next((arg for arg in argv if not arg.startswith("-")), None)
+    """The first word that is neither an option nor the value of ``--log-level``."""
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--log-level":
+            skip = True
+        elif not arg.startswith("-"):
+            return arg
+    return None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     from agent.config.errors import ConfigError
     from agent.errors import AgentError
     from agent.trust.keys import TrustKeyError
+    from drivers.base import DeviceError
     from models.manifest import ModelError
 
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser(_command_in(argv))
     args = parser.parse_args(argv)
-    if args.debug:
-        logging.basicConfig(level=logging.DEBUG)
+    # Commands that read a config's logging section (run, replay, demo) reconfigure with the same override.
+    logging.basicConfig(level=log_level(args) or "WARNING", format="%(levelname)s %(name)s: %(message)s", force=True)
+    logger.debug("store-agent %s: %s", __version__, " ".join(argv))
     try:
         code: int = args.func(args)
         return code
@@ -97,11 +160,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.debug:
             raise
         return EXIT_UNAVAILABLE
+    except DeviceError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        if args.debug:
+            raise
+        return EXIT_UNAVAILABLE
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
     except BrokenPipeError:  # output piped into `head` and the like: stop quietly
         sys.stderr.close()
         return EXIT_OK
+    except Exception as exc:  # a bug or an input no command foresaw: one line, the traceback only with --debug
+        if args.debug:
+            raise
+        print(f"error: {type(exc).__name__}: {exc} (--debug shows the traceback)", file=sys.stderr)
+        return EXIT_FAILURE
 
 
 if __name__ == "__main__":

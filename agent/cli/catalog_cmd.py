@@ -13,7 +13,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from agent.cli import EXIT_DATA
+from agent.cli import EXIT_DATA, add_config_option
+from agent.cli.progress import Progress
 
 if TYPE_CHECKING:
     from agent.catalog import BuiltCatalog
@@ -25,11 +26,11 @@ def register(sub: Any) -> None:
     parser = sub.add_parser("catalog", help="build or search the product catalogue index")
     commands = parser.add_subparsers(dest="catalog_command", metavar="ACTION", required=True)
     build = commands.add_parser("build", help="embed new reference photos and report the catalogue")
-    build.add_argument("--config", type=Path, required=True, help="the store YAML file")
-    build.add_argument("--quiet", action="store_true", help="no progress lines")
+    add_config_option(build)
+    build.add_argument("--quiet", action="store_true", help="no progress (a bar on a terminal, a few lines otherwise)")
     build.set_defaults(func=run_build)
     search = commands.add_parser("search", help="print the best SKUs for each image, one JSON line per image")
-    search.add_argument("--config", type=Path, required=True, help="the store YAML file")
+    add_config_option(search)
     search.add_argument("images", type=Path, nargs="+", metavar="IMAGE", help="photos of products")
     search.add_argument("--top", type=int, default=5, help="how many SKUs to list (default 5)")
     search.set_defaults(func=run_search)
@@ -53,14 +54,20 @@ def _load(config_path: Path, progress: bool) -> tuple[ProductEmbedder, BuiltCata
     )
     cache_dir = Path(settings.cache_dir or Path(config.storage.state_dir) / "catalog")
 
-    def report(done: int, total: int, path: Path) -> None:
-        print(f"\r[{done}/{total}] {path.parent.name}/{path.name}".ljust(72), end="", file=sys.stderr, flush=True)
+    bar: Progress | None = None
+
+    def report(done: int, total: int, path: Path | None) -> None:
+        nonlocal bar
+        if bar is None and total:
+            bar = Progress("embedding new photos", total, unit="photos")
+        if bar is not None and path is not None:
+            bar.update(done, detail=f"{path.parent.name}/{path.name}")
 
     built = build_index(
         Path(settings.catalog_dir), cache_dir, embedder, report if progress else None, whiten=settings.whitening
     )
-    if progress:
-        print(file=sys.stderr)
+    if bar is not None:
+        bar.finish(f"{built.stats.embedded} embedded, {built.stats.cached} taken from the cache")
     return embedder, built
 
 

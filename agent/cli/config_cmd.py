@@ -1,4 +1,7 @@
-"""``store-agent check-config PATH``: validate a store YAML and print a one-screen summary."""
+"""``store-agent check-config --config PATH``: validate a store YAML and print a one-screen summary.
+
+The path may also come as the one positional argument (the older spelling, kept so scripts keep working).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +9,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from agent.cli import add_config_option
 from agent.config.advice import config_warnings
 from agent.config.loader import load_config
 from agent.delivery.topics import Topics
@@ -14,14 +18,20 @@ from drivers.registry import create_driver
 
 def register(sub: Any) -> None:
     parser = sub.add_parser("check-config", help="validate a store config file (exit 78 if invalid)")
-    parser.add_argument("path", type=Path, help="the store YAML file")
-    parser.set_defaults(func=check_config)
+    add_config_option(parser, required=False)
+    parser.add_argument("path", type=Path, nargs="?", help="the store YAML file (same as --config)")
+    parser.set_defaults(func=check_config, parser=parser)
 
 
 def check_config(args: argparse.Namespace) -> int:
-    loaded = load_config(args.path)
+    if args.path is not None and args.config is not None and args.path != args.config:
+        args.parser.error(f"two config files given: {args.config} and {args.path}")
+    if args.config is None and args.path is None:
+        args.parser.error("the config file is required: --config PATH")
+    path: Path = args.config or args.path
+    loaded = load_config(path)
     c = loaded.config
-    print(f"{args.path}: valid (sha256 {loaded.sha256[:12]})")
+    print(f"{path}: valid (sha256 {loaded.sha256[:12]})")
     print(f"  store     {c.store.id} ({c.store.name}, {c.store.timezone})")
     print(f"  terminal  {c.terminal.id} {c.terminal.location}".rstrip())
     tls = "TLS" if c.mqtt.tls else "plain TCP"

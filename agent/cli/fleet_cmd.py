@@ -8,8 +8,9 @@
 
 ``run`` is the coordinator (one per chain; it alone publishes member states). The other actions work on its
 state file and leave the publishing and the commands to it. ``erase`` exits 0 when every terminal of the store
-confirmed within ``--wait``, 75 when some have not yet (it names them; the coordinator keeps asking them), 1 for
-an unknown member. ``cards`` exits 1 when the member is unknown or erased, or a card belongs to someone else.
+confirmed within ``--wait``, 75 when some have not yet (it names them; the coordinator keeps asking them), 1 when
+the store has no registered terminal. ``cards`` exits 1 for an erased member or a card that belongs to someone
+else (a member the store does not know yet becomes one known by card).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from agent.cli import EXIT_FAILURE, EXIT_OK
+from agent.cli import EXIT_FAILURE, EXIT_OK, add_config_option
 
 #: Some terminals have not confirmed an erasure yet (sysexits EX_TEMPFAIL: the coordinator keeps asking).
 EXIT_PENDING = 75
@@ -36,7 +37,7 @@ def register(actions: Any) -> None:
     fleet = actions.add_parser("fleet", help="store-wide members and erasures with proof (coordinator and tools)")
     sub = fleet.add_subparsers(dest="fleet_action", metavar="ACTION", required=True)
     run = sub.add_parser("run", help="run the fleet coordinator (one per chain)")
-    run.add_argument("--config", "-c", type=Path, required=True, help="a YAML file with the chain broker (mqtt)")
+    add_config_option(run, help="a YAML file with the chain broker (mqtt)")
     run.add_argument("--retry", type=float, default=30.0, help="seconds between erase-member tries (default 30)")
     erase = sub.add_parser("erase", help="erase a member on every terminal of a store, and wait for the proof")
     erase.add_argument("--store", required=True)
@@ -96,7 +97,10 @@ def _run(args: argparse.Namespace, store: Any) -> int:
     signal.signal(signal.SIGINT, handler)
     coordinator = FleetCoordinator(config.mqtt, store, read_hub_key(args.key), _registry(args), retry_s=args.retry)
     with coordinator:
-        print(f"fleet coordinator on {config.mqtt.host}:{config.mqtt.port} under {config.mqtt.topic_prefix}/")
+        print(
+            f"fleet coordinator on {config.mqtt.host}:{config.mqtt.port} under {config.mqtt.topic_prefix}/",
+            file=sys.stderr,
+        )
         while not stop.wait(1.0):
             pass
     print(f"fleet coordinator stopped: {coordinator.stats}", file=sys.stderr)
@@ -149,6 +153,7 @@ def _cards(args: argparse.Namespace, store: Any) -> int:
         version = store.set_cards(
             args.store,
             member_ref(args.store, args.member_id),
+            args.member_id,
             [digest(h) for h in args.add],
             [digest(h) for h in args.remove],
         )

@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from agent.cli import EXIT_FAILURE, EXIT_OK, EXIT_UNAVAILABLE, EXIT_USAGE, fleet_cmd
+from agent.cli import EXIT_FAILURE, EXIT_OK, EXIT_UNAVAILABLE, EXIT_USAGE, add_config_option, fleet_cmd
 from agent.trust.keys import HubPrivateKey, TrustKeyError
 from agent.trust.messages import TerminalRegistry, Verdict
 
@@ -37,7 +37,7 @@ def register(sub: Any) -> None:
     reg.add_argument("terminal", help="terminal id")
     reg.add_argument("key", help='the line `store-agent keys` printed: "store-agent-terminal-v1 ..."')
     send = actions.add_parser("send", help="sign a command, send it to a terminal, print its verified reply")
-    send.add_argument("--config", "-c", type=Path, required=True, help="a store YAML file (broker and store id)")
+    add_config_option(send, help="a store YAML file (broker and store id)")
     send.add_argument("--key", type=Path, required=True, help="the hub's private key (hub.key)")
     send.add_argument(
         "--terminals", type=Path, help=f"registry of terminal keys (default: {DEFAULT_REGISTRY} beside --key)"
@@ -48,7 +48,7 @@ def register(sub: Any) -> None:
     send.add_argument("command", help="command name, e.g. erase-member")
     send.add_argument("arguments", nargs="?", default="{}", help="the command's arguments as a JSON object")
     push = actions.add_parser("push-config", help="push each terminal's config (and the base it names), signed")
-    push.add_argument("--config", "-c", type=Path, required=True, help="a YAML file with the broker (mqtt)")
+    add_config_option(push, help="a YAML file with the broker (mqtt)")
     push.add_argument("--key", type=Path, required=True, help="the hub's private key (hub.key)")
     push.add_argument(
         "--terminals", type=Path, help=f"registry of terminal keys (default: {DEFAULT_REGISTRY} beside --key)"
@@ -66,7 +66,7 @@ def register(sub: Any) -> None:
     hub.set_defaults(func=run)
     fleet_cmd.register(actions)
     keys = sub.add_parser("keys", help="print this terminal's public key (register it at the hub)")
-    keys.add_argument("--config", "-c", type=Path, required=True, help="the store YAML file")
+    add_config_option(keys)
     keys.set_defaults(func=show_terminal_key)
 
 

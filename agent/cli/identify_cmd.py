@@ -7,6 +7,9 @@ whether the shipped thresholds would accept it. An image with no face prints
 one line with ``"faces": 0``; an unreadable one a line with ``"error"``. The
 gallery is opened read-only in effect: nothing is enrolled and no match is
 audited (no one was identified in the store).
+
+Exit codes: 0 every image read; 65 an image could not be read (the others are still analysed); 69 a model is
+not provisioned; 78 the config or the gallery key is unusable.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from agent.cli import EXIT_CONFIG, EXIT_DATA, EXIT_OK, add_config_option
 from agent.identity.enrollment import PHOTO_PAD, read_image
 from agent.identity.gallery import GalleryError
 from agent.identity.keys import GalleryKeyError
@@ -24,7 +28,7 @@ from agent.identity.keys import GalleryKeyError
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser("identify", help="identify the faces in photos (JSON lines; for tuning)")
-    parser.add_argument("--config", type=Path, required=True, help="store config YAML")
+    add_config_option(parser)
     parser.add_argument("--no-pad", action="store_true", help="detect without the border added for tight crops")
     parser.add_argument("images", nargs="+", help="image files")
     parser.set_defaults(func=run)
@@ -46,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
         gallery = open_gallery(settings, Path(config.storage.state_dir))
     except (GalleryError, GalleryKeyError) as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_CONFIG
     try:
         matrix = gallery.matrix()
         analyzer = load_analyzer(settings, config.models.options())
@@ -96,6 +100,6 @@ def run(args: argparse.Namespace) -> int:
                         member_id=scores.member_id if accepted and line["live"] else None,
                     )
                 print(json.dumps(line))
-        return 1 if failed else 0
+        return EXIT_DATA if failed else EXIT_OK
     finally:
         gallery.close()

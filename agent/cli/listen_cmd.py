@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from agent.cli import EXIT_DATA
+from agent.cli import EXIT_DATA, add_config_option
 from agent.config.loader import load_config
 from agent.pipelines.speech.build import make_stage
 from agent.pipelines.speech.settings import SpeechSettings
@@ -36,7 +36,7 @@ def register(sub: Any) -> None:
         epilog="exit codes: 0 every file heard; 65 a file was not usable audio (named on stderr, the others are "
         "still heard); 69 a model is not provisioned; 78 invalid config",
     )
-    parser.add_argument("--config", type=Path, required=True, help="store YAML with pipelines.speech")
+    add_config_option(parser, help="store YAML with pipelines.speech")
     parser.add_argument("--models-dir", type=Path, help="override models.directory from the config")
     parser.add_argument("--microphone", help="use this microphone's recognisers (default: the pipeline's)")
     parser.add_argument(

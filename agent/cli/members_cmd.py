@@ -9,6 +9,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from agent.cli import add_config_option
 from agent.errors import AgentError
 from agent.identity.enrollment import (
     UNREADABLE,
@@ -34,7 +35,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     enroll.add_argument("--member-id", required=True)
     enroll.add_argument("--consent-ref", required=True, help="reference of the signed consent form")
     enroll.add_argument("--scope", default="identification")
-    enroll.add_argument("--expires", help="consent expiry date, YYYY-MM-DD (templates are deleted then)")
+    enroll.add_argument("--expires", type=_expiry, help="consent expiry date, YYYY-MM-DD (templates are deleted then)")
     enroll.add_argument("--guardian", action="store_true", help="consent given by a guardian (a minor)")
     enroll.add_argument(
         "--coverage",
@@ -48,8 +49,16 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         p = sub.add_parser(name)
         p.add_argument("member_id")
     for p in sub.choices.values():
-        p.add_argument("--config", type=Path, required=True, help="store config YAML")
+        add_config_option(p)
     parser.set_defaults(func=run)
+
+
+def _expiry(text: str) -> float:
+    """``--expires``: a calendar date (the start of that day, UTC) as a Unix time; argparse reports a bad one."""
+    try:
+        return datetime.strptime(text, "%Y-%m-%d").replace(tzinfo=timezone.utc).timestamp()
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date written YYYY-MM-DD, e.g. 2027-01-31") from None
 
 
 def _erase_with_outbox(loaded: LoadedConfig, gallery: Gallery, member_id: str) -> EraseResult:
@@ -96,12 +105,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         action = args.members_action
         if action == "enroll":
-            expires = (
-                datetime.strptime(args.expires, "%Y-%m-%d").replace(tzinfo=timezone.utc).timestamp()
-                if args.expires
-                else None
-            )
-            consent = Consent(args.consent_ref, args.scope, 0.0, expires, args.guardian, args.coverage)
+            consent = Consent(args.consent_ref, args.scope, 0.0, args.expires, args.guardian, args.coverage)
             analyzer = load_analyzer(face, config.models.options())
             try:
                 result = enroll_files(gallery, analyzer, args.member_id, consent, args.photos, face.liveness_threshold)

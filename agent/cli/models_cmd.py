@@ -11,7 +11,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from agent.cli import EXIT_USAGE
+from agent.cli import EXIT_USAGE, add_config_option
+from agent.cli.progress import Progress
 from agent.config.loader import load_config
 from models.manifest import ModelEntry, ModelError, load_manifest
 from models.provision import check_mirror, fetch, verify
@@ -24,9 +25,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser = subparsers.add_parser("models", help="list, fetch and verify model files")
     parser.add_argument("action", choices=["list", "fetch", "verify"])
     parser.add_argument("names", nargs="*", help="manifest names (default: what the config's enabled pipelines load)")
-    parser.add_argument(
-        "--config", "-c", type=Path, default=None, help=f"store YAML (default: {DEFAULT_CONFIG} when it exists)"
-    )
+    add_config_option(parser, required=False, help=f"store YAML (default: {DEFAULT_CONFIG} when it exists)")
     parser.add_argument(
         "--dir", type=Path, default=None, help=f"models directory (default: the config's, or {DEFAULT_DIR})"
     )
@@ -35,11 +34,6 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.add_argument("--force", action="store_true", help="fetch even when a verified copy is installed")
     parser.set_defaults(func=run)
-
-
-def _progress(name: str, done: int, total: int | None) -> None:
-    pct = f"{100 * done / total:5.1f}%" if total else f"{done} B"
-    print(f"\r{name}: {pct}", end="", file=sys.stderr, flush=True)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -89,14 +83,25 @@ def run(args: argparse.Namespace) -> int:
             sources = ", ".join(s.kind for s in model.sources)
             print(f"{name}\t{model.task}\t{model.licence}\t{state}\t{sources}\t{used}")
             continue
+        if args.action == "fetch":
+            with Progress(name, model.size, unit="B") as progress:
+                try:
+                    path = fetch(
+                        model,
+                        directory,
+                        lambda _, done, total: progress.update(done, total),
+                        force=args.force,
+                        mirror=mirror,
+                    )
+                    progress.finish(f"ok {path}")
+                except ModelError as exc:
+                    failed += 1
+                    progress.finish(f"FAILED: {exc}")
+            continue
         try:
-            if args.action == "fetch":
-                path = fetch(model, directory, _progress, force=args.force, mirror=mirror)
-                print(f"\r{name}: ok {path}", file=sys.stderr)
-            else:
-                verify(model, directory)
-                print(f"{name}: ok")
+            verify(model, directory)
+            print(f"{name}: ok")
         except ModelError as exc:
             failed += 1
-            print(f"\r{name}: FAILED: {exc}", file=sys.stderr)
+            print(f"{name}: FAILED: {exc}", file=sys.stderr)
     return 1 if failed else 0

@@ -12,6 +12,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from agent.cli import add_config_option
 from agent.cli.hub_cmd import DEFAULT_REGISTRY, read_hub_key
 from agent.config.loader import load_config
 from agent.config.schema import MqttSection
@@ -22,7 +23,7 @@ from agent.trust.messages import TerminalRegistry, Verdict
 
 def register(sub: Any) -> None:
     parser = sub.add_parser("monitor", help="print a store's events and status changes from MQTT (acks in hub mode)")
-    parser.add_argument("--config", "-c", type=Path, required=True, help="a store YAML file (broker and store id)")
+    add_config_option(parser, help="a store YAML file (broker and store id)")
     parser.add_argument("--terminal", "-t", help="only this terminal (default: every terminal of the store)")
     parser.add_argument("--json", action="store_true", help="print each event's JSON payload on one line")
     parser.add_argument("--health", action="store_true", help="also print health messages")

@@ -7,10 +7,10 @@ import logging
 import signal
 import sys
 import threading
-from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from agent.cli import add_config_option, log_level
 from agent.config.loader import load_config
 from agent.logsetup import configure_logging
 from agent.runtime.agent import Agent
@@ -25,11 +25,10 @@ def register(sub: Any) -> None:
         ("replay", replay, "run until every replay source is exhausted, deliver everything, exit 0"),
     ):
         parser = sub.add_parser(name, help=text)
-        parser.add_argument("--config", "-c", type=Path, required=True, help="the store YAML file")
+        add_config_option(parser)
         parser.add_argument(
             "--print-events", action="store_true", help="also print every event as a JSON line on stdout"
         )
-        parser.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="override logging.level")
         if name == "replay":
             parser.add_argument(
                 "--timeout",
@@ -54,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     from agent.runtime.daemon import Daemon
 
     loaded = load_config(args.config)
-    configure_logging(loaded.config.logging, "DEBUG" if args.debug else args.log_level)
+    configure_logging(loaded.config.logging, log_level(args))
     extra = JsonLinesSink(sys.stdout) if args.print_events else None
     daemon = Daemon(loaded, extra_sink=extra)  # DeliveryError is an AgentError: the CLI prints it, exit 78
     _install_signal_handlers(daemon.stop_event)
@@ -69,7 +68,7 @@ def replay(args: argparse.Namespace) -> int:
     from agent.cli import EXIT_INTERRUPTED, EXIT_UNAVAILABLE
 
     loaded = load_config(args.config)
-    configure_logging(loaded.config.logging, "DEBUG" if args.debug else args.log_level)
+    configure_logging(loaded.config.logging, log_level(args))
     if "mqtt" not in loaded.config.model_fields_set:
         agent = Agent(loaded, JsonLinesSink(sys.stdout), replay=True)
         _install_signal_handlers(agent.stop_event)

@@ -3,23 +3,28 @@
 Installers draw zones by editing coordinates; this shows them on what the
 camera actually sees (one frame read through the camera's own driver), with
 each line's 'in' direction, so a mistake is visible before counting starts.
+
+Exit codes: 0 written; 1 the PNG cannot be written; 2 a --camera the config does not have, or a --frame past
+the end of a replayed clip; 69 the camera gives no frame; 78 the config is invalid or a zone does not fit.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import sys
 from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
 
+from agent.cli import EXIT_CONFIG, EXIT_FAILURE, EXIT_UNAVAILABLE, EXIT_USAGE, add_config_option
 from agent.config.loader import load_config
 from agent.pipelines.people.geometry import signed_distance
 from agent.pipelines.people.settings import PeopleScene, PeopleSettings
 from agent.pipelines.people.stage import build_scene
-from drivers.base import Frame
+from drivers.base import EndOfStream, Frame
 from drivers.registry import create_driver
 
 logger = logging.getLogger(__name__)
@@ -31,11 +36,31 @@ LINE_COLOUR = (0, 0, 255)
 
 def register(sub: Any) -> None:
     parser = sub.add_parser("zones", help="render a camera's configured zones and lines on a frame (PNG)")
-    parser.add_argument("--config", type=Path, required=True, help="the store YAML file")
+    add_config_option(parser)
     parser.add_argument("--camera", required=True, help="camera name from the config")
     parser.add_argument("--snapshot", type=Path, required=True, help="where to write the PNG")
-    parser.add_argument("--frame", type=int, default=0, help="frame index to draw on (replay sources)")
+    parser.add_argument(
+        "--frame", type=_frame_index, default=0, help="frame index to draw on (replay sources; default 0)"
+    )
     parser.set_defaults(func=zones)
+
+
+class ZonesError(Exception):
+    """What the operator asked cannot be drawn; ``code`` is the exit status."""
+
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _frame_index(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a frame index (0, 1, 2, ...)")
+    return value
 
 
 def render(image: np.ndarray, camera: str, scene: PeopleScene) -> np.ndarray:
@@ -92,37 +117,55 @@ def _label(image: np.ndarray, text: str, x: int, y: int) -> None:
 
 
 def grab_frame(config_path: Path, camera: str, index: int) -> tuple[np.ndarray, PeopleScene]:
-    """One frame from the named camera through its configured driver, and that camera's scene."""
+    """One frame from the named camera through its configured driver, and that camera's scene.
+
+    Raises ``ZonesError`` for what the operator can fix; a camera that fails to open raises ``DeviceError``
+    (exit 69 through the CLI)."""
     config = load_config(config_path).config
     options = next((o for k, o in config.devices() if k == "camera" and o.name == camera), None)
     if options is None:
         known = ", ".join(sorted(config.device_names("camera"))) or "none"
-        raise SystemExit(f"{config_path}: no enabled camera named {camera!r} (configured: {known})")
+        raise ZonesError(f"{config_path}: no enabled camera named {camera!r} (configured: {known})", EXIT_USAGE)
     scene = config.pipelines.settings(PeopleSettings).scenes.get(camera)
     if scene is None:
-        raise SystemExit(f"{config_path}: pipelines.people.scenes has no entry for camera {camera!r}")
+        raise ZonesError(f"{config_path}: pipelines.people.scenes has no entry for camera {camera!r}", EXIT_USAGE)
     with create_driver("camera", options) as driver:
         item: Frame | None = None
-        for _ in range(index + 1):
+        for read in range(index + 1):
             item = None
-            for _attempt in range(50):
-                item = driver.read(0.2)
-                if item is not None:
-                    break
+            try:
+                for _attempt in range(50):
+                    item = driver.read(0.2)
+                    if item is not None:
+                        break
+            except EndOfStream:
+                raise ZonesError(
+                    f"--frame {index}: camera {camera} ends after {read} frame(s) (frames count from 0)", EXIT_USAGE
+                ) from None
             if item is None:
-                raise SystemExit(f"camera {camera}: no frame within 10 s")
+                raise ZonesError(f"camera {camera}: no frame within 10 s", EXIT_UNAVAILABLE)
     assert item is not None
     return np.asarray(item.image), scene
 
 
 def zones(args: argparse.Namespace) -> int:
-    image, scene = grab_frame(args.config, args.camera, args.frame)
     try:
-        drawn = render(image, args.camera, scene)
-    except ValueError as exc:
-        raise SystemExit(f"{args.config}: {exc}") from None
-    if not cv2.imwrite(str(args.snapshot), drawn):
-        raise SystemExit(f"cannot write {args.snapshot} (is the folder there and the suffix .png or .jpg?)")
+        image, scene = grab_frame(args.config, args.camera, args.frame)
+        try:
+            drawn = render(image, args.camera, scene)
+        except ValueError as exc:
+            raise ZonesError(f"{args.config}: {exc}", EXIT_CONFIG) from None
+        try:
+            written = cv2.imwrite(str(args.snapshot), drawn)
+        except cv2.error:
+            written = False
+        if not written:
+            raise ZonesError(
+                f"cannot write {args.snapshot} (is the folder there and the suffix .png or .jpg?)", EXIT_FAILURE
+            )
+    except ZonesError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.code
     print(
         f"{args.snapshot}: {image.shape[1]}x{image.shape[0]} frame of {args.camera} with "
         f"{len(scene.zones)} zone(s) and {len(scene.lines)} line(s)"

@@ -42,7 +42,7 @@ from agent.identity.enrollment import EnrollmentError, decode_image, enroll_imag
 from agent.identity.gallery import Consent, Gallery, GalleryError
 from agent.identity.keys import GalleryKeyError
 from agent.identity.sync import COVERAGES, known_member, member_ref
-from agent.pipelines.face.resources import load_analyzer, open_gallery
+from agent.pipelines.face.resources import gallery_path, load_analyzer, open_gallery
 from agent.pipelines.face.settings import FaceSettings
 from agent.pipelines.shared import FrameTap
 from models.face.active_liveness import Direction, HeadTurnChallenge, HeadTurnSettings, Outcome, signed_turn
@@ -58,11 +58,23 @@ CAMERA_WAIT_S = 5.0
 @contextmanager
 def _gallery(host: CommandHost) -> Iterator[Gallery]:
     """The running pipeline's gallery (shared), else one opened for this command and closed after it."""
+    with _existing_gallery(host, create=True) as gallery:
+        assert gallery is not None
+        yield gallery
+
+
+@contextmanager
+def _existing_gallery(host: CommandHost, create: bool = False) -> Iterator[Gallery | None]:
+    """As ``_gallery``; None where this terminal has no gallery file and ``create`` is off (nobody was ever
+    enrolled here: an erasure needs no gallery key then)."""
     shared = host.shared()
     if shared is not None and shared.gallery is not None:
         yield shared.gallery
         return
     config = host.loaded.config
+    if not create and not gallery_path(Path(config.storage.state_dir)).exists():
+        yield None
+        return
     try:
         gallery = open_gallery(config.pipelines.settings(FaceSettings), Path(config.storage.state_dir))
     except (GalleryError, GalleryKeyError) as exc:
@@ -219,12 +231,13 @@ def _erase_member(host: CommandHost, args: dict[str, Any]) -> dict[str, Any]:
     if ("member_id" in args) == ("member_ref" in args):
         raise CommandFailed('give either "member_id" or "member_ref" (32 hex digits, as member.erased names it)')
     store_id = host.loaded.config.store.id
-    with _gallery(host) as gallery:
+    with _existing_gallery(host) as gallery:
         if "member_ref" in args:
             ref = args["member_ref"]
             if not isinstance(ref, str) or not re.fullmatch(r"[0-9a-f]{32}", ref):
                 raise CommandFailed("member_ref must be 32 lower-case hex digits")
-            found = [m.member_id for m in gallery.members() if member_ref(store_id, m.member_id) == ref]
+            members = gallery.members() if gallery is not None else []
+            found = [m.member_id for m in members if member_ref(store_id, m.member_id) == ref]
             member_id = found[0] if found else known_member(ref)
         else:
             member_id = _member_id(args)

@@ -269,6 +269,39 @@ class LoggingSection(Section):
     )
 
 
+class HomeAssistantSettings(Section):
+    enabled: bool = Field(
+        False, description="Publish Home Assistant MQTT discovery (retained) and state topics on the store's broker."
+    )
+    discovery_prefix: str = Field(
+        "homeassistant",
+        pattern=r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$",
+        description="Home Assistant's discovery prefix (its MQTT integration's setting; 'homeassistant' by default).",
+    )
+    member_sensor: bool = Field(
+        False,
+        description="Also expose the last identified member's id as a sensor (opt-in: it puts a member id in "
+        "Home Assistant's history; cleared when that member is erased).",
+    )
+
+
+class PrometheusSettings(Section):
+    enabled: bool = Field(False, description="Serve the health figures as Prometheus metrics over HTTP.")
+    host: str = Field(
+        "127.0.0.1", description="Address to listen on; loopback by default (scrape it locally or through a proxy)."
+    )
+    port: int = Field(9464, gt=0, lt=65536, description="Port of the /metrics endpoint.")
+
+
+class IntegrationsSection(Section):
+    home_assistant: HomeAssistantSettings = Field(
+        default_factory=HomeAssistantSettings, description="Home Assistant MQTT discovery; off by default."
+    )
+    prometheus: PrometheusSettings = Field(
+        default_factory=PrometheusSettings, description="Prometheus metrics on localhost; off by default."
+    )
+
+
 def _device_list(kind: DeviceKind) -> Any:
     """``list[<union of the registered drivers' options, picked by type>]``."""
     models = tuple(options_models(kind))
@@ -313,6 +346,9 @@ class StoreConfig(Section):
         default_factory=TrustSection, description="The hub's keys: signed commands and acks, authenticated events."
     )
     logging: LoggingSection = Field(default_factory=LoggingSection, description="Log levels and format.")
+    integrations: IntegrationsSection = Field(
+        default_factory=IntegrationsSection, description="Optional links to other systems, each off by default."
+    )
 
     @model_validator(mode="after")
     def _unique_names_and_references(self) -> StoreConfig:

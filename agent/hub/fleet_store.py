@@ -206,14 +206,15 @@ class FleetStore:
             )
         return version
 
-    def set_cards(self, store_id: str, ref: str, add: list[str], remove: list[str]) -> int:
-        """Card registry changes for an enrolled member (keyed hashes, as the terminals compute them)."""
+    def set_cards(self, store_id: str, ref: str, member_id: str, add: list[str], remove: list[str]) -> int:
+        """Card registry changes for a member (keyed hashes, as the terminals compute them). A member the store
+        does not know yet becomes one known by card only; an erased member is refused (enrol them again)."""
         with self._write() as db:
             row = db.execute(
                 "SELECT erased FROM members WHERE store_id = ? AND member_ref = ?", (store_id, ref)
             ).fetchone()
-            if row is None or row[0]:
-                raise FleetError(f"member {ref} is not a member of store {store_id} (unknown or erased)")
+            if row is not None and row[0]:
+                raise FleetError(f"member {member_id} of store {store_id} was erased: enrol them again first")
             for digest in add:
                 owner = db.execute(
                     "SELECT member_ref FROM cards WHERE store_id = ? AND card_hash = ?", (store_id, digest)
@@ -226,10 +227,17 @@ class FleetStore:
                     "DELETE FROM cards WHERE store_id = ? AND card_hash = ? AND member_ref = ?", (store_id, digest, ref)
                 )
             version = self._bump(db, store_id)
-            db.execute(
-                "UPDATE members SET version = ?, changed_at = ?, published = 0 WHERE store_id = ? AND member_ref = ?",
-                (version, time.time(), store_id, ref),
-            )
+            if row is None:
+                db.execute(
+                    "INSERT INTO members VALUES (?, ?, ?, ?, 0, NULL, ?, 0)",
+                    (store_id, ref, member_id, version, time.time()),
+                )
+            else:
+                db.execute(
+                    "UPDATE members SET version = ?, changed_at = ?, published = 0 "
+                    "WHERE store_id = ? AND member_ref = ?",
+                    (version, time.time(), store_id, ref),
+                )
         return version
 
     # --- what the coordinator publishes ---------------------------------------------------------------
@@ -273,7 +281,7 @@ class FleetStore:
             "member_ref": ref,
             "member_id": member_id,
             "version": int(version),
-            "consent": json.loads(consent),
+            "consent": json.loads(consent) if consent else None,
             "templates": by_model,
             "cards": cards,
         }

@@ -221,13 +221,16 @@ def image_size(data: bytes) -> tuple[str, int, int] | None:
     return None
 
 
-def erase_member(gallery: Gallery, member_id: str, reason: str = "request", announce: bool = True) -> EraseResult:
-    """Remove the member everywhere: gallery (templates, consent) and queued events via the hooks.
+def erase_member(
+    gallery: Gallery | None, member_id: str, reason: str = "request", announce: bool = True
+) -> EraseResult:
+    """Remove the member everywhere: gallery (templates, consent) and queued events via the hooks. ``gallery``
+    is None on a terminal that never had one (no face pipeline): the member's queued events still go.
 
     With store sharing on (``identity.sync``), an erasure made here is also announced so every terminal of the
     store erases the member; ``announce=False`` for an erasure that came from elsewhere (the hub's).
     """
-    was = gallery.erase(member_id, reason)
+    was = gallery.erase(member_id, reason) if gallery is not None else False
     removed = 0
     with _hooks_lock:
         hooks = list(_hooks)

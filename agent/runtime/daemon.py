@@ -27,20 +27,22 @@ from agent.config.advice import config_warnings
 from agent.config.loader import ConfigError, LoadedConfig, load_config
 from agent.config.push import PushError, check_push, restore_previous, write_push
 from agent.config.schema import StoreConfig
+from agent.delivery.homeassistant import HomeAssistantBridge, ZoneSpec
 from agent.delivery.outbox import OUTBOX_FILE, Outbox
-from agent.delivery.publisher import COMMAND_QUEUE, CommandQueue, CommandRequest, Publisher
+from agent.delivery.publisher import COMMAND_QUEUE, CommandQueue, CommandRequest, Publisher, encode
 from agent.delivery.topics import Topics
 from agent.errors import AgentError
 from agent.events import Event
 from agent.identity.enrollment import register_erasure_hook, unregister_erasure_hook
 from agent.identity.sync import set_recorder
-from agent.pipelines.face.resources import open_gallery
+from agent.pipelines.face.resources import gallery_path, open_gallery
 from agent.pipelines.face.settings import FaceSettings
 from agent.pipelines.shared import Shared
 from agent.runtime.agent import Agent
 from agent.runtime.commander import Commander
 from agent.runtime.health import SystemProbe, health_payload, status_payload
 from agent.runtime.member_sync import MemberSync, members_filter, open_recorder
+from agent.runtime.metrics import MetricsServer
 from agent.runtime.notify import Notifier
 from agent.runtime.sink import EventSink, FanoutSink
 from agent.runtime.state import StateStore
@@ -89,6 +91,9 @@ class Daemon:
         self.commands: CommandQueue = queue.Queue(maxsize=COMMAND_QUEUE)
         self.started_mono = time.monotonic()
         self.probe = SystemProbe()
+        self.scrape_probe = SystemProbe()  # its own CPU window, so scrapes do not shorten health's
+        self.home_assistant: HomeAssistantBridge | None = None
+        self.metrics: MetricsServer | None = None
         self._stack = ExitStack()
         self._agent: Agent | None = None
         self._reloading = False
@@ -113,7 +118,9 @@ class Daemon:
         # Erasure (CLI, MQTT, consent expiry) also purges the member's queued events.
         register_erasure_hook(self.outbox.delete_member_events)
         self._stack.callback(unregister_erasure_hook, self.outbox.delete_member_events)
-        sink: EventSink = FanoutSink(self.outbox, self.extra_sink) if self.extra_sink else self.outbox
+        self.home_assistant = self._home_assistant(self.loaded)
+        extra = [s for s in (self.home_assistant, self.extra_sink) if s is not None]
+        sink: EventSink = FanoutSink(self.outbox, *extra) if extra else self.outbox
         self.sink = LentSink(sink, self.outbox)
         for warning in config_warnings(config):
             logger.warning("%s", warning)
@@ -144,6 +151,8 @@ class Daemon:
             lambda: self.publisher.stop(offline=status_payload("offline", self.loaded, boot, "stopped"))
         )
         self.publisher.start()
+        # After the pipelines have stopped (their last events included), before the publisher goes offline.
+        self._stack.callback(self._tick_integrations)
         # Model warm-up, TensorRT engine builds and the catalogue's embedding report progress: under systemd each
         # report extends TimeoutStartSec (EXTEND_TIMEOUT_USEC), so a slow board is not killed while it advances.
         startup.set_reporter(self._starting)
@@ -154,6 +163,15 @@ class Daemon:
             startup.set_reporter(None)
             set_progress_hook(None)
         self._stack.callback(lambda: self.agent.close())
+        prometheus = config.integrations.prometheus
+        if prometheus.enabled:
+            try:
+                self.metrics = MetricsServer(prometheus.host, prometheus.port, self._scrape).start()
+            except OSError as exc:
+                raise AgentError(
+                    f"integrations.prometheus: cannot listen on {prometheus.host}:{prometheus.port}: {exc.strerror}"
+                ) from None
+            self._stack.callback(self.metrics.close)
         self.commander = Commander(self.commands, self._run_command, self._reply, self._time_limit, self.stop_event)
         self.commander.start()
         if self.member_sync is not None:
@@ -177,7 +195,10 @@ class Daemon:
             recorder,
             key,
             self.trust.hub_keys,
-            open_gallery=lambda: open_gallery(face, state_dir),
+            # No face pipeline and no gallery yet: the terminal takes members' cards, not their templates.
+            open_gallery=lambda: (
+                open_gallery(face, state_dir) if face.enabled or gallery_path(state_dir).exists() else None
+            ),
             shared_gallery=lambda: self.shared().gallery if self.shared() is not None else None,  # type: ignore[union-attr]
             emit=lambda body: self.agent.emit(body),
             flush=lambda: self.outbox.flush(10.0),
@@ -187,6 +208,45 @@ class Daemon:
     def _starting(self, status: str, extend_s: float) -> None:
         logger.debug("start-up: %s", status)
         self.notifier.extend(status, extend_s)
+
+    def _home_assistant(self, loaded: LoadedConfig) -> HomeAssistantBridge | None:
+        """The Home Assistant bridge when ``integrations.home_assistant`` is on: zones from the people scenes."""
+        from agent.pipelines.people.settings import PeopleSettings
+
+        config = loaded.config
+        settings = config.integrations.home_assistant
+        if not settings.enabled:
+            return None
+        people = config.pipelines.settings(PeopleSettings)
+        zones = [
+            ZoneSpec(camera, zone.name, zone.queue)
+            for camera, scene in (people.scenes.items() if people.enabled else ())
+            for zone in scene.zones
+        ]
+        bridge = HomeAssistantBridge(
+            self.topics,
+            store_name=config.store.name,
+            location=config.terminal.location,
+            zones=zones,
+            discovery_prefix=settings.discovery_prefix,
+            member_sensor=settings.member_sensor,
+        )
+        register_erasure_hook(bridge.forget_member)
+        self._stack.callback(unregister_erasure_hook, bridge.forget_member)
+        return bridge
+
+    def _ha_publish(self, topic: str, payload: dict[str, Any], retain: bool) -> bool:
+        """Discovery configs go out as Home Assistant reads them (no MAC member); state like any status."""
+        assert self.home_assistant is not None
+        if topic.startswith(f"{self.home_assistant.prefix}/"):
+            return self.publisher.conn.publish(topic, encode(payload), qos=1, retain=retain) is not None
+        return self.publisher.publish_json(topic, payload, retain)
+
+    def _scrape(self) -> dict[str, Any] | None:
+        """The health figures for a Prometheus scrape (None while the pipelines restart)."""
+        if self._agent is None or self._reloading:
+            return None
+        return self.health(self.scrape_probe)
 
     def _start_agent(self, loaded: LoadedConfig) -> Agent:
         agent = Agent(loaded, self.sink, replay=self.replay, state=self.state)
@@ -238,6 +298,7 @@ class Daemon:
             if now >= next_health and not self._reloading:
                 next_health = now + interval
                 self.publish_health()
+            self._tick_integrations()
             if watchdog and now >= next_watchdog:
                 next_watchdog = now + watchdog
                 if self.healthy():
@@ -267,13 +328,13 @@ class Daemon:
         sources = len(self._agent.sources) if self._agent else 0
         return f"{sources} devices, MQTT {link}, outbox {self.outbox.rows} events"
 
-    def health(self) -> dict[str, Any]:
+    def health(self, probe: SystemProbe | None = None) -> dict[str, Any]:
         return health_payload(
             self.loaded,
             self.agent.health(),
             self.outbox.stats(),
             self.publisher.stats(),
-            self.probe.read(),
+            (probe or self.probe).read(),
             self.agent.watchdog_ok(),
             self.commander.stats(),
             self.member_sync.health() if self.member_sync is not None else None,
@@ -292,9 +353,16 @@ class Daemon:
         self.serve(until=lambda: self.agent.wait_finished(0) or time.monotonic() - started > timeout)
         finished = self.agent.wait_finished(0)
         self.agent.close()
+        self._tick_integrations()  # what the pipelines concluded on the way down
         if self.stop_event.is_set():  # SIGTERM: what was accepted is durable in the outbox; do not linger
             return finished, self.wait_delivered(1.0)
-        return finished, self.wait_delivered(max(5.0, timeout - (time.monotonic() - started)))
+        delivered = self.wait_delivered(max(5.0, timeout - (time.monotonic() - started)))
+        self._tick_integrations()
+        return finished, delivered
+
+    def _tick_integrations(self) -> None:
+        if self.home_assistant is not None:
+            self.home_assistant.tick(self._ha_publish, self.publisher.conn.connects, self.publisher.connected)
 
     def wait_delivered(self, timeout: float) -> bool:
         """Replay/demo: wait until everything accepted has left the outbox (acknowledged)."""

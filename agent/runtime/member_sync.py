@@ -68,7 +68,7 @@ class MemberSync:
         recorder: SyncRecorder,
         key: bytes,
         hub_keys: Sequence[HubPublicKey],
-        open_gallery: Callable[[], Gallery],
+        open_gallery: Callable[[], Gallery | None],
         shared_gallery: Callable[[], Gallery | None],
         emit: Callable[[EventBody], None],
         flush: Callable[[], bool],
@@ -174,13 +174,13 @@ class MemberSync:
         self.journal.mark_imported(ref, version)
         return outcome
 
-    def _enrol(self, gallery: Gallery, state: dict[str, Any]) -> str:
+    def _enrol(self, gallery: Gallery | None, state: dict[str, Any]) -> str:
         """The store's state of one member: their consent, the templates made by this terminal's embedder (the
         state holds them per embedder) and their cards, replacing what this terminal held for them."""
         try:
             member_id, ref = str(state["member_id"]), str(state["member_ref"])
-            c = state["consent"]
-            consent = Consent(
+            c = state.get("consent")  # None for a member known by card only
+            consent = None if c is None else Consent(
                 str(c["reference"]), str(c["scope"]), float(c["granted_at"]), c.get("expires_at"),
                 bool(c["guardian"]), str(c["coverage"]),
             )  # fmt: skip
@@ -190,11 +190,15 @@ class MemberSync:
             raise SyncError(f"member state is malformed ({type(exc).__name__}: {exc})") from None
         if member_ref(self.recorder.store_id, member_id) != ref:
             raise SyncError("member state: member_ref does not match its member")
-        if consent.coverage not in ("store", "chain"):
+        if consent is not None and consent.coverage not in ("store", "chain"):
             raise SyncError(f"member state with consent coverage {consent.coverage!r} is not shared")
+        if consent is None and by_model:
+            raise SyncError("member state carries templates without a consent record")
         self.journal.set_cards(ref, member_id, cards)
+        if gallery is None:
+            return "cards"  # no face recognition on this terminal: nothing to match templates against
         sealed = by_model.get(gallery.model)
-        if not sealed:
+        if not sealed or consent is None:
             if by_model:
                 logger.warning("shared member has templates of %s only, this terminal uses %s: cards and consent "
                                "only", ", ".join(by_model), gallery.model)  # fmt: skip
@@ -205,13 +209,18 @@ class MemberSync:
         logger.info("shared member imported (%d templates, version %s)", len(vectors), state.get("version"))
         return "enrolled"
 
-    def _erase(self, gallery: Gallery, ref: str) -> str:
+    def _erase(self, gallery: Gallery | None, ref: str) -> str:
+        member_id = self.journal.member_of(ref)
         self.journal.set_cards(ref, None, [])
-        for info in gallery.members():
+        for info in gallery.members() if gallery is not None else []:
             if member_ref(self.recorder.store_id, info.member_id) == ref:
                 erase_member(gallery, info.member_id, reason="erased in the store", announce=False)
                 self.stats.erased += 1
                 return "erased"
+        if member_id is not None:  # a card-only member here: their queued events go all the same
+            erase_member(gallery, member_id, reason="erased in the store", announce=False)
+            self.stats.erased += 1
+            return "erased"
         return "not here"
 
     def health(self) -> dict[str, int]:
@@ -228,7 +237,8 @@ class MemberSync:
         try:
             yield gallery
         finally:
-            gallery.close()
+            if gallery is not None:
+                gallery.close()
 
 
 def open_recorder(config: StoreConfig, state_dir: Path) -> tuple[SyncRecorder, bytes] | None:

@@ -73,3 +73,46 @@ def test_schema_rejects_a_payload_with_unknown_fields() -> None:
     payload["raw_uid"] = "04A1B2"
     with pytest.raises(jsonschema.ValidationError):
         validate_payload(payload)
+
+
+def test_every_schema_has_a_url_id_under_the_published_base() -> None:
+    from urllib.parse import urlparse
+
+    from agent.schemas import SCHEMA_BASE_URL
+
+    base = urlparse(SCHEMA_BASE_URL)
+    assert base.scheme == "https" and base.netloc and base.path.endswith("/v1/")
+    for name in schema_names():
+        assert load_schema(name)["$id"] == f"{SCHEMA_BASE_URL}{name}.json", name
+
+
+def test_anonymous_tracks_are_track_id_everywhere_and_the_old_name_is_a_deprecated_copy() -> None:
+    """``track`` (face events until now) is written beside ``track_id`` with the same value, marked deprecated in
+    the schema, for the rest of schema_version 1; no schema has ``track`` without ``track_id``."""
+    from agent.pipelines.face.events import ShopperIdentified, SpoofSuspected
+
+    for name in schema_names():
+        properties = load_schema(name).get("properties", {})
+        if "track" in properties:
+            assert properties["track"].get("deprecated") is True and "track_id" in properties, name
+    stamper = EventStamper("store-1", "t-1", iter(range(1, 10)).__next__)
+    now = time.time()
+    for body in (
+        ShopperIdentified(
+            captured_at=now,
+            member_id="m-1",
+            confidence=0.7,
+            margin=0.2,
+            liveness=0.9,
+            camera="door",
+            track_id="f-3",
+            frames=4,
+        ),
+        SpoofSuspected(captured_at=now, camera="door", track_id="f-4", score=0.1, frames=4),
+    ):
+        payload = stamper.stamp(body).to_payload()
+        validate_payload(payload)
+        assert payload["track_id"] == payload["track"] == body.track_id
+        del payload["track"]
+        with pytest.raises(jsonschema.ValidationError, match="'track' is a required property"):
+            validate_payload(payload)

@@ -158,10 +158,8 @@ class Listener:
 def validator(name: str) -> Any:
     """A draft 2020-12 validator for ``agent/schemas/<name>.json`` resolving ``envelope.json``."""
     from jsonschema import Draft202012Validator
-    from referencing import Registry, Resource
 
-    resources = [
-        (p.name, Resource.from_contents(json.loads(p.read_text(encoding="utf-8")))) for p in SCHEMA_DIR.glob("*.json")
-    ]
+    from agent.schemas import registry
+
     schema = json.loads((SCHEMA_DIR / f"{name}.json").read_text(encoding="utf-8"))
-    return Draft202012Validator(schema, registry=Registry().with_resources(resources))
+    return Draft202012Validator(schema, registry=registry())

@@ -287,6 +287,7 @@ def test_every_attack_is_refused(terminal: dict[str, Any], capsys: pytest.Captur
             "margin": 0.3,
             "liveness": 0.9,
             "camera": "door",
+            "track_id": "f-1",
             "track": "f-1",
             "frames": 3,
             "modality": "face",

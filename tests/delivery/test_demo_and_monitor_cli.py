@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -10,11 +11,13 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import yaml
 
 from agent.delivery.broker import Mosquitto, free_port
 from agent.schemas import validate_payload
-from tests.delivery.conftest import PATTERN_CAMERA, REPO, need_mosquitto, write_config
+from tests.conftest import require_data
+from tests.delivery.conftest import PATTERN_CAMERA, REPO, Listener, need_mosquitto, write_config
 
 DEMO_EVENTS = 11  # 3 barcodes, 4 motion start/end, 4 device states: config/demo.yaml is deterministic
 
@@ -151,3 +154,68 @@ def test_replay_timeout_and_sigterm_before_the_sources_end(tmp_path: Path, broke
     assert proc.returncode == 130, err
     assert time.monotonic() - started < 5.0
     assert "replay: stopped before every source was exhausted" in err
+
+
+def test_the_product_demo_shows_every_pipeline_on_real_media(tmp_path: Path, broker: Mosquitto) -> None:
+    """`store-agent demo` with the models and the shared media: a member enrolled from photos and identified at the
+    kiosk, a stranger, the door line and the queue, a spoken request carrying the member, a product, a card; every
+    event reaches the monitor and is schema-valid, and the demo says what it used."""
+    require_data("models")
+    require_data("media")
+    pytest.importorskip("pocketsphinx")
+    work = tmp_path / "mission"
+    listener = Listener(broker.port, ["store/demo-store/entrance-1/events/#"], "mission-events")
+    result = cli(
+        "demo", "--broker", f"127.0.0.1:{broker.port}", "--mission-dir", str(work), "--models",
+        str(require_data("models")), timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-4000:]
+    for used in ("media/faces/enroll/obama", "short_hamilton_clip.mp4", "vtest_pets2009_480x360.avi", "goforward.wav"):
+        assert used in result.stderr, used
+    assert "enrolled m-obama (consent DEMO-CONSENT-1) from 2 photo(s)" in result.stderr
+    assert result.stderr.count("demo:   [x] ") == 7 and "NOT shown" not in result.stderr
+    lines = result.stdout.splitlines()
+    for text in (
+        'shopper.identified member_id="m-obama"',
+        'visitor.seen visitor_id="v-',
+        'person.entered camera="street" line="door"',
+        'queue.length camera="street" zone="kerb"',
+        'speech.intent intent="go_forward"',
+        'product.recognized sku="Arla-Ecological-Medium-Fat-Milk"',
+        'card.tapped device="desk-rfid" member_id="m-obama"',
+    ):
+        assert any(text in line for line in lines), text
+    assert any("speech.intent" in line and 'member_id="m-obama"' in line for line in lines)
+    assert (work / "demo-mission.yaml").is_file() and (work / "media" / "kiosk").is_dir()
+    accepted = int(result.stderr.split(" events accepted")[0].rsplit("demo: ", 1)[1])
+    try:
+        assert listener.wait(lambda m: len({p["event_id"] for _, p in m}) >= accepted, timeout=30)
+        for _, payload in listener.messages:
+            validate_payload(payload)
+        assert {p["type"] for _, p in listener.messages} >= {
+            "shopper.identified", "visitor.seen", "person.entered", "queue.length", "speech.intent",
+            "product.recognized", "card.tapped", "barcode.scanned",
+        }  # fmt: skip
+    finally:
+        listener.close()
+
+
+def test_without_the_models_the_demo_names_the_command_and_runs_the_basic_one(tmp_path: Path) -> None:
+    need_mosquitto()
+    empty = tmp_path / "no-models"
+    empty.mkdir()
+    result = subprocess.run(
+        [sys.executable, "-m", "agent", "demo", "--models", str(empty), "--mission-dir", str(tmp_path / "m"),
+         "--broker", f"127.0.0.1:{free_port()}", "--timeout", "120"],
+        cwd=REPO, capture_output=True, text=True, timeout=300,
+        env={**os.environ, "STORE_AGENT_DATA": str(tmp_path / "no-data")},
+    )  # fmt: skip
+    assert "the product demo needs the models face_detection_yunet_2023mar_dynamic" in result.stderr
+    assert "`store-agent models fetch face_detection_yunet_2023mar_dynamic" in result.stderr
+    assert f"--dir {empty}`" in result.stderr
+    assert (
+        "running the basic demo instead" in result.stderr and "examples/demo.yaml" in result.stderr
+    )  # the shipped config
+    assert result.returncode == 0, result.stderr
+    assert f"{DEMO_EVENTS} events accepted, all delivered" in result.stderr
+    assert not (tmp_path / "m").exists(), "nothing is prepared for a mission that cannot run"

@@ -99,7 +99,14 @@ def test_erasure_removes_member_queued_events_and_keeps_the_audit_chain(
             "t",
             0.0,
             ShopperIdentified(
-                captured_at=0.0, member_id=m, confidence=0.9, margin=0.3, liveness=0.9, camera="c", track="f", frames=3
+                captured_at=0.0,
+                member_id=m,
+                confidence=0.9,
+                margin=0.3,
+                liveness=0.9,
+                camera="c",
+                track_id="f",
+                frames=3,
             ),
         )
         for i, m in enumerate(["obama", "biden", "obama"])

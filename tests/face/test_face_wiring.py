@@ -249,7 +249,7 @@ def test_mqtt_enroll_list_erase_purges_the_outbox(tmp_path: Path, models_dir: Pa
                             margin=0.2,
                             liveness=0.9,
                             camera="door",
-                            track="f-1",
+                            track_id="f-1",
                             frames=3,
                         )
                     )
@@ -295,7 +295,7 @@ def test_identify_cli_prints_one_line_per_face(
         "\n"
         + "\n".join(f"{d['image'][-20:]}: {d.get('member_id')} {d.get('score')} {d.get('liveness')}" for d in lines)
     )
-    assert code == 1, "an unreadable image makes the exit status 1"
+    assert code == 65, "an unreadable image makes the exit status 65 (EX_DATAERR)"
     by_image: dict[str, list[dict[str, Any]]] = {}
     for line in lines:
         by_image.setdefault(line["image"], []).append(line)
@@ -472,7 +472,7 @@ def test_privacy_settings_reach_the_face_pipeline(
     print(f"\nidentified {len(identified)}, stranger decisions {[type(b).__name__ for b in strangers]}")
     assert [b.member_id for b in identified] == [MEMBER], "the member's track is not anonymous: it is kept"
     assert len(strangers) >= 3, "4 s in view with a 1 s limit: the stranger's track restarts, with new ids"
-    ids = [b.visitor_id if isinstance(b, VisitorSeen) else b.track for b in strangers]
+    ids = [b.visitor_id if isinstance(b, VisitorSeen) else b.track_id for b in strangers]
     assert len(set(ids)) == len(ids)
     snapshot = identified[0].snapshot
     assert snapshot is not None

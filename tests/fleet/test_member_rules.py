@@ -266,20 +266,22 @@ def test_cards_travel_with_the_member_and_leave_with_the_erasure(
     a.recorder.enrolled("m-1", SharedConsent("f", "identification", "store", 1.0, None, False), MODEL, vectors(1, 0))
     announce(fleet, a)
     ref = member_ref(STORE, "m-1")
-    fleet.set_cards(STORE, ref, [card_hash(uid, secret)], [])
+    fleet.set_cards(STORE, ref, "m-1", [card_hash(uid, secret)], [])
     with pytest.raises(FleetError, match="another member"):
-        fleet.enrolled(STORE, "b", "m-2", member_ref(STORE, "m-2"), consent(), MODEL, [], time.time())
-        fleet.set_cards(STORE, member_ref(STORE, "m-2"), [card_hash(uid, secret)], [])
-    with pytest.raises(FleetError, match="not a member"):
-        fleet.set_cards(STORE, member_ref(STORE, "m-unknown"), [card_hash(other_uid, secret)], [])
+        fleet.set_cards(STORE, member_ref(STORE, "m-2"), "m-2", [card_hash(uid, secret)], [])
+    card_only = member_ref(STORE, "m-card")
+    fleet.set_cards(STORE, card_only, "m-card", [card_hash(other_uid, secret)], [])
     for topic, payload in publish(fleet):
         b.sync.apply(topic, payload)
     reader = CardIdentity(secret, {}, b.journal.card_member)
-    assert reader.resolve(uid)[0] == "m-1" and reader.resolve(other_uid)[0] is None
+    assert reader.resolve(uid)[0] == "m-1" and reader.resolve(other_uid)[0] == "m-card"
+    assert [m.member_id for m in b.gallery.members()] == ["m-1"], "a card-only member has no templates"
     fleet.erased(STORE, ref, "hub", "request", time.time(), ["a", "b"])
     for topic, payload in publish(fleet):
         b.sync.apply(topic, payload)
     assert reader.resolve(uid)[0] is None, "an erased member's card is anonymous again"
+    with pytest.raises(FleetError, match="was erased"):
+        fleet.set_cards(STORE, ref, "m-1", [card_hash(uid, secret)], [])
     fleet.close()
 
 

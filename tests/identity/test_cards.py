@@ -8,22 +8,18 @@ from pathlib import Path
 
 import jsonschema
 import pytest
-from referencing import Registry, Resource
 
 from agent.errors import AgentError
 from agent.events import EventStamper
 from agent.identity.cards import CardIdentity, CardIdentityError, card_hash, load_registry, load_secret
 from agent.pipelines.serial.events import CardTapped, card_tapped
-from agent.schemas import load_schema
+from agent.schemas import load_schema, registry
 
 SECRET = b"store-0042-secret-0123456789abcdef"
 
 
 def validate(payload: dict[str, object]) -> None:
-    registry = Registry().with_resources(
-        [(name, Resource.from_contents(load_schema(name.removesuffix(".json")))) for name in ("envelope.json",)]
-    )
-    jsonschema.Draft202012Validator(load_schema("card.tapped"), registry=registry).validate(payload)
+    jsonschema.Draft202012Validator(load_schema("card.tapped"), registry=registry()).validate(payload)
 
 
 def test_hash_is_hmac_sha256_of_the_upper_case_uid() -> None:

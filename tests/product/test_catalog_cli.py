@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -23,11 +24,21 @@ def test_build_then_search(tmp_path: Path, products_dir: Path, models_dir: Path)
     body = "pipelines:\n  product:\n    catalog_dir: catalog\n"
     config.write_text(config_text(tmp_path, body).replace(f"{tmp_path}/models", str(models_dir)))
 
-    first = cli("catalog", "build", "--config", str(config))
+    first = cli("catalog", "build", "-c", str(config))
     assert first.returncode == 0, first.stderr
-    assert "[4/4]" in first.stderr and "4 SKUs, 4 photos (4 embedded, 0 from cache)" in first.stdout
-    again = cli("catalog", "build", "--config", str(config), "--quiet")
-    assert "(0 embedded, 4 from cache)" in again.stdout and again.stderr == ""
+    assert "4 SKUs, 4 photos (4 embedded, 0 from cache)" in first.stdout
+    # stderr is a pipe here: plain lines, no carriage returns (tests/agent/test_progress.py has the terminal)
+    progress = first.stderr.splitlines()
+    assert progress[0] == "embedding new photos: started (4 photos)", first.stderr
+    assert progress[-1].startswith("embedding new photos: 4 embedded, 0 taken from the cache (")
+    assert len(progress) <= 5 and "\r" not in first.stderr
+    again = cli("catalog", "build", "--config", str(config))
+    assert "(0 embedded, 4 from cache)" in again.stdout and again.stderr == "", "nothing to embed: no progress"
+    shelf = sorted((products_dir / "shelf" / skus[0]).glob("*.jpg"))[0]
+    shutil.copy(shelf, tmp_path / "catalog" / skus[0] / shelf.name)
+    quiet = cli("catalog", "build", "--config", str(config), "--quiet")
+    assert quiet.returncode == 0 and quiet.stderr == "", quiet.stderr
+    assert "5 photos (1 embedded, 4 from cache)" in quiet.stdout
 
     query = products_dir / "catalog" / skus[2] / "iconic.jpg"
     found = cli("catalog", "search", "--config", str(config), str(query), str(query), "--top", "3")

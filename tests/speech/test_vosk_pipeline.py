@@ -12,11 +12,10 @@ from typing import Any
 
 import jsonschema
 import pytest
-from referencing import Registry, Resource
 
 from agent.events import EventStamper
 from agent.pipelines.speech.events import SpeechIntent
-from agent.schemas import load_schema
+from agent.schemas import load_schema, registry
 from tests.speech.conftest import feed, load, with_silence
 
 KO_INTENTS: list[dict[str, Any]] = [
@@ -38,8 +37,7 @@ def ko_model(provisioned: Callable[[str], Path]) -> Path:
 
 def validate(event: SpeechIntent) -> dict[str, Any]:
     payload = EventStamper("store-1", "t1", iter(range(1, 100)).__next__).stamp(event).to_payload()
-    registry = Registry().with_resource("envelope.json", Resource.from_contents(load_schema("envelope")))
-    jsonschema.Draft202012Validator(load_schema("speech.intent"), registry=registry).validate(payload)
+    jsonschema.Draft202012Validator(load_schema("speech.intent"), registry=registry()).validate(payload)
     return payload
 
 

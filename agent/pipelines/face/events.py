@@ -14,12 +14,13 @@ class ShopperIdentified(EventBody):
 
     TYPE: ClassVar[str] = "shopper.identified"
     RETENTION: ClassVar[Retention] = Retention.PROTECTED
+    DEPRECATED_ALIASES: ClassVar[dict[str, str]] = {"track": "track_id"}  # until schema_version 2
     member_id: str
     confidence: float
     margin: float
     liveness: float
     camera: str
-    track: str
+    track_id: str
     frames: int
     modality: str = "face"
     #: Base64 JPEG of the face, only where ``privacy.egress.face_snapshots`` is on.
@@ -43,7 +44,8 @@ class SpoofSuspected(EventBody):
 
     TYPE: ClassVar[str] = "spoof.suspected"
     RETENTION: ClassVar[Retention] = Retention.PROTECTED
+    DEPRECATED_ALIASES: ClassVar[dict[str, str]] = {"track": "track_id"}  # until schema_version 2
     camera: str
-    track: str
+    track_id: str
     score: float
     frames: int

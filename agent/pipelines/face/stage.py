@@ -89,7 +89,7 @@ class FaceStage(Stage[Frame]):
     def _identified(self, event: ShopperIdentified, image: npt.NDArray[np.uint8]) -> ShopperIdentified:
         """Let speech and the people tracks know who is here; attach a snapshot where the store opted in."""
         self.shared.presence.seen(event.member_id)
-        box = self.tracker.box_of(event.track)
+        box = self.tracker.box_of(event.track_id)
         if box is None:
             return event
         identities = self.shared.identities

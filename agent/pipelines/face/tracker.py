@@ -116,7 +116,7 @@ class FaceTracker:
         liveness = float(np.mean([g[1] for g in good]))
         if liveness < self.settings.liveness_threshold:
             return SpoofSuspected(
-                captured_at=wall_time, camera=self.camera, track=track.track_id, score=liveness, frames=frames
+                captured_at=wall_time, camera=self.camera, track_id=track.track_id, score=liveness, frames=frames
             )
         best = sorted(good, key=lambda g: -g[0])[: self.settings.best_frames]
         embedding = l2_normalise(np.mean([g[2] for g in best], axis=0))
@@ -133,6 +133,6 @@ class FaceTracker:
             margin=found.margin,
             liveness=liveness,
             camera=self.camera,
-            track=track.track_id,
+            track_id=track.track_id,
             frames=frames,
         )
