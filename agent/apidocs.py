@@ -52,6 +52,18 @@ An event is accepted once it is committed to the on-disk outbox (SQLite, WAL, `s
 with `mqtt.ack: broker` on the broker's PUBACK; with `mqtt.ack: hub` only when the hub lists its `event_id` on the
 `ack` topic (a PUBACK is one hop: a broker crash can still lose it). After every reconnect the terminal sends again
 everything not acknowledged, so the hub must de-duplicate by `event_id` (`store-agent monitor` does).
+A PUBACK whose reason code is not 0 is never taken as delivery, in either mode: 0x10 "No matching subscribers" (a
+success code in MQTT 5, but nobody received the message: the hub is down and holds no persistent session) and
+refusals (>= 0x80) leave the event in the outbox. Its topic is then held: the terminal sends one event of it again
+after a capped backoff (1 s growing to 5 s; 30 s for a refusal) and the rest once that one is delivered, while other
+topics keep flowing. `health.mqtt.delivery` says `no subscriber` (or `refused: <reason>`), `health.mqtt.held_topics`
+lists the topics and for how long, `health.mqtt.no_subscriber` counts such PUBACKs. MQTT 3.1.1 PUBACKs carry no
+reason code, so only MQTT 5 (`mqtt.protocol: "5"`, the default) can tell.
+
+**Which ack mode.** A production store uses `mqtt.ack: hub` with the hub's signed acks (see Trust below): an event
+leaves the terminal only when the hub has stored it and said so with its key, which survives a broker crash, a
+bridged broker, and a hub that subscribes late (`config/store-example.yaml` uses it). `ack: broker` trusts one hop
+and suits a terminal whose broker is the hub's own database bridge, demos and tests.
 Over `storage.outbox.max_rows` / `max_bytes` the outbox drops telemetry events first, then normal events, oldest first;
 protected events (identity, consent, erasure) are never dropped for space. Undelivered events older than
 `privacy.retention.events_days` are dropped (protected ones excepted). Every drop is counted in `health.outbox.dropped`.

@@ -14,7 +14,7 @@ class Backoff:
         self.attempt = 0
 
     def next_delay(self) -> float:
-        delay = min(self.cap_s, self.initial_s * (2**self.attempt))
+        delay = min(self.cap_s, self.initial_s * (2 ** min(self.attempt, 32)))  # a long outage must not overflow
         self.attempt += 1
         return float(delay * random.uniform(0.5, 1.0))
 

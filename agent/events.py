@@ -158,7 +158,7 @@ class EventStamper:
             )
 
 
-# --- The one event type the runtime emits itself. Pipelines define theirs beside their code and list them in
+# --- The event types the runtime emits itself. Pipelines define theirs beside their code and list them in
 # --- their plugin (agent/pipelines/<name>/__init__.py); agent.pipelines.registry.EVENT_TYPES is the table of all.
 
 
@@ -173,3 +173,21 @@ class DeviceStateChanged(EventBody):
     state: str
     previous: str
     reason: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class StorageStateChanged(EventBody):
+    """The state directory's storage changed state: ok, full, read-only or error (with the real cause).
+
+    Sent through the outbox like any event (durable once the disk takes it again) and, while the disk fails, also
+    published at once from memory, so the hub hears of a full disk while it lasts (same ``event_id``: de-duplicated).
+    """
+
+    TYPE: ClassVar[str] = "storage.state"
+    RETENTION: ClassVar[Retention] = Retention.PROTECTED
+    path: str
+    state: str
+    previous: str
+    reason: str | None = None
+    waiting_in_memory: int = 0
+    dropped_for_memory: int = 0

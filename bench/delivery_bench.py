@@ -6,6 +6,11 @@ them; the figures printed are medians over the rounds, and each ratio is the med
 
     python bench/delivery_bench.py [--events 20000] [--reps 5] [--rate 1000] [--paced 5000]
 
+A hub stands in throughout, for raw and durable runs alike: ``mosquitto_sub`` (C, in its own process, as the hub
+is another machine) subscribed to the bench topics with QoS 1. Without a subscriber every PUBACK says 0x10 "No
+matching subscribers", which the outbox does not take as delivery (issue 14), and the broker would skip the
+forwarding work a real store does.
+
 Throughput: from the first event handed over until the last PUBACK (raw) or until the outbox is empty again
 (durable: accept -> committed with fsync -> published -> PUBACK -> row deleted). Both sides encode each event's
 JSON in the timed loop. Latency (paced runs): the send time travels in the barcode ``code``; the subscriber
@@ -18,8 +23,10 @@ import argparse
 import itertools
 import json
 import select
+import shutil
 import socket
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -206,6 +213,45 @@ def raw_one_thread(port: int, n: int) -> float:
     return rate
 
 
+def hub_subscriber(port: int) -> subprocess.Popen[bytes]:
+    """``mosquitto_sub`` on the bench topics (QoS 1), discarding what it receives; subscribed when this returns."""
+    binary = shutil.which("mosquitto_sub")
+    if binary is None:
+        sys.exit("mosquitto_sub is not installed (apt install mosquitto-clients)")
+    hub = subprocess.Popen(
+        [
+            binary,
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "-V",
+            "mqttv5",
+            "-q",
+            "1",
+            "-t",
+            "store/bench/#",
+            "-i",
+            "bench-hub",
+        ],
+        stdout=subprocess.DEVNULL,
+    )
+    probe = paho.Client(CallbackAPIVersion.VERSION2, client_id="bench-probe", protocol=paho.MQTTv5)
+    codes: list[int] = []
+    probe.on_publish = lambda c, u, mid, rc, p: codes.append(int(rc.value))
+    probe.connect("127.0.0.1", port)
+    probe.loop_start()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and 0 not in codes:  # until a PUBACK says someone is subscribed
+        probe.publish("store/bench/probe", b"{}", qos=1).wait_for_publish(2)
+        time.sleep(0.1)
+    probe.loop_stop()
+    probe.disconnect()
+    if 0 not in codes:
+        sys.exit("mosquitto_sub did not subscribe within 10 s")
+    return hub
+
+
 def pct(values: list[float], q: int) -> float:
     return statistics.quantiles(values, n=100)[q - 1] * 1000
 
@@ -223,6 +269,7 @@ def main() -> int:
     dur_rates: list[float] = []
     with tempfile.TemporaryDirectory() as tmp:
         broker = Mosquitto(Path(tmp) / "mosquitto").start()
+        hub = hub_subscriber(broker.port)
         try:
             for rep in range(args.reps):
                 raw_rates.append(raw(broker.port, args.events, None, f"raw-{rep}", nodelay=not args.no_nodelay)[0])
@@ -236,6 +283,8 @@ def main() -> int:
             _, raw_lat = raw(broker.port, args.paced, args.rate, "raw-paced", nodelay=not args.no_nodelay)
             _, dur_lat = durable(broker.port, Path(tmp), args.paced, args.rate, "paced")
         finally:
+            hub.terminate()
+            hub.wait(10)
             broker.stop()
     ratios = [d / r for d, r in zip(dur_rates, raw_rates, strict=True)]
     ratios1 = [d / r for d, r in zip(dur_rates, raw1_rates, strict=True)]

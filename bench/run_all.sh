@@ -11,6 +11,7 @@ log="${1:-/dev/stdout}"
     for cmd in \
         "bench/startup_bench.py --runs 5 --settle 5" \
         "bench/delivery_bench.py --events 20000 --reps 5" \
+        "bench/faults_bench.py" \
         "bench/trust_bench.py" \
         "bench/face_bench.py" \
         "bench/people_fps.py" \

@@ -2,8 +2,10 @@
 
 Exit codes (documented in the README, per command; tests/agent/test_exit_codes.py produces each one):
 0 success, 1 runtime failure, 2 usage, 65 bad input data, 69 a required model, device or broker is
-unavailable, 78 invalid configuration or secret (systemd does not restart on it:
-``RestartPreventExitStatus=78``), 130 interrupted.
+unavailable, 75 (``run``) a pushed config asks for a restart, 78 invalid configuration, an unusable secret or a
+corrupt state file (systemd restarts on neither 78 nor 69: ``RestartPreventExitStatus=78 69``), 130
+interrupted. ``run`` checks what it needs before it opens anything (``agent.runtime.preflight``) and stops at the
+first problem with one line; ``check-config --strict`` lists them all.
 
 ``--debug`` and ``--log-level`` are accepted anywhere on the line (every parser, nested ones included, is an
 ``AgentParser``), and no input produces a traceback without ``--debug``: an unexpected exception is one line

@@ -41,6 +41,11 @@ def config_warnings(config: StoreConfig) -> list[str]:
             "mqtt.protocol 3.1.1: no maximum packet size (a huge publish is read into memory) and a retained command "
             "is recognised only at subscription; prefer 5"
         )
+    if mqtt.ack == "hub" and not trust.hub_keys and not trust.hub_keys_credential:
+        out.append(
+            "mqtt.ack: hub with no trust.hub_keys: no hub ack can be verified, so events never leave the outbox; "
+            "list the hub's hub.pub in trust.hub_keys"
+        )
     if mqtt.ack == "broker":
         out.append(
             "mqtt.ack: broker deletes an event on the broker's PUBACK, before any hub stored it; production stores "

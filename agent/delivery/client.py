@@ -65,9 +65,13 @@ class Disconnected:
 
 @dataclass(frozen=True, slots=True)
 class Published:
+    """A PUBACK: ``ok`` unless the broker refused (reason >= 0x80); ``code`` is the MQTT 5 reason code (0 over
+    MQTT 3.1.1), so an owner can tell 0x10 "No matching subscribers" (a success code nobody received) apart."""
+
     mid: int
     ok: bool
     reason: str
+    code: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -258,8 +262,8 @@ class MqttConnection:
             self.inbox.put(Disconnected(str(reason)))
 
     def _on_publish(self, client: Any, userdata: Any, mid: int, reason: Any, properties: Any) -> None:
-        failed = reason.is_failure
-        self.inbox.put(Published(mid, not failed, str(reason) if failed else ""))
+        code = int(getattr(reason, "value", 0))
+        self.inbox.put(Published(mid, not reason.is_failure, str(reason) if code else "", code))
 
     def _on_message(self, client: Any, userdata: Any, message: Any) -> None:
         self.inbox.put(Message(message.topic, bytes(message.payload), bool(message.retain)))

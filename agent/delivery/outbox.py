@@ -10,10 +10,20 @@ space. Every drop is counted by reason and class for ``health``. An event
 that carries an anonymous id (a person track, a face visitor) and no member
 keeps that id only for ``anonymous_ids_s`` while queued: then the id is
 nulled in the stored payload (``privacy.retention.anonymous_track_s``).
+
+A write that fails (a full disk, a read-only remount, I/O errors) is a state,
+not a crash: the batch stays in memory and the committer retries with backoff,
+reporting to ``agent.storage.StorageMonitor`` (one log line per change, not a
+traceback per retry). While writes fail, memory is bounded: past
+``MAX_PENDING`` waiting events the oldest telemetry, then normal events are
+dropped and counted (``dropped.memory``); protected ones are kept. ``close``
+gives up after its timeout, so a stop never outlasts systemd's
+``TimeoutStopSec``; what it could not write is counted and logged.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sqlite3
 import threading
@@ -25,10 +35,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from agent.backoff import Backoff
 from agent.config.schema import OutboxSettings
+from agent.delivery.salvage import Salvage, salvage
 from agent.delivery.sqlite_file import check_integrity, move_aside, open_wal
 from agent.delivery.topics import Topics
 from agent.events import Event, Retention, compact_json
+from agent.storage import REMIND_S, StorageMonitor
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +53,16 @@ CLASS_CODE = {Retention.PROTECTED: 0, Retention.NORMAL: 1, Retention.TELEMETRY: 
 CODE_CLASS = {code: cls for cls, code in CLASS_CODE.items()}
 #: Most accepted events waiting for a commit before ``accept`` waits (memory bound if the disk stalls).
 MAX_PENDING = 50_000
+#: Most events per transaction: a backlog (after a disk stall) is written in steps, each of which can succeed
+#: where the whole would not fit; smaller steps while the disk fails, so that any room it regains is used.
+MAX_BATCH = 5_000
+FAILING_BATCH = 200
+#: While writes fail and memory is full, this many of the oldest droppable events go at a time.
+SHED_BATCH = 500
 EXPIRY_CHECK_S = 60.0
+#: ``close`` keeps retrying a failing disk this long, then gives up (systemd's TimeoutStopSec is 20 s).
+CLOSE_TIMEOUT_S = 6.0
+CLOSING_RETRY_S = 0.5
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -97,15 +119,18 @@ class Outbox:
         *,
         expire_after_s: float | None = None,
         anonymous_ids_s: float | None = None,
+        storage: StorageMonitor | None = None,
     ) -> None:
         self.path = path
         self.settings = settings
         self.topics = topics
         self.expire_after_s = expire_after_s
         self.anonymous_ids_s = anonymous_ids_s
+        self.storage = storage or StorageMonitor(path.parent)
         path.parent.mkdir(parents=True, exist_ok=True)
         problem = check_integrity(path)
         self.moved_aside: Path | None = move_aside(path, problem) if problem else None
+        self.salvage: Salvage | None = salvage(self.moved_aside) if self.moved_aside else None
         self._conn = open_wal(path)
         self._conn.executescript(SCHEMA)
         if "anon_until" not in {row[1] for row in self._conn.execute("PRAGMA table_info(events)")}:
@@ -132,10 +157,54 @@ class Outbox:
         self.erasures = 0
         self._next_expiry = 0.0
         self.redacted = 0
+        #: Events taken in but never written: dropped for memory while the disk failed, or left at a stop.
+        self.discarded = 0
+        #: Whether the last write failed (the disk is full, read-only or failing).
+        self.failing = False
+        #: Events the disk never took, published from memory at a stop and confirmed by the broker.
+        self.sent_from_memory = 0
+        self._writing = False
+        self._give_up_at = float("inf")
+        self._shed_logged = 0.0
+        self.restored = 0
+        if self.salvage is not None:
+            self._restore(self.salvage)
         self._thread = threading.Thread(target=self._run, name="outbox-commit", daemon=True)
         self._thread.start()
         if self.rows:
             logger.info("outbox %s holds %d undelivered events (%d bytes)", path, self.rows, self.bytes)
+
+    def _restore(self, found: Salvage) -> None:
+        """Put what a corrupt outbox still held into the new one, in order, then apply the caps and retention."""
+        expired_before = sum(n for (why, _), n in self.dropped.items() if why == "expired")
+        conn = self._conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            before = conn.total_changes
+            conn.executemany(
+                "INSERT OR IGNORE INTO events (event_id, topic, payload, retention, member_id, created_at, anon_until)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                found.rows,
+            )
+            self.restored = conn.total_changes - before
+            self._recount(conn)
+            self._trim(conn)
+            self.redacted += self._expire(conn)
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        expired = sum(n for (why, _), n in self.dropped.items() if why == "expired") - expired_before
+        logger.warning(
+            "outbox: salvaged %d events from %s (at most %d rows could not be read%s); %d of them dropped as older "
+            "than the retention",
+            self.restored,
+            found.source,
+            found.unreadable,
+            f"; {found.error}" if found.error else "",
+            expired,
+        )
 
     # --- EventSink ----------------------------------------------------------------------
 
@@ -163,6 +232,9 @@ class Outbox:
         )
         with self._cond:
             while len(self._pending) >= MAX_PENDING and not self._closing:
+                if self.failing:  # the disk will not catch up: bounded memory, drops counted
+                    self._shed()
+                    break
                 self._cond.wait(0.1)
             if self._closing:
                 raise OutboxError(f"outbox {self.path} is closed; event {event.event_id} not accepted")
@@ -171,18 +243,86 @@ class Outbox:
             if len(self._pending) == 1:  # the committer sleeps through its window; only the first one wakes it
                 self._cond.notify_all()
 
-    def close(self) -> None:
-        """Commit everything accepted so far, then close the database."""
+    def _shed(self) -> None:
+        """Memory is full while writes fail: drop the oldest telemetry, else normal events (never protected)."""
+        for code in (CLASS_CODE[Retention.TELEMETRY], CLASS_CODE[Retention.NORMAL]):
+            dropped = 0
+            kept: list[_Pending] = []
+            for item in self._pending:
+                if dropped < SHED_BATCH and item[3] == code:
+                    dropped += 1
+                else:
+                    kept.append(item)
+            if dropped:
+                self._pending = kept
+                self.discarded += dropped
+                self.dropped[("memory", CODE_CLASS[code].value)] += dropped
+                now = time.monotonic()
+                if now - self._shed_logged >= REMIND_S:
+                    self._shed_logged = now
+                    state, reason = self.storage.state()
+                    logger.error(
+                        "outbox: storage %s (%s) and %d events wait in memory: dropped the oldest %d %s events "
+                        "(%d dropped for memory so far)",
+                        state,
+                        reason,
+                        len(self._pending),
+                        dropped,
+                        CODE_CLASS[code].value,
+                        sum(n for (why, _), n in self.dropped.items() if why == "memory"),
+                    )
+                return
+
+    def take_unwritten(self) -> list[_Pending]:
+        """While writes fail: hand over the events waiting in memory (the daemon publishes them straight to the
+        broker before it stops); empty when the disk works. Report the outcome with ``settle_unwritten``."""
+        with self._cond:
+            # A batch out for a write attempt comes back to the front of pending when the attempt fails.
+            self._cond.wait_for(lambda: not self._writing, 2.0)
+            if not self.failing:
+                return []
+            items, self._pending = self._pending, []
+            self.discarded += len(items)
+            self._cond.notify_all()
+        return items
+
+    def settle_unwritten(self, items: list[_Pending], confirmed: list[bool]) -> None:
+        """Count what ``take_unwritten`` handed over: confirmed by the broker, or lost (``dropped.unwritable``)."""
+        lost = [item for item, ok in zip(items, confirmed, strict=True) if not ok]
+        self.sent_from_memory += len(items) - len(lost)
+        for item in lost:
+            self.dropped[("unwritable", CODE_CLASS[item[3]].value)] += 1
+        state, reason = self.storage.state()
+        log = logger.error if lost else logger.warning
+        log(
+            "outbox: stopping while storage is %s (%s): %d events the disk did not take were published from memory, "
+            "%d confirmed by the broker, %d lost",
+            state,
+            reason,
+            len(items),
+            len(items) - len(lost),
+            len(lost),
+        )
+
+    def close(self, timeout: float = CLOSE_TIMEOUT_S) -> None:
+        """Commit everything accepted so far, then close the database.
+
+        If the disk keeps failing for ``timeout`` seconds, what is still in memory is given up (counted in
+        ``dropped.unwritable`` and logged with the cause), so the process can stop in time.
+        """
         with self._cond:
             if self._closed:
                 return
             self._closing = True
+            self._give_up_at = time.monotonic() + timeout
             self._cond.notify_all()
         self._thread.join()
         with self._read_lock:
-            self._read.close()
+            with contextlib.suppress(sqlite3.Error):
+                self._read.close()
             self._closed = True
-        self._conn.close()
+        with contextlib.suppress(sqlite3.Error):
+            self._conn.close()
 
     # --- for the publisher and the daemon ------------------------------------------------
 
@@ -195,12 +335,12 @@ class Outbox:
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._cond:
             target = self.accepted
-            while self.committed < target and not self._closed:
+            while self.committed + self.discarded < target and not self._closed:
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
                     return False
                 self._cond.wait(remaining)
-            return self.committed >= target
+            return self.committed + self.discarded >= target
 
     def wait_empty(self, timeout: float) -> bool:
         """Wait until every row has left (acknowledged, or dropped); each commit wakes the waiters."""
@@ -215,12 +355,35 @@ class Outbox:
         with self._read_lock:
             if self._closed:
                 return []
-            found = self._read.execute(
-                "SELECT id, event_id, topic, payload FROM events WHERE id > ? ORDER BY id LIMIT ?",
-                (after_id, limit + len(hidden_rows) + len(hidden_events)),
-            ).fetchall()
+            try:
+                found = self._read.execute(
+                    "SELECT id, event_id, topic, payload FROM events WHERE id > ? ORDER BY id LIMIT ?",
+                    (after_id, limit + len(hidden_rows) + len(hidden_events)),
+                ).fetchall()
+            except sqlite3.Error as exc:  # an I/O error reading: nothing to send now, the publisher asks again
+                self.storage.failed("outbox-read", exc)
+                return []
         rows = [Row(int(i), e, t, bytes(p)) for i, e, t, p in found if i not in hidden_rows and e not in hidden_events]
         return rows[:limit]
+
+    def first_of_topic(self, topic: str) -> Row | None:
+        """The oldest committed, unacknowledged event on ``topic`` (the publisher's probe of a held topic)."""
+        with self._cond:
+            hidden_rows = set(self._ack_rows)
+            hidden_events = set(self._ack_events)
+        with self._read_lock:
+            if self._closed:
+                return None
+            try:
+                found = self._read.execute(
+                    "SELECT id, event_id, topic, payload FROM events WHERE topic = ? ORDER BY id LIMIT ?",
+                    (topic, 1 + len(hidden_rows) + len(hidden_events)),
+                ).fetchall()
+            except sqlite3.Error as exc:
+                self.storage.failed("outbox-read", exc)
+                return None
+        rows = [Row(int(i), e, t, bytes(p)) for i, e, t, p in found if i not in hidden_rows and e not in hidden_events]
+        return rows[0] if rows else None
 
     def ack_rows(self, row_ids: Iterable[int]) -> None:
         """Broker acknowledged these rows (``ack: broker``): delete them in the next commit."""
@@ -265,11 +428,14 @@ class Outbox:
     def stats(self) -> dict[str, Any]:
         """Depth, bytes, oldest age and drop counters, for ``health`` and the ``outbox-stats`` command."""
         with self._read_lock:
-            oldest = (
-                None
-                if self._closed
-                else self._read.execute("SELECT created_at FROM events ORDER BY id LIMIT 1").fetchone()
-            )
+            try:
+                oldest = (
+                    None
+                    if self._closed
+                    else self._read.execute("SELECT created_at FROM events ORDER BY id LIMIT 1").fetchone()
+                )
+            except sqlite3.Error:
+                oldest = None
         dropped: dict[str, dict[str, int]] = {}
         for (reason, cls), n in sorted(self.dropped.items()):
             dropped.setdefault(reason, {})[cls] = n
@@ -283,10 +449,15 @@ class Outbox:
             "committed": self.committed,
             "delivered": self.delivered,
             "commits": self.commits,
+            "pending": len(self._pending),
+            "failing": self.failing,
+            "sent_from_memory": self.sent_from_memory,
             "dropped": dropped,
             "dropped_total": sum(self.dropped.values()),
             "anonymous_ids_redacted": self.redacted,
             "moved_aside": str(self.moved_aside) if self.moved_aside else None,
+            "salvaged": self.restored,
+            "unreadable": self.salvage.unreadable if self.salvage else 0,
         }
 
     # --- the committer thread --------------------------------------------------------------
@@ -302,15 +473,18 @@ class Outbox:
                 deadline = time.monotonic() + window
                 while not self._closing and (remaining := deadline - time.monotonic()) > 0:
                     self._cond.wait(remaining)
-            batch, self._pending = self._pending, []
+            limit = FAILING_BATCH if self.failing else MAX_BATCH
+            batch, self._pending = self._pending[:limit], self._pending[limit:]
             rows, self._ack_rows = self._ack_rows, set()
             events, self._ack_events = self._ack_events, set()
             jobs, self._jobs = self._jobs, []
             last = self._closing and not batch and not rows and not events and not jobs
+            self._writing = not last
             self._cond.notify_all()
         return None if last else (batch, rows, events, jobs, self._closing)
 
     def _run(self) -> None:
+        backoff = Backoff(initial_s=0.25, cap_s=5.0)
         while True:
             taken = self._take()
             if taken is None:
@@ -318,22 +492,67 @@ class Outbox:
             batch, rows, events, jobs, _ = taken
             try:
                 self._write(batch, rows, events, jobs)
-            except sqlite3.Error:
-                logger.exception("outbox commit failed; %d events kept in memory for a retry", len(batch))
+            except (sqlite3.Error, OSError) as exc:
                 with self._cond:
                     self._pending[:0] = batch
                     self._ack_rows |= rows
                     self._ack_events |= events
                     self._jobs[:0] = jobs
-                time.sleep(1.0)
+                    self.failing = True
+                    self._writing = False
+                    waiting = len(self._pending)
+                    self._cond.notify_all()  # accept() waiting for room sheds instead
+                self.storage.failed("outbox", exc, f"; {waiting} events wait in memory")
+                # Stopping: only events are worth the wait (acks not written cost duplicates at the next start).
+                if self._closing and (not waiting or time.monotonic() >= self._give_up_at):
+                    self._abandon(exc)
+                    return
+                self._pause(backoff.next_delay())
                 continue
+            if self.failing:
+                self.failing = False
+                backoff.reset()
+                self.storage.succeeded("outbox")
             with self._cond:
                 self.committed += len(batch)
                 self.commits += 1
+                self._writing = False
                 self._cond.notify_all()
             if batch:
                 for listener in self._listeners:
                     listener()
+
+    def _pause(self, seconds: float) -> None:
+        """Wait before retrying a failed write; a close cuts it short (retries every ``CLOSING_RETRY_S`` until it
+        gives up)."""
+        if self._closing:
+            time.sleep(min(seconds, CLOSING_RETRY_S))
+            return
+        deadline = time.monotonic() + seconds
+        with self._cond:
+            while not self._closing and (remaining := deadline - time.monotonic()) > 0:
+                self._cond.wait(remaining)
+
+    def _abandon(self, exc: BaseException) -> None:
+        """Stopping, and the disk still fails: count and log what never reached it, and end the committer."""
+        with self._cond:
+            lost, self._pending = self._pending, []
+            jobs, self._jobs = self._jobs, []
+            self.discarded += len(lost)
+            for item in lost:
+                self.dropped[("unwritable", CODE_CLASS[item[3]].value)] += 1
+            self._cond.notify_all()
+        for _, future in jobs:
+            future.set_exception(OutboxError(f"outbox {self.path} could not be written: {exc}"))
+        state, reason = self.storage.state()
+        if lost:
+            logger.error(
+                "outbox: stopping while storage is %s (%s): %d accepted events held in memory could not be written "
+                "and are lost",
+                state,
+                reason,
+                len(lost),
+            )
 
     def _write(self, batch: list[_Pending], rows: set[int], events: set[str], jobs: list[Any]) -> None:
         conn = self._conn
@@ -360,8 +579,13 @@ class Outbox:
             redacted = self._expire(conn)
             conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
-            self._recount(conn)
+            # SQLite may have rolled back already (SQLITE_FULL does): a second ROLLBACK would raise "no transaction
+            # is active" and hide the real cause.
+            if conn.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+            with contextlib.suppress(sqlite3.Error):
+                self._recount(conn)
             raise
         if redacted:  # counted once committed: whoever sees the count (or re-reads on it) reads the nulled ids
             self.redacted += redacted

@@ -13,6 +13,13 @@ before the hub reads the message would otherwise lose it). Rows the hub has not
 acknowledged within ``hub_ack_timeout_s`` are sent again, with the timeout
 doubling while the hub stays silent.
 
+A PUBACK whose reason is not 0 means not delivered, in both modes: 0x10 "No
+matching subscribers" (nobody was listening: a hub that is down and has no
+persistent session) or a refusal (>= 0x80). The row stays; its topic is held
+and probed with one event at a time, with backoff (``agent.delivery.holds``),
+and ``health.mqtt`` says ``no subscriber`` until a probe is delivered. Over MQTT
+3.1.1 a PUBACK carries no reason, so this cannot be seen there.
+
 Trust (``agent.trust``): everything published carries the terminal's MAC, added
 here as the message leaves (so the outbox keeps plain payloads that erasure and
 redaction may rewrite), and a hub ack deletes events only when it is signed by a
@@ -33,6 +40,7 @@ from typing import Any
 
 from agent.config.schema import MqttSection
 from agent.delivery.client import Connected, Disconnected, Message, MqttConnection, Published
+from agent.delivery.holds import NO_MATCHING_SUBSCRIBERS, TopicHolds
 from agent.delivery.outbox import Outbox, Row
 from agent.delivery.topics import ACK, CMD, Topics, parse_topic
 from agent.events import compact_json
@@ -44,6 +52,8 @@ logger = logging.getLogger(__name__)
 MAX_HUB_RESEND_S = 600.0
 #: Rows read from the outbox per SELECT (kept in memory, ready to publish).
 FETCH_BATCH = 1000
+#: Rows of held topics skipped per turn of the network thread.
+SKIP_BUDGET = 5000
 
 
 @dataclass(frozen=True)
@@ -111,11 +121,12 @@ class Publisher:
         self.hub_acks = 0
         self.rejected = 0
         self.resends = 0
+        self.no_subscriber = 0
         self.refused_acks: dict[str, int] = {}
         self.commands_dropped = 0
         self._stopping = threading.Event()
         # State of the sending side; touched only in the network thread.
-        self._inflight: dict[int, tuple[int, str]] = {}
+        self._inflight: dict[int, tuple[int, str, str]] = {}
         self._inflight_rows: set[int] = set()
         self._awaiting: OrderedDict[str, float] = OrderedDict()
         self._ready: deque[Row] = deque()
@@ -124,6 +135,9 @@ class Publisher:
         self._drained_at: int | None = None
         self._erasures = outbox.erasures
         self._resend_after = settings.hub_ack_timeout_s
+        self.holds = TopicHolds()
+        #: Direct publishes (``send_direct``): message id -> PUBACK reason code, None while unanswered.
+        self._direct: dict[int, int | None] = {}
 
     # --- lifecycle --------------------------------------------------------------------------
 
@@ -152,6 +166,24 @@ class Publisher:
         """Health, replies: sent now if connected, otherwise dropped (they are not events)."""
         return self.conn.publish(topic, self.seal(topic, encode(payload)), qos=1, retain=retain) is not None
 
+    def send_direct(self, messages: list[tuple[str, bytes]], timeout: float) -> list[bool]:
+        """Publish ``(topic, payload)`` now, outside the outbox (events a failing disk never took, at a stop);
+        per message, whether the broker confirmed it with reason 0 within ``timeout``."""
+        mids = []
+        for topic, payload in messages:
+            mid = self.conn.publish(topic, self.seal(topic, payload), qos=1)
+            if mid is not None:
+                self._direct[mid] = None
+            mids.append(mid)
+        deadline = time.monotonic() + timeout
+        while any(self._direct.get(m) is None for m in mids if m is not None) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        confirmed = [m is not None and self._direct.get(m) == 0 for m in mids]
+        for m in mids:
+            if m is not None:
+                self._direct.pop(m, None)
+        return confirmed
+
     def stats(self) -> dict[str, Any]:
         return {
             "connected": self.conn.connected,
@@ -163,10 +195,19 @@ class Publisher:
             "hub_acks": self.hub_acks,
             "rejected": self.rejected,
             "resends": self.resends,
+            "no_subscriber": self.no_subscriber,
+            "delivery": self.delivery_state(),
+            "held_topics": self.holds.snapshot(time.monotonic()),
             "refused_acks": dict(self.refused_acks),
             "commands_dropped": self.commands_dropped,
             "client_id_takeovers": self.conn.takeovers,
         }
+
+    def delivery_state(self) -> str:
+        """``ok``, ``disconnected``, ``no subscriber`` (PUBACK 0x10 on some topic) or ``refused: <reason>``."""
+        if not self.conn.connected:
+            return "disconnected"
+        return self.holds.state() or "ok"
 
     # --- the sending side, in the network thread -------------------------------------------
 
@@ -181,12 +222,16 @@ class Publisher:
             if isinstance(item, Published):
                 entry = self._inflight.pop(item.mid, None)
                 if entry is None:
+                    if item.mid in self._direct:
+                        self._direct[item.mid] = item.code
                     continue
                 self._inflight_rows.discard(entry[0])
-                if not item.ok:
-                    self.rejected += 1
-                    logger.error("broker rejected event %s: %s (kept in the outbox)", entry[1], item.reason)
-                elif self.hub_mode:
+                if item.code != 0:
+                    self._undelivered(entry, item)
+                    continue
+                if self.holds:
+                    self._released(entry)
+                if self.hub_mode:
                     self._awaiting[entry[1]] = time.monotonic()
                 else:
                     acked_rows.append(entry[0])
@@ -215,6 +260,59 @@ class Publisher:
             self._restart()
             self._resend_after = min(self._resend_after * 2, MAX_HUB_RESEND_S)
 
+    def _undelivered(self, entry: tuple[int, str, str], item: Published) -> None:
+        """Not delivered (0x10, or refused): the row stays in the outbox and its topic is held."""
+        if item.code == NO_MATCHING_SUBSCRIBERS:
+            self.no_subscriber += 1
+        else:
+            self.rejected += 1
+        hold = self.holds.undelivered(entry[2], item.code, item.reason, time.monotonic())
+        if hold is not None:
+            logger.warning(
+                "%s: %s (event %s not delivered, kept in the outbox); sending on this topic waits, then tries "
+                "one event at a time",
+                entry[2],
+                hold.reason,
+                entry[1],
+            )
+
+    def _released(self, entry: tuple[int, str, str]) -> None:
+        """Reason 0 on a held topic: send its skipped rows again, in order."""
+        now = time.monotonic()
+        hold = self.holds.delivered(entry[2], now)
+        if hold is None:
+            return
+        logger.info(
+            "%s: delivered again after %.1f s (%s, %d events not delivered meanwhile)",
+            entry[2],
+            now - hold.since,
+            hold.reason,
+            hold.undelivered,
+        )
+        start = min(entry[0], hold.skipped_from if hold.skipped_from is not None else entry[0])
+        if start <= self._cursor:
+            self._cursor = start - 1
+            self._ready.clear()
+            self._drained_at = None
+
+    def _probe(self) -> bool:
+        """One event, the oldest of each held topic whose wait is over; ``False`` if publishing failed."""
+        now = time.monotonic()
+        for topic in self.holds.due(now):
+            row = self.outbox.first_of_topic(topic)
+            if row is None:
+                self.holds.forget(topic, now)
+                continue
+            if row.id not in self._inflight_rows:
+                mid = self.conn.publish(row.topic, self.seal(row.topic, row.payload), qos=1)
+                if mid is None:
+                    return False
+                self._inflight[mid] = (row.id, row.event_id, row.topic)
+                self._inflight_rows.add(row.id)
+                self.published += 1
+            self.holds.probing(topic, row.id, now)
+        return True
+
     def _restart(self) -> None:
         """Send again from the oldest unacknowledged row (after a reconnect, or when the hub stays silent)."""
         self._cursor = 0
@@ -242,6 +340,10 @@ class Publisher:
         if self.outbox.erasures != self._erasures:  # rows read before an erasure may be gone: read them again
             self._erasures = self.outbox.erasures
             ready.clear()
+        holds = self.holds
+        if holds and not self._probe():
+            return
+        skipped = 0
         while len(self._inflight) < self.window:
             if not ready:
                 # Every PUBACK and poll lands here: skip the query while no commit happened since one found nothing.
@@ -253,11 +355,18 @@ class Publisher:
                     self._drained_at = commits
                     return
             row = ready[0]
-            if row.id not in self._inflight_rows:  # still in flight from before a reconnect: paho resends it
+            if holds and holds.held(row.topic, row.id):
+                skipped += 1  # sent again once a probe on its topic is delivered
+                if skipped > SKIP_BUDGET:  # a long held backlog is walked a slice per turn, keepalives in between
+                    self.conn.wake()
+                    return
+            elif row.id not in self._inflight_rows and row.event_id not in self._awaiting:
+                # (a row still in flight from before a reconnect is resent by paho; one awaiting the hub's ack by
+                # the hub-ack timeout)
                 mid = self.conn.publish(row.topic, self.seal(row.topic, row.payload), qos=1)
                 if mid is None:
                     return
-                self._inflight[mid] = (row.id, row.event_id)
+                self._inflight[mid] = (row.id, row.event_id, row.topic)
                 self._inflight_rows.add(row.id)
                 self.published += 1
             ready.popleft()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from agent.events import DeviceStateChanged, EventBody
+from agent.events import DeviceStateChanged, EventBody, StorageStateChanged
 from agent.identity.sync import MemberEnrolled, MemberErased
 from agent.pipelines import face, motion, people, product, serial, speech
 from agent.pipelines.base import PipelinePlugin
@@ -31,6 +31,7 @@ def _event_table() -> dict[str, type[EventBody]]:
     table: dict[str, type[EventBody]] = {}
     types: list[type[EventBody]] = [
         DeviceStateChanged,
+        StorageStateChanged,
         MemberEnrolled,
         MemberErased,
         *(t for p in PLUGINS for t in p.event_types),

@@ -19,7 +19,7 @@ from typing import Any
 from agent import __version__
 from agent.config.loader import LoadedConfig
 from agent.errors import AgentError
-from agent.events import DeviceStateChanged, EventBody, EventStamper
+from agent.events import DeviceStateChanged, Event, EventBody, EventStamper
 from agent.pipelines.registry import PLUGINS
 from agent.pipelines.shared import Shared
 from agent.pipelines.stage import Stage
@@ -63,6 +63,8 @@ class Agent:
         self.stages: list[Stage[Any]] = []
         self.shared: Shared | None = None
         self.emitted: Counter[str] = Counter()
+        self.not_accepted: Counter[str] = Counter()
+        self._not_accepted_logged = 0.0
         self._emit_lock = threading.Lock()
         self._stack = ExitStack()
         self.state: StateStore | None = state  # given by the daemon so a config reload keeps the boot counter
@@ -139,13 +141,25 @@ class Agent:
 
     # --- running --------------------------------------------------------------------------
 
-    def emit(self, body: EventBody) -> None:
-        """Stamp and deliver one event (called from workers and source threads)."""
+    def emit(self, body: EventBody) -> Event | None:
+        """Stamp and deliver one event (called from workers and source threads); the event, or ``None`` if the
+        sink refused it (counted in ``health.events_not_accepted`` and logged: never an exception that would end
+        the calling worker or device thread)."""
         assert self._stamper is not None
         event = self._stamper.stamp(body)
-        self.sink.accept(event)
+        try:
+            self.sink.accept(event)
+        except Exception as exc:
+            with self._emit_lock:
+                self.not_accepted[event.type] += 1
+                failures = sum(self.not_accepted.values())
+            if failures <= 10 or time.monotonic() - self._not_accepted_logged >= 60.0:
+                self._not_accepted_logged = time.monotonic()
+                logger.error("event %s %s not accepted (%d so far): %s", event.type, event.event_id, failures, exc)
+            return None
         with self._emit_lock:
             self.emitted[event.type] += 1
+        return event
 
     def _on_state(
         self, device: str, kind: DeviceKind, state: DeviceState, previous: DeviceState, reason: str | None
@@ -219,4 +233,5 @@ class Agent:
             "devices": {s.name: s.stats() for s in self.sources},
             "pipelines": {w.name: w.stats() for w in self.workers},
             "events_emitted": emitted,
+            "events_not_accepted": dict(self.not_accepted),
         }

@@ -7,6 +7,13 @@ systemd watchdog only while every source is fresh and the publisher alive.
 Stop order is the reverse through one ``ExitStack``: the agent drains into the
 outbox, the publisher publishes ``offline`` and disconnects, the outbox commits
 and closes.
+
+Storage trouble (a full disk, a read-only remount, I/O errors) is watched by
+one ``StorageMonitor`` shared by the counters and the outbox: each change
+becomes a ``storage.state`` event (queued in the outbox, and published at once
+while the disk fails) and ``health.storage``. A stop on a failing disk still
+ends within systemd's ``TimeoutStopSec`` (the outbox gives up after
+``CLOSE_TIMEOUT_S``, counting what it could not write).
 """
 
 from __future__ import annotations
@@ -32,12 +39,13 @@ from agent.delivery.outbox import OUTBOX_FILE, Outbox
 from agent.delivery.publisher import COMMAND_QUEUE, CommandQueue, CommandRequest, Publisher, encode
 from agent.delivery.topics import Topics
 from agent.errors import AgentError
-from agent.events import Event
+from agent.events import Event, StorageStateChanged
 from agent.identity.enrollment import register_erasure_hook, unregister_erasure_hook
 from agent.identity.sync import set_recorder
 from agent.pipelines.face.resources import gallery_path, open_gallery
 from agent.pipelines.face.settings import FaceSettings
 from agent.pipelines.shared import Shared
+from agent.runtime import preflight
 from agent.runtime.agent import Agent
 from agent.runtime.commander import Commander
 from agent.runtime.health import SystemProbe, health_payload, status_payload
@@ -47,12 +55,15 @@ from agent.runtime.notify import Notifier
 from agent.runtime.sink import EventSink, FanoutSink
 from agent.runtime.state import StateStore
 from agent.runtime.trust import TerminalTrust, load_trust
+from agent.storage import StorageMonitor, StorageState
 from models.runtime import set_progress_hook
 
 logger = logging.getLogger(__name__)
 
 #: How often pending member announcements (identity.sync) are turned into events.
 ANNOUNCE_INTERVAL_S = 1.0
+#: At a stop on a failing disk, how long the broker may take to confirm the events published from memory.
+RESCUE_S = 3.0
 #: Sections a reload cannot change in place (they name the terminal, its broker or its files).
 RESTART_SECTIONS = ("store", "terminal", "mqtt", "storage", "trust")
 #: ``run`` exits with this when a pushed config needs a restart (sysexits EX_TEMPFAIL; systemd restarts it).
@@ -70,7 +81,8 @@ class LentSink:
         self.sink.accept(event)
 
     def close(self) -> None:
-        self.outbox.flush(timeout=30.0)
+        # A failing disk will not take them now; the outbox's own close tries once more, within its time limit.
+        self.outbox.flush(timeout=1.0 if self.outbox.failing else 30.0)
 
 
 class Daemon:
@@ -101,18 +113,25 @@ class Daemon:
         self.exit_code = 0
         self._stop_after_reply = threading.Event()
 
+        self._storage_seen = 0
+        self._storage_state = StorageState.OK
+
     # --- lifecycle ----------------------------------------------------------------------------
 
     def start(self) -> None:
         config = self.loaded.config
+        # Secrets, gallery, models, counters: the first problem is one line and exit 78/69, before anything opens.
+        preflight.raise_first(preflight.check(config, devices=False))
         state_dir = Path(config.storage.state_dir)
-        self.state = StateStore(state_dir)
+        self.storage = StorageMonitor(state_dir)
+        self.state = StateStore(state_dir, self.storage)
         self.outbox = Outbox(
             state_dir / OUTBOX_FILE,
             config.storage.outbox,
             self.topics,
             expire_after_s=config.privacy.retention.events_days * 86400.0,
             anonymous_ids_s=config.privacy.retention.anonymous_track_s,
+            storage=self.storage,
         )
         self._stack.callback(self.outbox.close)
         # Erasure (CLI, MQTT, consent expiry) also purges the member's queued events.
@@ -147,9 +166,7 @@ class Daemon:
             subscriptions=[members_filter(config.mqtt.topic_prefix, config.store.id)] if self.member_sync else [],
             on_message=self.member_sync.offer if self.member_sync else None,
         )
-        self._stack.callback(
-            lambda: self.publisher.stop(offline=status_payload("offline", self.loaded, boot, "stopped"))
-        )
+        self._stack.callback(self._stop_delivery, boot)
         self.publisher.start()
         # After the pipelines have stopped (their last events included), before the publisher goes offline.
         self._stack.callback(self._tick_integrations)
@@ -248,6 +265,15 @@ class Daemon:
             return None
         return self.health(self.scrape_probe)
 
+    def _stop_delivery(self, boot: int) -> None:
+        """Before the publisher goes: events a failing disk never took are published from memory (the hub de-
+        duplicates), so a stop on a full or read-only disk loses only what the broker does not confirm."""
+        waiting = self.outbox.take_unwritten()
+        if waiting:
+            confirmed = self.publisher.send_direct([(item[1], item[2]) for item in waiting], RESCUE_S)
+            self.outbox.settle_unwritten(waiting, confirmed)
+        self.publisher.stop(offline=status_payload("offline", self.loaded, boot, "stopped"))
+
     def _start_agent(self, loaded: LoadedConfig) -> Agent:
         agent = Agent(loaded, self.sink, replay=self.replay, state=self.state)
         try:
@@ -291,6 +317,8 @@ class Daemon:
             wait = max(0.0, min(next_health, next_watchdog, time.monotonic() + 0.5) - time.monotonic())
             self.stop_event.wait(wait)
             self.commander.police()
+            if self.storage.generation != self._storage_seen:
+                self.report_storage()
             now = time.monotonic()
             if self.member_sync is not None and now >= next_announce and not self._reloading:
                 next_announce = now + ANNOUNCE_INTERVAL_S
@@ -305,6 +333,29 @@ class Daemon:
                     self.notifier.send("WATCHDOG=1", f"STATUS={self.status_line()}")
                 else:
                     logger.warning("not petting the watchdog: %s", self.status_line())
+
+    def report_storage(self) -> None:
+        """A storage change: a ``storage.state`` event into the outbox, and at once to the broker while the disk
+        fails (the outbox cannot send it before the disk takes it)."""
+        self._storage_seen = self.storage.generation
+        state, reason = self.storage.state()
+        stats = self.outbox.stats()
+        if state is self._storage_state and state is StorageState.OK:
+            return
+        body = StorageStateChanged(
+            captured_at=time.time(),
+            path=str(self.storage.directory),
+            state=state.value,
+            previous=self._storage_state.value,
+            reason=reason,
+            waiting_in_memory=int(stats["pending"]),
+            dropped_for_memory=sum(stats["dropped"].get("memory", {}).values()),
+        )
+        self._storage_state = state
+        event = self.agent.emit(body) if self._agent is not None else None
+        if event is not None and state is not StorageState.OK:
+            self.publisher.publish_json(self.topics.event(event.type), event.to_payload())
+        self.notifier.send(f"STATUS={self.status_line()}")
 
     def _run_command(self, request: CommandRequest) -> dict[str, Any]:
         return handle(COMMANDS, self, self.trust.authority, request)
@@ -324,9 +375,15 @@ class Daemon:
         return self.agent.watchdog_ok() and self.publisher.alive() and self.commander.thread.is_alive()
 
     def status_line(self) -> str:
-        link = "connected" if self.publisher.connected else f"broker unreachable ({self.publisher.conn.last_error})"
+        delivery = self.publisher.delivery_state()
+        if delivery == "disconnected":
+            link = f"broker unreachable ({self.publisher.conn.last_error})"
+        else:
+            link = "connected" if delivery == "ok" else f"connected, {delivery}"
         sources = len(self._agent.sources) if self._agent else 0
-        return f"{sources} devices, MQTT {link}, outbox {self.outbox.rows} events"
+        state, reason = self.storage.state()
+        disk = "" if state is StorageState.OK else f", storage {state} ({reason})"
+        return f"{sources} devices, MQTT {link}, outbox {self.outbox.rows} events{disk}"
 
     def health(self, probe: SystemProbe | None = None) -> dict[str, Any]:
         return health_payload(
@@ -337,7 +394,8 @@ class Daemon:
             (probe or self.probe).read(),
             self.agent.watchdog_ok(),
             self.commander.stats(),
-            self.member_sync.health() if self.member_sync is not None else None,
+            storage=self.storage.stats(),
+            member_sync=self.member_sync.health() if self.member_sync is not None else None,
         )
 
     def publish_health(self) -> bool:

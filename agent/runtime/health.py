@@ -127,10 +127,12 @@ def health_payload(
     system: dict[str, Any],
     watchdog_ok: bool,
     commands: dict[str, Any],
+    *,
+    storage: dict[str, Any] | None = None,
     member_sync: dict[str, int] | None = None,
 ) -> dict[str, Any]:
-    """One health message: the agent's own figures plus delivery and the board."""
-    extra = {"member_sync": member_sync} if member_sync is not None else {}
+    """One health message: the agent's own figures plus delivery, storage and the board (and the store-wide
+    members' sync where it is on)."""
     return {
         "store_id": loaded.config.store.id,
         "terminal_id": loaded.config.terminal.id,
@@ -140,7 +142,8 @@ def health_payload(
         "outbox": outbox,
         "mqtt": mqtt,
         "commands": commands,
+        **({"storage": storage} if storage is not None else {}),
         "system": system,
         "models": provider_report(loaded.config.models.providers),
-        **extra,
+        **({"member_sync": member_sync} if member_sync is not None else {}),
     }

@@ -70,7 +70,7 @@ class MemberSync:
         hub_keys: Sequence[HubPublicKey],
         open_gallery: Callable[[], Gallery | None],
         shared_gallery: Callable[[], Gallery | None],
-        emit: Callable[[EventBody], None],
+        emit: Callable[[EventBody], object],
         flush: Callable[[], bool],
         topic_prefix: str,
     ) -> None:
@@ -91,25 +91,26 @@ class MemberSync:
     # --- outgoing ------------------------------------------------------------------------------
 
     def announce(self, captured_at: float) -> int:
-        """Turn the journal's pending entries into events; entries leave the journal once the outbox holds them."""
+        """Turn the journal's pending entries into events; entries leave the journal once the outbox holds them
+        (otherwise they are announced again at the next try: the hub takes a repeated announcement as the same)."""
         pending = self.journal.pending()
         if not pending:
             return 0
+        accepted = True
         for _, kind, ref, member_id, body in pending:
             if kind == "enrolled" and member_id is not None:
-                self._emit(
-                    MemberEnrolled(
-                        captured_at=captured_at,
-                        member_id=member_id,
-                        member_ref=ref,
-                        consent=body["consent"],
-                        model=body["model"],
-                        templates=body["templates"],
-                    )
+                event: EventBody = MemberEnrolled(
+                    captured_at=captured_at,
+                    member_id=member_id,
+                    member_ref=ref,
+                    consent=body["consent"],
+                    model=body["model"],
+                    templates=body["templates"],
                 )
             else:
-                self._emit(MemberErased(captured_at=captured_at, member_ref=ref, reason=str(body.get("reason", ""))))
-        if self._flush():
+                event = MemberErased(captured_at=captured_at, member_ref=ref, reason=str(body.get("reason", "")))
+            accepted = self._emit(event) is not None and accepted  # None: the outbox refused it (it is closing)
+        if accepted and self._flush():
             self.journal.sent([row[0] for row in pending])
             self.stats.announced += len(pending)
         return len(pending)

@@ -11,6 +11,7 @@ unregisters it all after the pipelines.
 
 from __future__ import annotations
 
+import sqlite3
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -21,9 +22,11 @@ from agent.identity import sync
 from agent.identity.cards import CardIdentity, CardIdentityError, load_registry, load_secret
 from agent.identity.enrollment import ErasureHook, enforce_retention, register_erasure_hook, unregister_erasure_hook
 from agent.identity.fusion import IdentityFusion
+from agent.identity.gallery import Gallery
+from agent.identity.keys import GalleryKeyError
 from agent.identity.presence import RecentMember
 from agent.pipelines.face.frames import LatestFrames
-from agent.pipelines.face.resources import open_gallery
+from agent.pipelines.face.resources import gallery_path, open_gallery
 from agent.pipelines.face.settings import FaceSettings
 from agent.pipelines.people.reid import ReidMemory
 from agent.pipelines.people.settings import PeopleSettings
@@ -53,6 +56,20 @@ def card_identity(config: StoreConfig) -> CardIdentity:
     return CardIdentity(secret, registry, shared.journal.card_member if shared is not None else None)
 
 
+def face_gallery(face: FaceSettings, state_dir: Path) -> Gallery:
+    """The member gallery for the face pipeline, or one line naming what is wrong (exit 78, no restart loop):
+    no key, a malformed key, or a file that is not a gallery database."""
+    try:
+        return open_gallery(face, state_dir)
+    except GalleryKeyError as exc:
+        raise AgentError(f"pipelines.face: {exc}") from None
+    except sqlite3.DatabaseError as exc:
+        raise AgentError(
+            f"pipelines.face: the gallery {gallery_path(state_dir)} cannot be read as a database ({exc}); restore it "
+            "from a backup, or move it aside and enrol the members again"
+        ) from None
+
+
 def build_shared(config: StoreConfig, stack: ExitStack) -> Shared:
     pipelines = config.pipelines
     face = pipelines.settings(FaceSettings)
@@ -75,7 +92,7 @@ def build_shared(config: StoreConfig, stack: ExitStack) -> Shared:
 
     gallery = None
     if face.enabled:
-        gallery = open_gallery(face, state_dir)
+        gallery = face_gallery(face, state_dir)
         stack.callback(gallery.close)
         enforce_retention(gallery)
     cards = card_identity(config) if card_readers(devices.options("serial")) else None

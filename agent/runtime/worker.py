@@ -14,7 +14,7 @@ from agent.events import EventBody
 from agent.pipelines.stage import Stage
 from agent.runtime.queues import QueueClosed, StageQueue
 
-Emit = Callable[[EventBody], None]
+Emit = Callable[[EventBody], object]
 
 
 class Worker:

@@ -41,6 +41,13 @@ EMBEDDER_MODELS: dict[EmbedderKind, str] = {
     "mobilefacenet": "mobilefacenet_192",
     "dlib": "dlib_face_recognition_resnet_v1",
 }
+#: The two MiniFASNet liveness models, fused.
+LIVENESS_MODELS = ("antispoof_minifasnet_v2", "antispoof_minifasnet_v1se")
+
+
+def model_names(detector_model: str = DEFAULT_DETECTOR, embedder: EmbedderKind = "sface") -> list[str]:
+    """Every manifest model ``FaceAnalyzer.load`` loads with these arguments."""
+    return [detector_model, *LIVENESS_MODELS, EMBEDDER_MODELS[embedder]]
 
 
 def embedder_crop(image: npt.NDArray[np.uint8], det: FaceDetection, kind: EmbedderKind) -> npt.NDArray[np.uint8]:
@@ -110,7 +117,7 @@ class FaceAnalyzer:
         )
         return FaceAnalyzer(
             YuNetDetector(session(detector_model), score_threshold=detection_threshold, max_side=detection_max_side),
-            LivenessModel(session("antispoof_minifasnet_v2"), session("antispoof_minifasnet_v1se")),
+            LivenessModel(*(session(name) for name in LIVENESS_MODELS)),
             FaceEmbedder(embed_session, embedder),
             thresholds,
         )

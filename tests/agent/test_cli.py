@@ -133,6 +133,7 @@ def test_check_config_warns_about_unsafe_settings(tmp_path: Path) -> None:
     assert any("plain TCP to 192.0.2.10:1883" in w for w in warnings), warnings
     assert any("erase-member without the hub's signature" in w for w in warnings), warnings
     assert any("trust.hub_keys is empty" in w for w in warnings), warnings
+    assert any("ack: hub with no trust.hub_keys" in w for w in warnings), warnings
     (tmp_path / "hub.pub").write_text("store-agent-hub-v1 x y\n")  # only its existence is validated here
     local = tmp_path / "local.yaml"
     local.write_text(

@@ -448,6 +448,7 @@ CASES: list[tuple[str, int, Callable[[World], Result], str]] = [
     ("version", 0, _w(lambda w: ["version"]), "store-agent "),
     ("check-config", 0, _w(lambda w: ["check-config", "-c", str(w.plain)]), "valid"),
     ("check-config", 2, _w(lambda w: ["check-config"]), "the config file is required"),
+    ("check-config", 69, _w(lambda w: ["check-config", "--strict", "-c", str(w.no_models)]), "yolox-nano"),
     ("check-config", 78, _w(lambda w: ["check-config", str(w.invalid)]), "unknown type 'webcam'"),
     ("run", 0, _run_stopped, "received SIGTERM, stopping"),
     ("run", 2, _w(lambda w: ["run"]), "required: --config"),

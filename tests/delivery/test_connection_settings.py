@@ -155,8 +155,9 @@ def test_topics_status_and_health_follow_the_settings(broker: Mosquitto, tmp_pat
 
 
 def test_ack_broker_or_hub_and_the_hub_resend_timeout(broker: Mosquitto, tmp_path: Path) -> None:
-    """``ack: broker`` empties the outbox on PUBACK; ``ack: hub`` keeps each event until the hub acknowledges its
-    id, and sends again what the hub has not acknowledged within ``hub_ack_timeout_s``."""
+    """``ack: broker`` empties the outbox on a PUBACK that says delivered, never on 0x10 "No matching subscribers";
+    ``ack: hub`` keeps each event until the hub acknowledges its id, and sends again what the hub has not
+    acknowledged within ``hub_ack_timeout_s``."""
 
     def emit(daemon: Daemon, n: int) -> list[str]:
         for i in range(n):
@@ -165,12 +166,24 @@ def test_ack_broker_or_hub_and_the_hub_resend_timeout(broker: Mosquitto, tmp_pat
         return [r.event_id for r in daemon.outbox.fetch(0, 100)]
 
     by_broker = loaded_config(
-        folder(tmp_path, "broker"), broker.port, terminal={"id": "t-broker"}, mqtt={"ack": "broker"}
+        folder(tmp_path, "broker"),
+        broker.port,
+        store={"id": "ack-store", "name": "No hub"},  # no persistent hub session of another test queues for it
+        terminal={"id": "t-broker"},
+        mqtt={"ack": "broker"},
     )
     with Daemon(by_broker) as daemon:
         assert daemon.publisher.conn.wait_connected(10)
         emit(daemon, 5)
-        assert daemon.outbox.wait_empty(10), "PUBACKs alone empty the outbox"
+        assert wait_for(lambda: daemon.publisher.no_subscriber >= 5)
+        assert daemon.outbox.rows == 5, "nobody subscribed: a 0x10 PUBACK is not delivery"
+        assert daemon.health()["mqtt"]["delivery"] == "no subscriber"
+        subscriber = Listener(broker.port, ["store/ack-store/t-broker/events/#"], "test-subscriber")
+        try:
+            assert daemon.outbox.wait_empty(15), "once someone subscribes, PUBACKs empty the outbox"
+            assert subscriber.wait(lambda m: len({p["event_id"] for _, p in m}) == 5)
+        finally:
+            subscriber.close()
 
     base = "store/test-store/t-hub"
     hub = Listener(broker.port, [f"{base}/events/#"], "test-hub")
@@ -187,9 +200,9 @@ def test_ack_broker_or_hub_and_the_hub_resend_timeout(broker: Mosquitto, tmp_pat
             assert hub.wait(lambda m: len(m) >= 10, timeout=5), "not sent again after hub_ack_timeout_s"
             assert sorted(p["event_id"] for _, p in hub.messages[:10]) == sorted(ids * 2)
             assert daemon.publisher.resends >= 5
-            hub.publish(f"{base}/ack", json.dumps({"event_ids": ids}).encode())
+            hub.publish(f"{base}/ack", json.dumps({"event_ids": ids}).encode())  # unsigned: ignored (Trust)
             time.sleep(0.5)
-            assert daemon.outbox.rows == 5, "an unsigned acknowledgement is refused (the hub signs its acks)"
+            assert daemon.outbox.rows == 5 and daemon.publisher.stats()["refused_acks"] == {"unsigned": 1}
             hub.publish(f"{base}/ack", signed_ack(TEST_HUB, f"{base}/ack", ids))
             assert daemon.outbox.wait_empty(10), "the hub's acknowledgement empties the outbox"
     finally:

@@ -73,9 +73,11 @@ def test_monitor_is_a_persistent_subscriber_that_prints_one_terminals_events(tmp
         cameras=[{**PATTERN_CAMERA, "frames": 60, "realtime": False}],
         pipelines={"motion": {"enabled": True}},
     )
-    for config in (other, demo):
-        replayed = cli("replay", "--config", str(config))
-        assert replayed.returncode == 0, replayed.stderr
+    # Nobody subscribes to the other terminal's topics: its events are not delivered (PUBACK 0x10), they stay.
+    unheard = cli("replay", "--config", str(other), "--timeout", "5")
+    assert unheard.returncode == 69 and "not acknowledged" in unheard.stderr, unheard.stderr
+    replayed = cli("replay", "--config", str(demo))
+    assert replayed.returncode == 0, replayed.stderr
     back = cli(*session, "--json", "--count", str(DEMO_EVENTS), "--timeout", "60")
     assert back.returncode == 0, back.stderr
     events = [json.loads(line) for line in back.stdout.splitlines()]

@@ -82,14 +82,9 @@ class FaceSettings(PipelineSettings):
     key_file: Path | None = Field(None, description="Key file readable by its owner only (0400); never the key itself.")
 
     def model_names(self) -> list[str]:
-        from models.face.analyzer import EMBEDDER_MODELS  # the analyser loads exactly these (models/face/analyzer.py)
+        from models.face.analyzer import model_names  # exactly what the analyser loads
 
-        return [
-            self.detector_model,
-            "antispoof_minifasnet_v2",
-            "antispoof_minifasnet_v1se",
-            EMBEDDER_MODELS[self.embedder],
-        ]
+        return model_names(self.detector_model, self.embedder)
 
     @model_validator(mode="after")
     def _kiosks_are_face_cameras(self) -> FaceSettings:

@@ -275,12 +275,17 @@ class PeopleStage(Stage[Frame]):
         return self._analyzer.end_tracks(self._last_time or 0.0, self._last_wall, ended)
 
 
+#: Person detector, pose, appearance (re-identification): the manifest models ``build`` loads.
+MODELS = ("yolox-nano", "movenet-lightning", "osnet-x0.25-msmt17")
+
+
 def build(settings: PeopleSettings, shared: Shared) -> list[Stage[Frame]]:
     models = shared.models
     providers, threads = list(models.providers), models.threads
-    detector = PersonDetector(session_for("yolox-nano", models.directory, providers, threads), settings.score_threshold)
-    pose = PoseEstimator(session_for("movenet-lightning", models.directory, providers, threads))
-    appearance = AppearanceEmbedder(session_for("osnet-x0.25-msmt17", models.directory, providers, threads))
+    detect, keypoints, appear = (session_for(name, models.directory, providers, threads) for name in MODELS)
+    detector = PersonDetector(detect, settings.score_threshold)
+    pose = PoseEstimator(keypoints)
+    appearance = AppearanceEmbedder(appear)
     return [
         PeopleStage(
             c,

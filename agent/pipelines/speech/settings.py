@@ -152,9 +152,13 @@ class SpeechSettings(PipelineSettings):
     )
 
     def model_names(self) -> list[str]:
-        """Each recogniser's manifest model; pocketsphinx's lives inside its wheel and is in no manifest."""
+        """Each recogniser's manifest model; pocketsphinx's en-us model lives inside its wheel."""
+        from models.speech.sphinx import WHEEL_MODEL
+
         every = [*self.recognizers, *(r for rs in self.microphone_recognizers.values() for r in rs)]
-        return list(dict.fromkeys(r.model for r in every if r.engine != "pocketsphinx"))
+        return list(
+            dict.fromkeys(r.model for r in every if not (r.engine == "pocketsphinx" and r.model == WHEEL_MODEL))
+        )
 
     @model_validator(mode="after")
     def _unique_intents(self) -> SpeechSettings:
