@@ -16,7 +16,7 @@ from agent.delivery.broker import Mosquitto, free_port
 from agent.errors import AgentError
 from agent.runtime.daemon import Daemon
 from agent.runtime.metrics import CONTENT_TYPE, render
-from tests.delivery.conftest import PATTERN_CAMERA, loaded_config
+from tests.delivery.conftest import PATTERN_CAMERA, Listener, loaded_config
 
 
 def scrape(port: int) -> tuple[str, dict[str, list[Any]]]:
@@ -50,6 +50,8 @@ def test_scraped_during_a_run_and_equal_to_health(broker: Mosquitto, tmp_path: P
         pipelines={"motion": {"enabled": True}},
         integrations={"prometheus": {"enabled": True, "port": port}},
     )
+    # the hub's stand-in: with nobody subscribed the terminal keeps its events (no subscriber, docs/mqtt.md)
+    hub = Listener(broker.port, ["store/test-store/t1/events/#"], "metrics-hub")
     with Daemon(loaded, replay=True) as daemon:
         assert daemon.metrics is not None and daemon.metrics.port == port
         daemon.serve(until=lambda: daemon.agent.health()["devices"]["cam"].get("items", 0) >= 10)
@@ -83,6 +85,7 @@ def test_scraped_during_a_run_and_equal_to_health(broker: Mosquitto, tmp_path: P
         items = health["devices"]["cam"]["items"]
         assert value(after, "store_agent_devices_items", "store_agent_devices_items_total", device="cam") == items
         assert "store_agent_system_rss_bytes" in after and value(after, "store_agent_system_rss_bytes") > 10e6
+    hub.close()
     with pytest.raises(urllib.error.URLError):  # closed with the daemon
         urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2)
 
