@@ -6,8 +6,32 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+# Fuzz tests: CI replays a fixed set of cases (derandomised, so a run is red or green for a reason, not by chance);
+# a developer's run keeps drawing new ones and remembers failures in .hypothesis/. STORE_AGENT_CI=1 (set by .ci/run)
+# or HYPOTHESIS_PROFILE=ci|dev picks one. A test's own ``@settings(max_examples=...)`` still sets its count.
+settings.register_profile(
+    "ci",
+    derandomize=True,
+    max_examples=200,
+    deadline=None,
+    database=None,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.register_profile("dev", deadline=None, print_blob=True)
+
+
+def in_ci() -> bool:
+    """True in CI (``STORE_AGENT_CI=1``, exported by ``.ci/run``)."""
+    return os.environ.get("STORE_AGENT_CI", "") not in ("", "0")
+
+
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if in_ci() else "dev"))
 
 
 def data_dir() -> Path:
