@@ -1,4 +1,4 @@
-"""Shared test fixtures: where the real test data lives, and how to skip clearly without it."""
+"""Shared test fixtures: where the real test data lives (its absence skips locally and fails in CI), fuzz profiles."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, settings
+
+from tests.prereq import in_ci, require
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -26,11 +28,6 @@ settings.register_profile(
 settings.register_profile("dev", deadline=None, print_blob=True)
 
 
-def in_ci() -> bool:
-    """True in CI (``STORE_AGENT_CI=1``, exported by ``.ci/run``)."""
-    return os.environ.get("STORE_AGENT_CI", "") not in ("", "0")
-
-
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if in_ci() else "dev"))
 
 
@@ -43,7 +40,17 @@ def require_data(relative: str) -> Path:
     """The path of a shared data file or folder, or skip the test naming what is missing."""
     path = data_dir() / relative
     if not path.exists():
-        pytest.skip(f"shared test data not found: {path} (set STORE_AGENT_DATA to the shared data folder)")
+        require(
+            "STORE_AGENT_DATA", f"shared test data not found: {path} (set STORE_AGENT_DATA to the shared data folder)"
+        )
+    return path
+
+
+def require_model(models_dir: Path, file: str) -> Path:
+    """A model file of the shared data (``models/``), or :func:`require` naming it."""
+    path = models_dir / file
+    if not path.is_file():
+        require("STORE_AGENT_DATA", f"model {file} not found in {models_dir} (store-agent models fetch)")
     return path
 
 
@@ -51,7 +58,7 @@ def require_data(relative: str) -> Path:
 def shared_data() -> Path:
     root = data_dir()
     if not root.is_dir():
-        pytest.skip(f"shared test data not found at {root} (set STORE_AGENT_DATA)")
+        require("STORE_AGENT_DATA", f"shared test data not found at {root} (set STORE_AGENT_DATA)")
     return root
 
 

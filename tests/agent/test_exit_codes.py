@@ -28,6 +28,7 @@ import yaml
 
 from agent.delivery.broker import Mosquitto, free_port, mosquitto_binary
 from tests.conftest import REPO, data_dir
+from tests.prereq import require
 
 GALLERY_KEY = secrets.token_hex(32)
 
@@ -94,7 +95,7 @@ class World:
     def need(self, relative: str) -> Path:
         path = self.data / relative
         if not path.exists():
-            pytest.skip(f"shared test data not found: {path} (set STORE_AGENT_DATA)")
+            require("STORE_AGENT_DATA", f"shared test data not found: {path} (set STORE_AGENT_DATA)")
         return path
 
     def config(self, name: str, **sections: Any) -> Path:
@@ -140,7 +141,7 @@ class World:
     @cached_property
     def broker(self) -> Mosquitto:
         if mosquitto_binary() is None:
-            pytest.skip("mosquitto is not installed (apt install mosquitto)")
+            require("mosquitto", "not installed (apt install mosquitto)")
         server = Mosquitto(self.root / "mosquitto").start()
         self._stop.append(server.stop)
         return server

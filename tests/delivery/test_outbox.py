@@ -15,6 +15,7 @@ from agent.delivery.outbox import Outbox
 from agent.delivery.topics import Topics
 from agent.events import DeviceStateChanged, EventBody, EventStamper, Retention
 from agent.pipelines.serial.events import BarcodeScanned
+from tests.delivery.faults import wait_until
 
 TOPICS = Topics("store", "s1", "t1")
 
@@ -66,7 +67,7 @@ def test_group_commit_survives_reopen_in_order(tmp_path: Path) -> None:
         reopened.ack_rows([r.id for r in rows[:200]])
         reopened.ack_events([e.event_id for e in events[200:300]])
         assert reopened.flush(5)
-        time.sleep(0.2)
+        assert wait_until(lambda: reopened.delivered == 300, 5), reopened.stats()
         assert [r.event_id for r in reopened.fetch(0, 1000)] == [e.event_id for e in events[300:]]
         assert reopened.delivered == 300
     finally:
