@@ -5,6 +5,7 @@ with AES-256-GCM under the gallery key with a random nonce, and the member id
 and model name as associated data (a ciphertext moved to another member fails
 to open). ``secure_delete`` overwrites erased rows on disk. The decrypted
 templates live only in memory, as one matrix for :func:`models.face.match.match`.
+A key-check value (``agent.identity.keycheck``) refuses a wrong key when the gallery is opened.
 """
 
 from __future__ import annotations
@@ -19,9 +20,11 @@ from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
+from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from agent.identity import audit
+from agent.identity import audit, keycheck
+from agent.identity.keys import GalleryKeyError
 from models.face.match import GalleryMatrix
 
 logger = logging.getLogger(__name__)
@@ -69,6 +72,10 @@ class GalleryError(Exception):
     """A gallery operation was refused (unknown member, no consent, wrong key); the message says why."""
 
 
+class WrongGalleryKey(GalleryError, GalleryKeyError):
+    """The key does not match the gallery's key-check value: a key problem (exit 78) as much as a gallery one."""
+
+
 class Gallery:
     """One gallery file per terminal; thread-safe; the matrix is rebuilt only after a change."""
 
@@ -89,6 +96,23 @@ class Gallery:
         self._db.execute(audit.SCHEMA)
         os.chmod(path, 0o600)
         self._matrix: GalleryMatrix | None = None
+        try:
+            if keycheck.ensure(self._db, path, key, self._opens_a_template):
+                logger.info("gallery %s: key-check value written", path)
+        except keycheck.WrongKey as exc:
+            self._db.close()
+            raise WrongGalleryKey(str(exc)) from None
+
+    def _opens_a_template(self) -> bool | None:
+        """Whether the key decrypts the first stored template (None: there is none), for the key-check migration."""
+        row = self._db.execute("SELECT member_id, model, nonce, sealed FROM templates ORDER BY id LIMIT 1").fetchone()
+        if row is None:
+            return None
+        try:
+            self._aead.decrypt(row[2], row[3], f"{row[0]}\x00{row[1]}".encode())
+        except InvalidTag:
+            return False
+        return True
 
     def close(self) -> None:
         with self._lock:
