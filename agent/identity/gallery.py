@@ -93,7 +93,6 @@ class Gallery:
         self._db.executescript(SCHEMA)
         if "coverage" not in {row[1] for row in self._db.execute("PRAGMA table_info(consent)")}:
             self._db.execute("ALTER TABLE consent ADD COLUMN coverage TEXT NOT NULL DEFAULT 'terminal'")
-        self._db.execute(audit.SCHEMA)
         os.chmod(path, 0o600)
         self._matrix: GalleryMatrix | None = None
         try:
@@ -102,6 +101,7 @@ class Gallery:
         except keycheck.WrongKey as exc:
             self._db.close()
             raise WrongGalleryKey(str(exc)) from None
+        self._audit = audit.AuditChain(self._db, key)  # after the key check: a chain is keyed with this key
 
     def _opens_a_template(self) -> bool | None:
         """Whether the key decrypts the first stored template (None: there is none), for the key-check migration."""
@@ -162,8 +162,7 @@ class Gallery:
                         "VALUES (?, ?, ?, ?, ?, ?)",
                         (member_id, self.model, nonce, sealed, float(quality), now),
                     )
-                audit.append(
-                    self._db,
+                self._audit.append(
                     "enroll",
                     self.subject(member_id),
                     {"templates": len(templates), "consent_ref": consent.reference, "scope": consent.scope},
@@ -176,21 +175,23 @@ class Gallery:
         return len(templates)
 
     def erase(self, member_id: str, reason: str = "request") -> bool:
-        """Delete the member's templates, consent and record; audited. False when unknown."""
+        """Delete the member's templates, consent and record, and redact their audit entries (when, where, who);
+        the erasure's own entry names no one. False when the member was not enrolled."""
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 n = self._db.execute("SELECT COUNT(*) FROM templates WHERE member_id = ?", (member_id,)).fetchone()[0]
                 # Templates and consent go with the member row (ON DELETE CASCADE, foreign_keys on).
                 known = self._db.execute("DELETE FROM members WHERE member_id = ?", (member_id,)).rowcount > 0
-                if known:
-                    audit.append(self._db, "erase", self.subject(member_id), {"templates": n, "reason": reason})
+                redacted = self._audit.redact(self.subject(member_id))
+                if known or redacted:
+                    self._audit.append(audit.ERASE, None, {"templates": n, "reason": reason, "redacted": redacted})
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
-            if known:
-                self._db.execute("VACUUM")
+            if known or redacted:
+                self._db.execute("VACUUM")  # with secure_delete: no freed page keeps the member
                 self._matrix = None
         return known
 
@@ -207,7 +208,7 @@ class Gallery:
         """Audit a match or an export."""
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
-            audit.append(self._db, action, self.subject(member_id), detail)
+            self._audit.append(action, self.subject(member_id), detail)
             self._db.execute("COMMIT")
 
     def members(self) -> list[MemberInfo]:
@@ -250,8 +251,7 @@ class Gallery:
                         "VALUES (?, ?, ?, ?, ?, ?)",
                         (member_id, self.model, nonce, sealed, 1.0, now),
                     )
-                audit.append(
-                    self._db,
+                self._audit.append(
                     "sync",
                     self.subject(member_id),
                     {"templates": len(templates), "consent_ref": consent.reference, "from": origin},
@@ -302,9 +302,14 @@ class Gallery:
             return self._matrix
 
     def verify_audit(self) -> int:
+        """The number of entries of a sound chain; ``audit.AuditBroken`` (a ValueError) otherwise."""
+        return self.audit_head().seq
+
+    def audit_head(self) -> audit.Head:
+        """Verify the chain and return its head (``audit.AuditBroken`` when it does not verify)."""
         with self._lock:
-            return audit.verify(self._db)
+            return self._audit.verify()
 
     def audit_entries(self) -> list[audit.AuditEntry]:
         with self._lock:
-            return audit.entries(self._db)
+            return self._audit.entries()
