@@ -52,6 +52,29 @@ def new_event_id(now_ns: int | None = None) -> str:
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
+#: Payload keys that name members: a member id, or a list of them (erasure finds members under these, at any depth).
+MEMBER_KEYS = frozenset({"member_id", "member_ids", "members"})
+
+
+def member_ids(payload: Any) -> list[str]:
+    """Every member id anywhere in a payload, in order, once each: top-level ``member_id`` and nested ones
+    (``identity.member_id`` of people and zone events), and lists under ``members``/``member_ids``."""
+    found: dict[str, None] = {}
+
+    def walk(value: Any, member: bool) -> None:
+        if isinstance(value, dict):
+            for key, item in value.items():
+                walk(item, key in MEMBER_KEYS)
+        elif isinstance(value, list | tuple):
+            for item in value:
+                walk(item, member)
+        elif member and isinstance(value, str) and value:
+            found[value] = None
+
+    walk(payload, False)
+    return list(found)
+
+
 def compact_json(obj: Any) -> str:
     """The one wire encoding of payloads (events, status, health, replies, acks): UTF-8 kept, no spaces."""
     return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))

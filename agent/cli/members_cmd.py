@@ -68,11 +68,14 @@ def _erase_with_outbox(loaded: LoadedConfig, gallery: Gallery, member_id: str) -
     drops events still in the daemon's memory, before their group commit.
     """
     from agent.delivery.outbox import OUTBOX_FILE, Outbox
+    from agent.delivery.sqlite_file import purge_moved_aside
     from agent.delivery.topics import Topics
 
     path = Path(loaded.config.storage.state_dir) / OUTBOX_FILE
     if not path.is_file():
-        return erase_member(gallery, member_id)
+        result = erase_member(gallery, member_id)
+        purge_moved_aside(path, member_id)  # no live outbox, but a moved-aside one may hold the member
+        return result
     outbox = Outbox(path, loaded.config.storage.outbox, Topics.for_config(loaded.config))
     register_erasure_hook(outbox.delete_member_events)
     try:

@@ -11,6 +11,12 @@ that carries an anonymous id (a person track, a face visitor) and no member
 keeps that id only for ``anonymous_ids_s`` while queued: then the id is
 nulled in the stored payload (``privacy.retention.anonymous_track_s``).
 
+Erasure finds a member wherever a payload names them (``agent.events.member_ids``: top-level ``member_id``,
+``identity.member_id`` of people and zone events, lists under ``members``): every member of a stored event is in
+``event_members``. Deleting the member's rows is followed by a scrub of the file (``VACUUM`` when pages were
+freed, a truncating checkpoint of the WAL), so no freed page or old WAL frame keeps them, and a moved-aside
+corrupt outbox that holds the member is deleted (what it held was salvaged into this one at start).
+
 A write that fails (a full disk, a read-only remount, I/O errors) is a state,
 not a crash: the batch stays in memory and the committer retries with backoff,
 reporting to ``agent.storage.StorageMonitor`` (one log line per change, not a
@@ -37,10 +43,11 @@ from typing import Any
 
 from agent.backoff import Backoff
 from agent.config.schema import OutboxSettings
+from agent.delivery.outbox_members import add_member_index, index_members, members_of, scrub
 from agent.delivery.salvage import Salvage, salvage
-from agent.delivery.sqlite_file import check_integrity, move_aside, open_wal
+from agent.delivery.sqlite_file import check_integrity, move_aside, open_wal, purge_moved_aside
 from agent.delivery.topics import Topics
-from agent.events import Event, Retention, compact_json
+from agent.events import Event, Retention, compact_json, member_ids
 from agent.storage import REMIND_S, StorageMonitor
 
 logger = logging.getLogger(__name__)
@@ -136,6 +143,7 @@ class Outbox:
         if "anon_until" not in {row[1] for row in self._conn.execute("PRAGMA table_info(events)")}:
             self._conn.execute(ANON_COLUMN)
         self._conn.execute(ANON_INDEX)
+        add_member_index(self._conn)
         self._read = open_wal(path)
         self._read_lock = threading.Lock()
         self._recount(self._conn)
@@ -167,6 +175,7 @@ class Outbox:
         self._give_up_at = float("inf")
         self._shed_logged = 0.0
         self.restored = 0
+        self._scrub = False
         if self.salvage is not None:
             self._restore(self.salvage)
         self._thread = threading.Thread(target=self._run, name="outbox-commit", daemon=True)
@@ -187,6 +196,7 @@ class Outbox:
                 found.rows,
             )
             self.restored = conn.total_changes - before
+            index_members(conn, [(row[0], row[2]) for row in found.rows], set_column=True)
             self._recount(conn)
             self._trim(conn)
             self.redacted += self._expire(conn)
@@ -214,7 +224,8 @@ class Outbox:
         The payload is encoded here, once; the publisher sends the stored bytes as they are.
         """
         payload = event.to_payload()
-        member = payload.get("member_id")
+        members = member_ids(payload)
+        member = members[0] if members else None
         anon_until = (
             event.emitted_at + self.anonymous_ids_s if self.anonymous_ids_s and anonymous_ids(payload) else None
         )
@@ -400,20 +411,38 @@ class Outbox:
             self._cond.notify_all()
 
     def delete_member_events(self, member_id: str, timeout: float = 30.0) -> int:
-        """Erasure: remove every queued event whose payload carries ``member_id``; returns how many."""
+        """Erasure: remove every queued event whose payload names ``member_id`` anywhere, scrub the file, and
+        delete moved-aside outboxes that hold the member; returns how many events went."""
 
         def job(conn: sqlite3.Connection) -> int:
-            return self._delete(conn, "member_id", [member_id])
+            conn.execute("PRAGMA secure_delete = ON")  # freed pages zeroed too, not only the cells
+            try:
+                gone = conn.execute(
+                    "DELETE FROM events WHERE member_id = ? OR event_id IN "
+                    "(SELECT event_id FROM event_members WHERE member_id = ?) RETURNING LENGTH(payload)",
+                    (member_id, member_id),
+                )
+                count = self._forget(int(r[0]) for r in gone.fetchall())
+                conn.execute("DELETE FROM event_members WHERE member_id = ?", (member_id,))
+            finally:
+                conn.execute("PRAGMA secure_delete = FAST")
+            self._scrub = True
+            return count
 
         with self._cond:
             before = len(self._pending)
-            self._pending = [p for p in self._pending if p[4] != member_id]
+            self._pending = [p for p in self._pending if p[4] is None or member_id not in members_of(p[2])]
             in_memory = before - len(self._pending)
             self.accepted -= in_memory
         removed: int = self._submit(job).result(timeout)
         self.erasures += 1
         self.dropped[("erased", "any")] += removed + in_memory
-        logger.info("erased %d queued events of a member", removed + in_memory)
+        aside = purge_moved_aside(self.path, member_id)
+        logger.info(
+            "erased %d queued events of a member%s",
+            removed + in_memory,
+            f"; deleted {aside} moved-aside outbox file(s) that held them" if aside else "",
+        )
         return removed + in_memory
 
     def _submit(self, job: Callable[[sqlite3.Connection], Any]) -> Future[Any]:
@@ -572,6 +601,7 @@ class Outbox:
                     self.bytes += sum(len(p[2]) for p in batch)
                 else:
                     self._recount(conn)
+                index_members(conn, [(p[0], p[2]) for p in batch if p[4] is not None])
             delivered = self._delete_ids(conn, rows) + self._delete(conn, "event_id", list(events))
             for job, future in jobs:
                 results.append((future, job(conn)))
@@ -587,6 +617,12 @@ class Outbox:
             with contextlib.suppress(sqlite3.Error):
                 self._recount(conn)
             raise
+        if self._scrub:  # after the commit: an erasure's rows are gone, now their traces in the file
+            self._scrub = False
+            try:
+                scrub(conn)
+            except sqlite3.Error as exc:
+                logger.warning("outbox: could not scrub the file after an erasure: %s", exc)
         if redacted:  # counted once committed: whoever sees the count (or re-reads on it) reads the nulled ids
             self.redacted += redacted
             self.erasures += 1  # payloads changed under the publisher's read-ahead: it reads them again
