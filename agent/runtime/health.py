@@ -130,6 +130,7 @@ def health_payload(
     *,
     storage: dict[str, Any] | None = None,
     member_sync: dict[str, int] | None = None,
+    audit: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """One health message: the agent's own figures plus delivery, storage and the board (and the store-wide
     members' sync where it is on)."""
@@ -146,4 +147,5 @@ def health_payload(
         "system": system,
         "models": provider_report(loaded.config.models.providers),
         **({"member_sync": member_sync} if member_sync is not None else {}),
+        **({"audit": audit} if audit is not None else {}),
     }
