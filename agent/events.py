@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from agent import clock
 from drivers.compat import StrEnum
 
 SCHEMA_VERSION = 1
@@ -41,7 +42,7 @@ def iso_time(wall_time: float) -> str:
 
 def new_event_id(now_ns: int | None = None) -> str:
     """A UUIDv7 string: sorts by creation time, unique without coordination (RFC 9562)."""
-    ms = (now_ns if now_ns is not None else time.time_ns()) // 1_000_000
+    ms = (now_ns if now_ns is not None else clock.now_ns()) // 1_000_000
     rand = int.from_bytes(os.urandom(10), "big")
     value = (ms & ((1 << 48) - 1)) << 80
     value |= 0x7 << 76
@@ -129,6 +130,9 @@ class Event:
     terminal_id: str
     emitted_at: float
     body: EventBody
+    #: Whether the wall clock was synchronised when the event was stamped (``agent.clock``): a terminal without a
+    #: real-time clock stamps guesses until NTP has stepped it.
+    clock_synced: bool = True
 
     @property
     def type(self) -> str:
@@ -148,6 +152,7 @@ class Event:
             "seq": self.seq,
             "captured_at": iso_time(self.body.captured_at),
             "emitted_at": iso_time(self.emitted_at),
+            "clock_synced": self.clock_synced,
             **self.body.fields(),
         }
 
@@ -169,8 +174,9 @@ class EventStamper:
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def stamp(self, body: EventBody) -> Event:
+        synced = clock.synchronised()
         with self._lock:
-            now_ns = time.time_ns()
+            now_ns = clock.now_ns()
             return Event(
                 event_id=new_event_id(now_ns),
                 seq=self.next_seq(),
@@ -178,6 +184,7 @@ class EventStamper:
                 terminal_id=self.terminal_id,
                 emitted_at=now_ns / 1e9,
                 body=body,
+                clock_synced=synced,
             )
 
 

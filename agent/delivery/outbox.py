@@ -41,8 +41,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from agent import clock
 from agent.backoff import Backoff
 from agent.config.schema import OutboxSettings
+from agent.delivery import outbox_clock
 from agent.delivery.outbox_members import add_member_index, index_members, members_of, scrub
 from agent.delivery.salvage import Salvage, salvage
 from agent.delivery.sqlite_file import check_integrity, move_aside, open_wal, purge_moved_aside
@@ -112,7 +114,9 @@ class Row:
     payload: bytes
 
 
-_Pending = tuple[str, str, bytes, int, str | None, float, float | None]
+#: event_id, topic, payload, retention code, first member, created_at (wall), anon_until and born_mono (monotonic)
+_Pending = tuple[str, str, bytes, int, str | None, float, float | None, float]
+COLUMNS = "(event_id, topic, payload, retention, member_id, created_at, anon_until, born_mono)"
 
 
 class Outbox:
@@ -144,6 +148,7 @@ class Outbox:
             self._conn.execute(ANON_COLUMN)
         self._conn.execute(ANON_INDEX)
         add_member_index(self._conn)
+        outbox_clock.prepare(self._conn, anonymous_ids_s)
         self._read = open_wal(path)
         self._read_lock = threading.Lock()
         self._recount(self._conn)
@@ -164,6 +169,8 @@ class Outbox:
         #: Bumped by every erasure or redaction, so a reader holding rows in memory knows to read them again.
         self.erasures = 0
         self._next_expiry = 0.0
+        #: How many times retention and the nulling of anonymous ids ran (each at most every EXPIRY_CHECK_S).
+        self.expiry_checks = 0
         self.redacted = 0
         #: Events taken in but never written: dropped for memory while the disk failed, or left at a stop.
         self.discarded = 0
@@ -191,9 +198,7 @@ class Outbox:
         try:
             before = conn.total_changes
             conn.executemany(
-                "INSERT OR IGNORE INTO events (event_id, topic, payload, retention, member_id, created_at, anon_until)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                found.rows,
+                f"INSERT OR IGNORE INTO events {COLUMNS} VALUES (?, ?, ?, ?, ?, ?, ?, ?)", _aged(found.rows)
             )
             self.restored = conn.total_changes - before
             index_members(conn, [(row[0], row[2]) for row in found.rows], set_column=True)
@@ -226,9 +231,8 @@ class Outbox:
         payload = event.to_payload()
         members = member_ids(payload)
         member = members[0] if members else None
-        anon_until = (
-            event.emitted_at + self.anonymous_ids_s if self.anonymous_ids_s and anonymous_ids(payload) else None
-        )
+        born = time.monotonic()  # ages run on the monotonic clock: a wall-clock step neither drops nor keeps
+        anon_until = born + self.anonymous_ids_s if self.anonymous_ids_s and anonymous_ids(payload) else None
         topic = self._topic_of.get(event.type)
         if topic is None:
             topic = self._topic_of.setdefault(event.type, self.topics.event(event.type))
@@ -240,6 +244,7 @@ class Outbox:
             str(member) if member is not None else None,
             event.emitted_at,
             anon_until,
+            born,
         )
         with self._cond:
             while len(self._pending) >= MAX_PENDING and not self._closing:
@@ -461,7 +466,7 @@ class Outbox:
                 oldest = (
                     None
                     if self._closed
-                    else self._read.execute("SELECT created_at FROM events ORDER BY id LIMIT 1").fetchone()
+                    else self._read.execute("SELECT born_mono FROM events ORDER BY id LIMIT 1").fetchone()
                 )
             except sqlite3.Error:
                 oldest = None
@@ -471,7 +476,7 @@ class Outbox:
         return {
             "depth": self.rows,
             "bytes": self.bytes,
-            "oldest_age_s": round(time.time() - float(oldest[0]), 3) if oldest else None,
+            "oldest_age_s": round(time.monotonic() - float(oldest[0]), 3) if oldest and oldest[0] is not None else None,
             "max_rows": self.settings.max_rows,
             "max_bytes": self.settings.max_bytes,
             "accepted": self.accepted,
@@ -590,12 +595,7 @@ class Outbox:
         try:
             if batch:
                 before = conn.total_changes
-                conn.executemany(
-                    "INSERT OR IGNORE INTO events"
-                    " (event_id, topic, payload, retention, member_id, created_at, anon_until)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    batch,
-                )
+                conn.executemany(f"INSERT OR IGNORE INTO events {COLUMNS} VALUES (?, ?, ?, ?, ?, ?, ?, ?)", batch)
                 if conn.total_changes - before == len(batch):
                     self.rows += len(batch)
                     self.bytes += sum(len(p[2]) for p in batch)
@@ -607,6 +607,7 @@ class Outbox:
                 results.append((future, job(conn)))
             self._trim(conn)
             redacted = self._expire(conn)
+            outbox_clock.record(conn)
             conn.execute("COMMIT")
         except BaseException:
             # SQLite may have rolled back already (SQLITE_FULL does): a second ROLLBACK would raise "no transaction
@@ -709,7 +710,7 @@ class Outbox:
             conn.execute(
                 f"UPDATE events SET payload = CAST(json_replace(CAST(payload AS TEXT), {fields}) AS BLOB),"
                 " anon_until = NULL WHERE anon_until IS NOT NULL AND anon_until <= ?",
-                (time.time(),),
+                (time.monotonic(),),
             ).rowcount
         )
         if changed:
@@ -721,12 +722,13 @@ class Outbox:
         if self._idle_wake_s() is None or time.monotonic() < self._next_expiry:
             return 0
         self._next_expiry = time.monotonic() + (self._idle_wake_s() or EXPIRY_CHECK_S)
+        self.expiry_checks += 1
         redacted = self._redact_anonymous(conn) if self.anonymous_ids_s else 0
         if not self.expire_after_s:
             return redacted
-        cutoff = time.time() - self.expire_after_s
+        cutoff = time.monotonic() - self.expire_after_s
         gone = conn.execute(
-            "DELETE FROM events WHERE created_at < ? AND retention != ? RETURNING retention, LENGTH(payload)",
+            "DELETE FROM events WHERE born_mono < ? AND retention != ? RETURNING retention, LENGTH(payload)",
             (cutoff, CLASS_CODE[Retention.PROTECTED]),
         ).fetchall()
         self._forget(int(size) for _, size in gone)
@@ -735,3 +737,14 @@ class Outbox:
         if gone:
             logger.warning("outbox: dropped %d undelivered events older than the retention limit", len(gone))
         return redacted
+
+
+def _aged(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """Salvaged rows (``salvage.EVENT_COLUMNS``) with their age in this run: from the wall clock where it is
+    synchronised, else none; anonymous ids, whose deadline the corrupt file may not tell, are nulled at once."""
+    now_mono, now_wall, synced = time.monotonic(), clock.now(), clock.synchronised()
+    aged = []
+    for row in rows:
+        born = now_mono - max(0.0, now_wall - float(row[5])) if synced else now_mono
+        aged.append((*row[:6], None if row[6] is None else now_mono, born))
+    return aged

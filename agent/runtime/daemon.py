@@ -27,7 +27,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-from agent import startup
+from agent import clock, startup
 from agent.commands import COMMANDS
 from agent.commands.base import CommandFailed, handle
 from agent.config.advice import config_warnings
@@ -337,7 +337,7 @@ class Daemon:
             now = time.monotonic()
             if self.member_sync is not None and now >= next_announce and not self._reloading:
                 next_announce = now + ANNOUNCE_INTERVAL_S
-                self.member_sync.announce(time.time())
+                self.member_sync.announce(clock.now())
             if now >= next_health and not self._reloading:
                 next_health = now + interval
                 self.publish_health()
@@ -358,7 +358,7 @@ class Daemon:
         if state is self._storage_state and state is StorageState.OK:
             return
         body = StorageStateChanged(
-            captured_at=time.time(),
+            captured_at=clock.now(),
             path=str(self.storage.directory),
             state=state.value,
             previous=self._storage_state.value,

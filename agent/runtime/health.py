@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from agent import __version__
+from agent import __version__, clock
 from agent.config.loader import LoadedConfig
 from agent.events import iso_time
 from models.runtime import provider_report
@@ -40,7 +40,7 @@ def status_payload(
         "boot_count": boot_count,
         "config_sha256": loaded.sha256,
         "pipelines": config.pipelines.enabled_names(),
-        "at": iso_time(time.time()),
+        "at": iso_time(clock.now()),
     }
     if reason is not None:
         payload["reason"] = reason
@@ -137,7 +137,7 @@ def health_payload(
     return {
         "store_id": loaded.config.store.id,
         "terminal_id": loaded.config.terminal.id,
-        "at": iso_time(time.time()),
+        "at": iso_time(clock.now()),
         **agent_health,
         "watchdog_ok": watchdog_ok,
         "outbox": outbox,

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from agent import clock
 from agent.events import iso_time
 from agent.identity.audit import AuditBroken
 from agent.identity.enrollment import enforce_retention
@@ -87,11 +87,11 @@ class Upkeep:
                 logger.info("upkeep: erased %d member(s) whose consent expired", len(expired))
             try:
                 head = gallery.audit_head()
-                state = AuditState(True, head.seq, head.mac, time.time())
+                state = AuditState(True, head.seq, head.mac, clock.now())
             except AuditBroken as exc:
                 logger.error("upkeep: %s", exc)
                 head = gallery.audit_head(verify=False)
-                state = AuditState(False, head.seq, head.mac, time.time(), str(exc))
+                state = AuditState(False, head.seq, head.mac, clock.now(), str(exc))
         finally:
             if owned:
                 gallery.close()

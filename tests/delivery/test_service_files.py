@@ -43,6 +43,8 @@ def test_unit_has_the_required_settings() -> None:
         "DevicePolicy=closed",
         "RestrictAddressFamilies=",
         "SystemCallFilter=@system-service",
+        "Wants=network-online.target time-sync.target",
+        "After=network-online.target time-sync.target",
     ):
         assert setting in text, setting
 
