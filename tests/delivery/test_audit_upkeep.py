@@ -3,6 +3,7 @@ lets the hub catch a chain that was cut short (the shortened chain still verifie
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import signal
@@ -33,9 +34,9 @@ def _members(path: Path) -> list[str]:
         gallery.close()
 
 
-def _audit_cli(config: Path) -> subprocess.CompletedProcess[str]:
+def _audit_cli(config: Path, *extra: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "agent", "members", "audit", "-c", str(config)],
+        [sys.executable, "-m", "agent", "members", "audit", "-c", str(config), *extra],
         cwd=REPO, env={**os.environ, "STORE_AGENT_GALLERY_KEY": KEY.hex()}, capture_output=True, text=True,
         timeout=60,
     )  # fmt: skip
@@ -81,6 +82,8 @@ def test_consent_expires_on_the_timer_and_the_hub_catches_a_shortened_chain(
         expired = [a for a in audits if a["consent_expired"] == 1][-1]
         assert expired["ok"] and expired["head_seq"] == 6 and len(expired["head_mac"]) == 16  # 5 + the erasure
         assert hub.audit_alarms == []
+        head = json.loads(_audit_cli(config, "--head").stdout)  # the same head from the shell, MAC in full
+        assert head["head_seq"] == 6 and head["head_mac"].startswith(expired["head_mac"])
 
         # two more matches, seen by the hub...
         gallery = Gallery(path, KEY, "sface")
