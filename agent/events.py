@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from agent import clock
 from drivers.compat import StrEnum
 
 SCHEMA_VERSION = 1
@@ -41,7 +42,7 @@ def iso_time(wall_time: float) -> str:
 
 def new_event_id(now_ns: int | None = None) -> str:
     """A UUIDv7 string: sorts by creation time, unique without coordination (RFC 9562)."""
-    ms = (now_ns if now_ns is not None else time.time_ns()) // 1_000_000
+    ms = (now_ns if now_ns is not None else clock.now_ns()) // 1_000_000
     rand = int.from_bytes(os.urandom(10), "big")
     value = (ms & ((1 << 48) - 1)) << 80
     value |= 0x7 << 76
@@ -50,6 +51,29 @@ def new_event_id(now_ns: int | None = None) -> str:
     value |= rand & ((1 << 62) - 1)
     h = f"{value:032x}"
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+#: Payload keys that name members: a member id, or a list of them (erasure finds members under these, at any depth).
+MEMBER_KEYS = frozenset({"member_id", "member_ids", "members"})
+
+
+def member_ids(payload: Any) -> list[str]:
+    """Every member id anywhere in a payload, in order, once each: top-level ``member_id`` and nested ones
+    (``identity.member_id`` of people and zone events), and lists under ``members``/``member_ids``."""
+    found: dict[str, None] = {}
+
+    def walk(value: Any, member: bool) -> None:
+        if isinstance(value, dict):
+            for key, item in value.items():
+                walk(item, key in MEMBER_KEYS)
+        elif isinstance(value, list | tuple):
+            for item in value:
+                walk(item, member)
+        elif member and isinstance(value, str) and value:
+            found[value] = None
+
+    walk(payload, False)
+    return list(found)
 
 
 def compact_json(obj: Any) -> str:
@@ -106,6 +130,9 @@ class Event:
     terminal_id: str
     emitted_at: float
     body: EventBody
+    #: Whether the wall clock was synchronised when the event was stamped (``agent.clock``): a terminal without a
+    #: real-time clock stamps guesses until NTP has stepped it.
+    clock_synced: bool = True
 
     @property
     def type(self) -> str:
@@ -125,6 +152,7 @@ class Event:
             "seq": self.seq,
             "captured_at": iso_time(self.body.captured_at),
             "emitted_at": iso_time(self.emitted_at),
+            "clock_synced": self.clock_synced,
             **self.body.fields(),
         }
 
@@ -146,8 +174,9 @@ class EventStamper:
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def stamp(self, body: EventBody) -> Event:
+        synced = clock.synchronised()
         with self._lock:
-            now_ns = time.time_ns()
+            now_ns = clock.now_ns()
             return Event(
                 event_id=new_event_id(now_ns),
                 seq=self.next_seq(),
@@ -155,6 +184,7 @@ class EventStamper:
                 terminal_id=self.terminal_id,
                 emitted_at=now_ns / 1e9,
                 body=body,
+                clock_synced=synced,
             )
 
 

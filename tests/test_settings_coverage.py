@@ -431,6 +431,9 @@ SETTING_TESTS: dict[str, list[str]] = {
     "identity.sync.enabled": [FLEET_SYSTEM, FLEET_SETTINGS],
     "identity.sync.store_key_env": [FLEET_SYSTEM, FLEET_SETTINGS],
     "identity.sync.store_key_credential": [FLEET_SETTINGS],
+    "identity.upkeep_interval_s": [
+        "tests/delivery/test_audit_upkeep.py::test_consent_expires_on_the_timer_and_the_hub_catches_a_shortened_chain"
+    ],
     "privacy.egress.biometric_templates": [
         FLEET_SETTINGS,
         FLEET + "test_only_store_consent_with_egress_allowed_is_announced",

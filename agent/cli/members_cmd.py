@@ -1,4 +1,4 @@
-"""``store-agent members enroll | list | show | erase``: the gallery of consenting members, from the shell."""
+"""``store-agent members enroll | list | show | erase | audit``: the gallery of consenting members, from the shell."""
 
 from __future__ import annotations
 
@@ -48,6 +48,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     for name in ("show", "erase"):
         p = sub.add_parser(name)
         p.add_argument("member_id")
+    audit = sub.add_parser("audit", help="verify the keyed audit chain; exit 1 when it is broken")
+    audit.add_argument("--head", action="store_true", help="print the head (sequence, MAC) as JSON, as health has it")
     for p in sub.choices.values():
         add_config_option(p)
     parser.set_defaults(func=run)
@@ -68,11 +70,14 @@ def _erase_with_outbox(loaded: LoadedConfig, gallery: Gallery, member_id: str) -
     drops events still in the daemon's memory, before their group commit.
     """
     from agent.delivery.outbox import OUTBOX_FILE, Outbox
+    from agent.delivery.sqlite_file import purge_moved_aside
     from agent.delivery.topics import Topics
 
     path = Path(loaded.config.storage.state_dir) / OUTBOX_FILE
     if not path.is_file():
-        return erase_member(gallery, member_id)
+        result = erase_member(gallery, member_id)
+        purge_moved_aside(path, member_id)  # no live outbox, but a moved-aside one may hold the member
+        return result
     outbox = Outbox(path, loaded.config.storage.outbox, Topics.for_config(loaded.config))
     register_erasure_hook(outbox.delete_member_events)
     try:
@@ -87,13 +92,16 @@ def run(args: argparse.Namespace) -> int:
     1 an unknown member for show/erase; 78 the config or the gallery key is unusable (ConfigError propagates)."""
     from agent.cli import EXIT_CONFIG, EXIT_DATA
     from agent.config.loader import load_config
-    from agent.pipelines.face.resources import load_analyzer, open_gallery
+    from agent.pipelines.face.resources import gallery_path, load_analyzer, open_gallery
     from agent.pipelines.face.settings import FaceSettings
     from agent.runtime.member_sync import open_recorder
 
     loaded = load_config(args.config)
     config = loaded.config
     face = config.pipelines.settings(FaceSettings)
+    if args.members_action == "audit" and not gallery_path(Path(config.storage.state_dir)).exists():
+        print(f"no gallery at {gallery_path(Path(config.storage.state_dir))}: no audit chain to verify")
+        return 0
     try:
         gallery = open_gallery(face, Path(config.storage.state_dir))
         opened = open_recorder(config, Path(config.storage.state_dir))
@@ -145,6 +153,8 @@ def run(args: argparse.Namespace) -> int:
                     indent=2,
                 )
             )
+        elif action == "audit":
+            return _audit(gallery, args.head)
         else:
             result_e = _erase_with_outbox(loaded, gallery, args.member_id)
             if not result_e.was_enrolled:
@@ -160,3 +170,20 @@ def run(args: argparse.Namespace) -> int:
         if opened is not None:
             set_recorder(None)
             opened[0].journal.close()
+
+
+def _audit(gallery: Gallery, head_only: bool) -> int:
+    """Verify the chain: 0 and its head, or 1 and the first entry that fails."""
+    from agent.identity.audit import AuditBroken
+
+    try:
+        head = gallery.audit_head()
+    except AuditBroken as exc:
+        print(f"error: {gallery.path}: {exc}", file=sys.stderr)
+        return 1
+    if head_only:
+        print(json.dumps({"head_seq": head.seq, "head_mac": head.mac}))
+    else:
+        redacted = sum(e.redacted for e in gallery.audit_entries())
+        print(f"audit chain of {gallery.path} verifies: {head.seq} entries ({redacted} redacted), head {head.mac[:16]}")
+    return 0

@@ -190,6 +190,12 @@ class SyncSettings(Section):
 class IdentitySection(Section):
     cards: CardSettings = Field(default_factory=CardSettings, description="Member cards read by NFC/RFID readers.")
     sync: SyncSettings = Field(default_factory=SyncSettings, description="Members shared across the store.")
+    upkeep_interval_s: float = Field(
+        3600.0,
+        gt=0,
+        description="How often the running daemon erases members whose consent has expired (as an erasure request "
+        "would) and verifies the audit chain, whose head (sequence and MAC) then goes into health.",
+    )
 
 
 class PrivacySection(Section):

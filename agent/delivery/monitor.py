@@ -86,6 +86,9 @@ class Monitor:
         self._next_ack = 0.0
         self._final_acks = threading.Event()
         self._acks_sent = threading.Event()
+        #: The newest audit head each terminal published (seq, MAC prefix), and what looked wrong about one.
+        self.audit_heads: dict[str, tuple[int, str]] = {}
+        self.audit_alarms: list[str] = []
 
     @property
     def unique(self) -> int:
@@ -161,6 +164,8 @@ class Monitor:
                     self.on_rejected(parsed.terminal_id, parsed.kind, payload, verdict)
                 return
         if parsed.kind in (STATUS, HEALTH):
+            if parsed.kind == HEALTH:
+                self._watch_audit(parsed.terminal_id, payload.get("audit"))
             if self.on_status is not None:
                 self.on_status(parsed.terminal_id, parsed.kind, payload)
             return
@@ -181,6 +186,28 @@ class Monitor:
         self.on_event(parsed.terminal_id, payload, duplicate)
         if self.ack:
             self._pending_acks.setdefault(parsed.terminal_id, []).append(event_id)
+
+    def _watch_audit(self, terminal: str, audit: object) -> None:
+        """A terminal's audit chain as its health reports it: broken, or shorter than it was (entries deleted,
+        which a chain re-verified on the terminal alone cannot show), or rewritten (same length, another MAC)."""
+        if not isinstance(audit, dict) or not isinstance(audit.get("head_seq"), int):
+            return
+        seq, mac = int(audit["head_seq"]), str(audit.get("head_mac", ""))
+        alarm = None
+        if audit.get("ok") is False:
+            alarm = f"audit chain of terminal {terminal} is broken: {audit.get('error')}"
+        known = self.audit_heads.get(terminal)
+        if known is not None and seq < known[0]:
+            alarm = f"audit chain of terminal {terminal} went back from entry {known[0]} to {seq}: entries were deleted"
+        elif known is not None and seq == known[0] and mac != known[1]:
+            alarm = f"audit chain of terminal {terminal} was rewritten: entry {seq} has another MAC"
+        if alarm is not None:
+            if alarm not in self.audit_alarms:
+                self.audit_alarms.append(alarm)
+                logger.error("%s", alarm)
+            return
+        if known is None or seq > known[0]:
+            self.audit_heads[terminal] = (seq, mac)
 
     def _pin(self, store: str, terminal: str, status: dict[str, Any]) -> None:
         """Trust on first use: remember a terminal's key from its first status (``tofu``), never replace it."""

@@ -11,6 +11,12 @@ that carries an anonymous id (a person track, a face visitor) and no member
 keeps that id only for ``anonymous_ids_s`` while queued: then the id is
 nulled in the stored payload (``privacy.retention.anonymous_track_s``).
 
+Erasure finds a member wherever a payload names them (``agent.events.member_ids``: top-level ``member_id``,
+``identity.member_id`` of people and zone events, lists under ``members``): every member of a stored event is in
+``event_members``. Deleting the member's rows is followed by a scrub of the file (``VACUUM`` when pages were
+freed, a truncating checkpoint of the WAL), so no freed page or old WAL frame keeps them, and a moved-aside
+corrupt outbox that holds the member is deleted (what it held was salvaged into this one at start).
+
 A write that fails (a full disk, a read-only remount, I/O errors) is a state,
 not a crash: the batch stays in memory and the committer retries with backoff,
 reporting to ``agent.storage.StorageMonitor`` (one log line per change, not a
@@ -35,12 +41,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from agent import clock
 from agent.backoff import Backoff
 from agent.config.schema import OutboxSettings
+from agent.delivery import outbox_clock
+from agent.delivery.outbox_members import add_member_index, index_members, members_of, scrub
 from agent.delivery.salvage import Salvage, salvage
-from agent.delivery.sqlite_file import check_integrity, move_aside, open_wal
+from agent.delivery.sqlite_file import check_integrity, move_aside, open_wal, purge_moved_aside
 from agent.delivery.topics import Topics
-from agent.events import Event, Retention, compact_json
+from agent.events import Event, Retention, compact_json, member_ids
 from agent.storage import REMIND_S, StorageMonitor
 
 logger = logging.getLogger(__name__)
@@ -105,7 +114,9 @@ class Row:
     payload: bytes
 
 
-_Pending = tuple[str, str, bytes, int, str | None, float, float | None]
+#: event_id, topic, payload, retention code, first member, created_at (wall), anon_until and born_mono (monotonic)
+_Pending = tuple[str, str, bytes, int, str | None, float, float | None, float]
+COLUMNS = "(event_id, topic, payload, retention, member_id, created_at, anon_until, born_mono)"
 
 
 class Outbox:
@@ -136,6 +147,8 @@ class Outbox:
         if "anon_until" not in {row[1] for row in self._conn.execute("PRAGMA table_info(events)")}:
             self._conn.execute(ANON_COLUMN)
         self._conn.execute(ANON_INDEX)
+        add_member_index(self._conn)
+        outbox_clock.prepare(self._conn, anonymous_ids_s)
         self._read = open_wal(path)
         self._read_lock = threading.Lock()
         self._recount(self._conn)
@@ -156,6 +169,8 @@ class Outbox:
         #: Bumped by every erasure or redaction, so a reader holding rows in memory knows to read them again.
         self.erasures = 0
         self._next_expiry = 0.0
+        #: How many times retention and the nulling of anonymous ids ran (each at most every EXPIRY_CHECK_S).
+        self.expiry_checks = 0
         self.redacted = 0
         #: Events taken in but never written: dropped for memory while the disk failed, or left at a stop.
         self.discarded = 0
@@ -167,6 +182,7 @@ class Outbox:
         self._give_up_at = float("inf")
         self._shed_logged = 0.0
         self.restored = 0
+        self._scrub = False
         if self.salvage is not None:
             self._restore(self.salvage)
         self._thread = threading.Thread(target=self._run, name="outbox-commit", daemon=True)
@@ -182,11 +198,10 @@ class Outbox:
         try:
             before = conn.total_changes
             conn.executemany(
-                "INSERT OR IGNORE INTO events (event_id, topic, payload, retention, member_id, created_at, anon_until)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                found.rows,
+                f"INSERT OR IGNORE INTO events {COLUMNS} VALUES (?, ?, ?, ?, ?, ?, ?, ?)", _aged(found.rows)
             )
             self.restored = conn.total_changes - before
+            index_members(conn, [(row[0], row[2]) for row in found.rows], set_column=True)
             self._recount(conn)
             self._trim(conn)
             self.redacted += self._expire(conn)
@@ -214,10 +229,10 @@ class Outbox:
         The payload is encoded here, once; the publisher sends the stored bytes as they are.
         """
         payload = event.to_payload()
-        member = payload.get("member_id")
-        anon_until = (
-            event.emitted_at + self.anonymous_ids_s if self.anonymous_ids_s and anonymous_ids(payload) else None
-        )
+        members = member_ids(payload)
+        member = members[0] if members else None
+        born = time.monotonic()  # ages run on the monotonic clock: a wall-clock step neither drops nor keeps
+        anon_until = born + self.anonymous_ids_s if self.anonymous_ids_s and anonymous_ids(payload) else None
         topic = self._topic_of.get(event.type)
         if topic is None:
             topic = self._topic_of.setdefault(event.type, self.topics.event(event.type))
@@ -229,6 +244,7 @@ class Outbox:
             str(member) if member is not None else None,
             event.emitted_at,
             anon_until,
+            born,
         )
         with self._cond:
             while len(self._pending) >= MAX_PENDING and not self._closing:
@@ -400,20 +416,38 @@ class Outbox:
             self._cond.notify_all()
 
     def delete_member_events(self, member_id: str, timeout: float = 30.0) -> int:
-        """Erasure: remove every queued event whose payload carries ``member_id``; returns how many."""
+        """Erasure: remove every queued event whose payload names ``member_id`` anywhere, scrub the file, and
+        delete moved-aside outboxes that hold the member; returns how many events went."""
 
         def job(conn: sqlite3.Connection) -> int:
-            return self._delete(conn, "member_id", [member_id])
+            conn.execute("PRAGMA secure_delete = ON")  # freed pages zeroed too, not only the cells
+            try:
+                gone = conn.execute(
+                    "DELETE FROM events WHERE member_id = ? OR event_id IN "
+                    "(SELECT event_id FROM event_members WHERE member_id = ?) RETURNING LENGTH(payload)",
+                    (member_id, member_id),
+                )
+                count = self._forget(int(r[0]) for r in gone.fetchall())
+                conn.execute("DELETE FROM event_members WHERE member_id = ?", (member_id,))
+            finally:
+                conn.execute("PRAGMA secure_delete = FAST")
+            self._scrub = True
+            return count
 
         with self._cond:
             before = len(self._pending)
-            self._pending = [p for p in self._pending if p[4] != member_id]
+            self._pending = [p for p in self._pending if p[4] is None or member_id not in members_of(p[2])]
             in_memory = before - len(self._pending)
             self.accepted -= in_memory
         removed: int = self._submit(job).result(timeout)
         self.erasures += 1
         self.dropped[("erased", "any")] += removed + in_memory
-        logger.info("erased %d queued events of a member", removed + in_memory)
+        aside = purge_moved_aside(self.path, member_id)
+        logger.info(
+            "erased %d queued events of a member%s",
+            removed + in_memory,
+            f"; deleted {aside} moved-aside outbox file(s) that held them" if aside else "",
+        )
         return removed + in_memory
 
     def _submit(self, job: Callable[[sqlite3.Connection], Any]) -> Future[Any]:
@@ -432,7 +466,7 @@ class Outbox:
                 oldest = (
                     None
                     if self._closed
-                    else self._read.execute("SELECT created_at FROM events ORDER BY id LIMIT 1").fetchone()
+                    else self._read.execute("SELECT born_mono FROM events ORDER BY id LIMIT 1").fetchone()
                 )
             except sqlite3.Error:
                 oldest = None
@@ -442,7 +476,7 @@ class Outbox:
         return {
             "depth": self.rows,
             "bytes": self.bytes,
-            "oldest_age_s": round(time.time() - float(oldest[0]), 3) if oldest else None,
+            "oldest_age_s": round(time.monotonic() - float(oldest[0]), 3) if oldest and oldest[0] is not None else None,
             "max_rows": self.settings.max_rows,
             "max_bytes": self.settings.max_bytes,
             "accepted": self.accepted,
@@ -561,22 +595,19 @@ class Outbox:
         try:
             if batch:
                 before = conn.total_changes
-                conn.executemany(
-                    "INSERT OR IGNORE INTO events"
-                    " (event_id, topic, payload, retention, member_id, created_at, anon_until)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    batch,
-                )
+                conn.executemany(f"INSERT OR IGNORE INTO events {COLUMNS} VALUES (?, ?, ?, ?, ?, ?, ?, ?)", batch)
                 if conn.total_changes - before == len(batch):
                     self.rows += len(batch)
                     self.bytes += sum(len(p[2]) for p in batch)
                 else:
                     self._recount(conn)
+                index_members(conn, [(p[0], p[2]) for p in batch if p[4] is not None])
             delivered = self._delete_ids(conn, rows) + self._delete(conn, "event_id", list(events))
             for job, future in jobs:
                 results.append((future, job(conn)))
             self._trim(conn)
             redacted = self._expire(conn)
+            outbox_clock.record(conn)
             conn.execute("COMMIT")
         except BaseException:
             # SQLite may have rolled back already (SQLITE_FULL does): a second ROLLBACK would raise "no transaction
@@ -587,6 +618,12 @@ class Outbox:
             with contextlib.suppress(sqlite3.Error):
                 self._recount(conn)
             raise
+        if self._scrub:  # after the commit: an erasure's rows are gone, now their traces in the file
+            self._scrub = False
+            try:
+                scrub(conn)
+            except sqlite3.Error as exc:
+                logger.warning("outbox: could not scrub the file after an erasure: %s", exc)
         if redacted:  # counted once committed: whoever sees the count (or re-reads on it) reads the nulled ids
             self.redacted += redacted
             self.erasures += 1  # payloads changed under the publisher's read-ahead: it reads them again
@@ -673,7 +710,7 @@ class Outbox:
             conn.execute(
                 f"UPDATE events SET payload = CAST(json_replace(CAST(payload AS TEXT), {fields}) AS BLOB),"
                 " anon_until = NULL WHERE anon_until IS NOT NULL AND anon_until <= ?",
-                (time.time(),),
+                (time.monotonic(),),
             ).rowcount
         )
         if changed:
@@ -685,12 +722,13 @@ class Outbox:
         if self._idle_wake_s() is None or time.monotonic() < self._next_expiry:
             return 0
         self._next_expiry = time.monotonic() + (self._idle_wake_s() or EXPIRY_CHECK_S)
+        self.expiry_checks += 1
         redacted = self._redact_anonymous(conn) if self.anonymous_ids_s else 0
         if not self.expire_after_s:
             return redacted
-        cutoff = time.time() - self.expire_after_s
+        cutoff = time.monotonic() - self.expire_after_s
         gone = conn.execute(
-            "DELETE FROM events WHERE created_at < ? AND retention != ? RETURNING retention, LENGTH(payload)",
+            "DELETE FROM events WHERE born_mono < ? AND retention != ? RETURNING retention, LENGTH(payload)",
             (cutoff, CLASS_CODE[Retention.PROTECTED]),
         ).fetchall()
         self._forget(int(size) for _, size in gone)
@@ -699,3 +737,14 @@ class Outbox:
         if gone:
             logger.warning("outbox: dropped %d undelivered events older than the retention limit", len(gone))
         return redacted
+
+
+def _aged(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """Salvaged rows (``salvage.EVENT_COLUMNS``) with their age in this run: from the wall clock where it is
+    synchronised, else none; anonymous ids, whose deadline the corrupt file may not tell, are nulled at once."""
+    now_mono, now_wall, synced = time.monotonic(), clock.now(), clock.synchronised()
+    aged = []
+    for row in rows:
+        born = now_mono - max(0.0, now_wall - float(row[5])) if synced else now_mono
+        aged.append((*row[:6], None if row[6] is None else now_mono, born))
+    return aged

@@ -308,9 +308,9 @@ def _walk(pages: _Pages, root: int, max_id: int | None) -> tuple[set[int], list[
 
 def _event_row(values: list[Any] | None) -> tuple[Any, ...] | None:
     """The row in ``EVENT_COLUMNS`` order if ``values`` has the outbox's shape, else ``None``."""
-    if values is None or len(values) not in (7, 8) or values[0] is not None:
+    if values is None or len(values) not in (7, 8, 9) or values[0] is not None:
         return None
-    row = (*values[1:], None) if len(values) == 7 else tuple(values[1:])
+    row = (*values[1:], None) if len(values) == 7 else tuple(values[1:8])  # born_mono (9th): this run sets it
     event_id, topic, payload, retention, member_id, created_at, anon_until = row
     if isinstance(payload, str):
         payload = payload.encode()

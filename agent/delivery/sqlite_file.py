@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import glob
+import json
 import logging
 import sqlite3
 import time
@@ -40,7 +42,8 @@ def check_integrity(path: Path) -> str | None:
 
 
 def move_aside(path: Path, reason: str) -> Path:
-    """Keep a corrupt outbox (and its WAL) for inspection under a new name; never delete it."""
+    """Keep a corrupt outbox (and its WAL) for inspection under a new name (deleted only by an erasure of a member
+    it holds: ``purge_moved_aside``)."""
     stamp = time.strftime("%Y%m%dT%H%M%S")
     target = path.with_name(f"{path.name}.corrupt-{stamp}")
     for suffix in ("", "-wal", "-shm"):
@@ -49,3 +52,37 @@ def move_aside(path: Path, reason: str) -> Path:
             part.rename(Path(str(target) + suffix))
     logger.error("outbox %s is corrupt (%s); moved aside to %s, salvaging what it holds", path, reason, target)
     return target
+
+
+def moved_aside(path: Path) -> list[Path]:
+    """The outboxes moved aside beside ``path`` (each with its ``-wal``/``-shm`` where there is one)."""
+    return sorted(path.parent.glob(f"{glob.escape(path.name)}.corrupt-*"))
+
+
+def purge_moved_aside(path: Path, member_id: str) -> int:
+    """Erasure: delete every moved-aside outbox (with its WAL) whose bytes hold ``member_id``; how many sets.
+
+    A corrupt file cannot be edited safely, and everything that could be read from it was salvaged into the live
+    outbox at start (where the erasure deletes it); a moved-aside file without the member stays for inspection.
+    """
+    needles = {member_id.encode(), json.dumps(member_id)[1:-1].encode()}  # as stored, and JSON-escaped
+    sets: dict[str, list[Path]] = {}
+    for part in moved_aside(path):
+        base = str(part).removesuffix("-wal").removesuffix("-shm")
+        sets.setdefault(base, []).append(part)
+    purged = 0
+    for base, parts in sets.items():
+        if any(_holds(part, needles) for part in parts):
+            for part in parts:
+                part.unlink(missing_ok=True)
+            purged += 1
+            logger.warning("erasure: deleted the moved-aside outbox %s, which held the member", base)
+    return purged
+
+
+def _holds(path: Path, needles: set[bytes]) -> bool:
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return False
+    return any(needle in data for needle in needles)

@@ -5,6 +5,7 @@ with AES-256-GCM under the gallery key with a random nonce, and the member id
 and model name as associated data (a ciphertext moved to another member fails
 to open). ``secure_delete`` overwrites erased rows on disk. The decrypted
 templates live only in memory, as one matrix for :func:`models.face.match.match`.
+A key-check value (``agent.identity.keycheck``) refuses a wrong key when the gallery is opened.
 """
 
 from __future__ import annotations
@@ -19,9 +20,11 @@ from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
+from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from agent.identity import audit
+from agent.identity import audit, keycheck
+from agent.identity.keys import GalleryKeyError
 from models.face.match import GalleryMatrix
 
 logger = logging.getLogger(__name__)
@@ -69,6 +72,10 @@ class GalleryError(Exception):
     """A gallery operation was refused (unknown member, no consent, wrong key); the message says why."""
 
 
+class WrongGalleryKey(GalleryError, GalleryKeyError):
+    """The key does not match the gallery's key-check value: a key problem (exit 78) as much as a gallery one."""
+
+
 class Gallery:
     """One gallery file per terminal; thread-safe; the matrix is rebuilt only after a change."""
 
@@ -86,9 +93,26 @@ class Gallery:
         self._db.executescript(SCHEMA)
         if "coverage" not in {row[1] for row in self._db.execute("PRAGMA table_info(consent)")}:
             self._db.execute("ALTER TABLE consent ADD COLUMN coverage TEXT NOT NULL DEFAULT 'terminal'")
-        self._db.execute(audit.SCHEMA)
         os.chmod(path, 0o600)
         self._matrix: GalleryMatrix | None = None
+        try:
+            if keycheck.ensure(self._db, path, key, self._opens_a_template):
+                logger.info("gallery %s: key-check value written", path)
+        except keycheck.WrongKey as exc:
+            self._db.close()
+            raise WrongGalleryKey(str(exc)) from None
+        self._audit = audit.AuditChain(self._db, key)  # after the key check: a chain is keyed with this key
+
+    def _opens_a_template(self) -> bool | None:
+        """Whether the key decrypts the first stored template (None: there is none), for the key-check migration."""
+        row = self._db.execute("SELECT member_id, model, nonce, sealed FROM templates ORDER BY id LIMIT 1").fetchone()
+        if row is None:
+            return None
+        try:
+            self._aead.decrypt(row[2], row[3], f"{row[0]}\x00{row[1]}".encode())
+        except InvalidTag:
+            return False
+        return True
 
     def close(self) -> None:
         with self._lock:
@@ -138,8 +162,7 @@ class Gallery:
                         "VALUES (?, ?, ?, ?, ?, ?)",
                         (member_id, self.model, nonce, sealed, float(quality), now),
                     )
-                audit.append(
-                    self._db,
+                self._audit.append(
                     "enroll",
                     self.subject(member_id),
                     {"templates": len(templates), "consent_ref": consent.reference, "scope": consent.scope},
@@ -152,21 +175,23 @@ class Gallery:
         return len(templates)
 
     def erase(self, member_id: str, reason: str = "request") -> bool:
-        """Delete the member's templates, consent and record; audited. False when unknown."""
+        """Delete the member's templates, consent and record, and redact their audit entries (when, where, who);
+        the erasure's own entry names no one. False when the member was not enrolled."""
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 n = self._db.execute("SELECT COUNT(*) FROM templates WHERE member_id = ?", (member_id,)).fetchone()[0]
                 # Templates and consent go with the member row (ON DELETE CASCADE, foreign_keys on).
                 known = self._db.execute("DELETE FROM members WHERE member_id = ?", (member_id,)).rowcount > 0
-                if known:
-                    audit.append(self._db, "erase", self.subject(member_id), {"templates": n, "reason": reason})
+                redacted = self._audit.redact(self.subject(member_id))
+                if known or redacted:
+                    self._audit.append(audit.ERASE, None, {"templates": n, "reason": reason, "redacted": redacted})
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
-            if known:
-                self._db.execute("VACUUM")
+            if known or redacted:
+                self._db.execute("VACUUM")  # with secure_delete: no freed page keeps the member
                 self._matrix = None
         return known
 
@@ -183,7 +208,7 @@ class Gallery:
         """Audit a match or an export."""
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
-            audit.append(self._db, action, self.subject(member_id), detail)
+            self._audit.append(action, self.subject(member_id), detail)
             self._db.execute("COMMIT")
 
     def members(self) -> list[MemberInfo]:
@@ -226,8 +251,7 @@ class Gallery:
                         "VALUES (?, ?, ?, ?, ?, ?)",
                         (member_id, self.model, nonce, sealed, 1.0, now),
                     )
-                audit.append(
-                    self._db,
+                self._audit.append(
                     "sync",
                     self.subject(member_id),
                     {"templates": len(templates), "consent_ref": consent.reference, "from": origin},
@@ -278,9 +302,15 @@ class Gallery:
             return self._matrix
 
     def verify_audit(self) -> int:
+        """The number of entries of a sound chain; ``audit.AuditBroken`` (a ValueError) otherwise."""
+        return self.audit_head().seq
+
+    def audit_head(self, verify: bool = True) -> audit.Head:
+        """Verify the chain and return its head (``audit.AuditBroken`` when it does not verify); with
+        ``verify=False`` the newest entry as it stands."""
         with self._lock:
-            return audit.verify(self._db)
+            return self._audit.verify() if verify else self._audit.head()
 
     def audit_entries(self) -> list[audit.AuditEntry]:
         with self._lock:
-            return audit.entries(self._db)
+            return self._audit.entries()

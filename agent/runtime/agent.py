@@ -16,7 +16,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-from agent import __version__
+from agent import __version__, clock
 from agent.config.loader import LoadedConfig
 from agent.errors import AgentError
 from agent.events import DeviceStateChanged, Event, EventBody, EventStamper
@@ -166,7 +166,7 @@ class Agent:
     ) -> None:
         self.emit(
             DeviceStateChanged(
-                captured_at=time.time(),
+                captured_at=clock.now(),
                 device=device,
                 kind=kind,
                 state=state.value,

@@ -27,7 +27,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-from agent import startup
+from agent import clock, startup
 from agent.commands import COMMANDS
 from agent.commands.base import CommandFailed, handle
 from agent.config.advice import config_warnings
@@ -41,6 +41,7 @@ from agent.delivery.topics import Topics
 from agent.errors import AgentError
 from agent.events import Event, StorageStateChanged
 from agent.identity.enrollment import register_erasure_hook, unregister_erasure_hook
+from agent.identity.gallery import Gallery
 from agent.identity.sync import set_recorder
 from agent.pipelines.face.resources import gallery_path, open_gallery
 from agent.pipelines.face.settings import FaceSettings
@@ -55,6 +56,7 @@ from agent.runtime.notify import Notifier
 from agent.runtime.sink import EventSink, FanoutSink
 from agent.runtime.state import StateStore
 from agent.runtime.trust import TerminalTrust, load_trust
+from agent.runtime.upkeep import Upkeep
 from agent.storage import StorageMonitor, StorageState
 from models.runtime import set_progress_hook
 
@@ -191,6 +193,8 @@ class Daemon:
             self._stack.callback(self.metrics.close)
         self.commander = Commander(self.commands, self._run_command, self._reply, self._time_limit, self.stop_event)
         self.commander.start()
+        self.upkeep = Upkeep(config.identity.upkeep_interval_s, self._upkeep_gallery, threading.Event()).start()
+        self._stack.callback(self.upkeep.stop)
         if self.member_sync is not None:
             self.member_sync.start()
             self._stack.callback(self.member_sync.stop)
@@ -221,6 +225,17 @@ class Daemon:
             flush=lambda: self.outbox.flush(10.0),
             topic_prefix=config.mqtt.topic_prefix,
         )
+
+    def _upkeep_gallery(self) -> tuple[Gallery, bool] | None:
+        """The face pipeline's gallery, else the terminal's gallery file opened for one round (closed after), else
+        None: a terminal that never enrolled anyone has no consent to expire and no chain to check."""
+        shared = self.shared()
+        if shared is not None and shared.gallery is not None and not self._reloading:
+            return shared.gallery, False
+        state_dir = Path(self.loaded.config.storage.state_dir)
+        if not gallery_path(state_dir).exists():
+            return None
+        return open_gallery(self.loaded.config.pipelines.settings(FaceSettings), state_dir), True
 
     def _starting(self, status: str, extend_s: float) -> None:
         logger.debug("start-up: %s", status)
@@ -322,7 +337,7 @@ class Daemon:
             now = time.monotonic()
             if self.member_sync is not None and now >= next_announce and not self._reloading:
                 next_announce = now + ANNOUNCE_INTERVAL_S
-                self.member_sync.announce(time.time())
+                self.member_sync.announce(clock.now())
             if now >= next_health and not self._reloading:
                 next_health = now + interval
                 self.publish_health()
@@ -343,7 +358,7 @@ class Daemon:
         if state is self._storage_state and state is StorageState.OK:
             return
         body = StorageStateChanged(
-            captured_at=time.time(),
+            captured_at=clock.now(),
             path=str(self.storage.directory),
             state=state.value,
             previous=self._storage_state.value,
@@ -396,6 +411,7 @@ class Daemon:
             self.commander.stats(),
             storage=self.storage.stats(),
             member_sync=self.member_sync.health() if self.member_sync is not None else None,
+            audit=self.upkeep.health(),
         )
 
     def publish_health(self) -> bool:

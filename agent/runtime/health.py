@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from agent import __version__
+from agent import __version__, clock
 from agent.config.loader import LoadedConfig
 from agent.events import iso_time
 from models.runtime import provider_report
@@ -40,7 +40,7 @@ def status_payload(
         "boot_count": boot_count,
         "config_sha256": loaded.sha256,
         "pipelines": config.pipelines.enabled_names(),
-        "at": iso_time(time.time()),
+        "at": iso_time(clock.now()),
     }
     if reason is not None:
         payload["reason"] = reason
@@ -130,13 +130,14 @@ def health_payload(
     *,
     storage: dict[str, Any] | None = None,
     member_sync: dict[str, int] | None = None,
+    audit: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """One health message: the agent's own figures plus delivery, storage and the board (and the store-wide
     members' sync where it is on)."""
     return {
         "store_id": loaded.config.store.id,
         "terminal_id": loaded.config.terminal.id,
-        "at": iso_time(time.time()),
+        "at": iso_time(clock.now()),
         **agent_health,
         "watchdog_ok": watchdog_ok,
         "outbox": outbox,
@@ -146,4 +147,5 @@ def health_payload(
         "system": system,
         "models": provider_report(loaded.config.models.providers),
         **({"member_sync": member_sync} if member_sync is not None else {}),
+        **({"audit": audit} if audit is not None else {}),
     }

@@ -13,6 +13,7 @@ from typing import Literal
 
 STX = 0x02
 ETX = 0x03
+GS = "\x1d"
 
 
 class LineSplitter:
@@ -205,7 +206,8 @@ def parse_barcode_line(
     ``prefix``/``suffix`` are configured on the scanner and must be present (and
     are removed). With ``aim_id`` the line starts with an AIM identifier
     (``]E0`` …) that names the symbology. Control characters other than GS
-    (``\\x1d``, the GS1 separator) mark the line as noise. With ``verify_ean``
+    (``\\x1d``, the GS1 separator) mark the line as noise; GS at either end is
+    dropped, and a code needs at least one printable, non-blank character. With ``verify_ean``
     a 8/12/13-digit code read as EAN/UPC (or with no symbology) must have a
     valid check digit.
     """
@@ -229,10 +231,14 @@ def parse_barcode_line(
         if not text[2].isalnum():
             return None
         text = text[3:]
-    if not text or len(text) > max_length or text != text.strip(" \t"):
+    # GS separates GS1 fields: one at either end separates nothing (some scanners send FNC1 in first position as GS)
+    text = text.strip(GS)
+    if not text or len(text) > max_length or text != text.strip():
         return None
-    if any((ord(c) < 0x20 and c != "\x1d") or ord(c) == 0x7F for c in text):
+    if any((ord(c) < 0x20 and c != GS) or ord(c) == 0x7F for c in text):
         return None
+    if not any(c.isprintable() and not c.isspace() for c in text):
+        return None  # a code is something printed on a label: a line of separators or blanks is noise
     if verify_ean and symbology in (None, "ean-upc") and text.isascii() and text.isdigit() and len(text) in (8, 12, 13):
         if not ean_checksum_ok(text):
             return None

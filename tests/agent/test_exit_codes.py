@@ -28,6 +28,7 @@ import yaml
 
 from agent.delivery.broker import Mosquitto, free_port, mosquitto_binary
 from tests.conftest import REPO, data_dir
+from tests.prereq import require
 
 GALLERY_KEY = secrets.token_hex(32)
 
@@ -94,7 +95,7 @@ class World:
     def need(self, relative: str) -> Path:
         path = self.data / relative
         if not path.exists():
-            pytest.skip(f"shared test data not found: {path} (set STORE_AGENT_DATA)")
+            require("STORE_AGENT_DATA", f"shared test data not found: {path} (set STORE_AGENT_DATA)")
         return path
 
     def config(self, name: str, **sections: Any) -> Path:
@@ -140,7 +141,7 @@ class World:
     @cached_property
     def broker(self) -> Mosquitto:
         if mosquitto_binary() is None:
-            pytest.skip("mosquitto is not installed (apt install mosquitto)")
+            require("mosquitto", "not installed (apt install mosquitto)")
         server = Mosquitto(self.root / "mosquitto").start()
         self._stop.append(server.stop)
         return server
@@ -274,6 +275,28 @@ class World:
         path = self.root / f"demo-{port}.yaml"
         path.write_text(yaml.safe_dump(data))
         return path
+
+    def audited(self, tampered: bool) -> Path:
+        """A face config whose gallery holds a member and two matches; ``tampered``: entry 2 edited in the file."""
+        import sqlite3
+
+        import numpy as np
+
+        from agent.identity.gallery import Consent, Gallery
+        from agent.pipelines.face.resources import gallery_path
+
+        name = "audit-tampered" if tampered else "audit-sound"
+        config = self.config(name, pipelines={"face": {"enabled": True}})
+        path = gallery_path(self.root / name / "state")
+        if not path.exists():
+            gallery = Gallery(path, bytes.fromhex(GALLERY_KEY), "sface")
+            gallery.enroll("m-a", [np.ones(128, np.float32) / np.sqrt(128)], [0.9], Consent("F-a"))
+            gallery.record("match", "m-a", {"camera": "door", "score": 0.8})
+            gallery.close()
+            if tampered:
+                with sqlite3.connect(path) as db:
+                    db.execute('UPDATE audit_log SET detail = \'{"camera":"elsewhere","score":0.8}\' WHERE seq = 2')
+        return config
 
     @cached_property
     def read_only_broker(self) -> Mosquitto:
@@ -694,6 +717,10 @@ CASES: list[tuple[str, int, Callable[[World], Result], str]] = [
     ("members erase", 0, _w(lambda w: ["members", "erase", "-c", str(w.enrolled), "m-1"]), "erased m-1"),
     ("members erase", 1, _erase_unknown, "is not enrolled"),
     ("members erase", 2, _w(lambda w: ["members", "erase", "m-1"]), "required"),
+    ("members audit", 0, _w(lambda w: ["members", "audit", "-c", str(w.audited(False))]), "verifies: 2 entries"),
+    ("members audit", 1, _w(lambda w: ["members", "audit", "-c", str(w.audited(True))]), "broken at entry 2"),
+    ("members audit", 2, _w(lambda w: ["members", "audit", "--head"]), "required: --config"),
+    ("members audit", 78, _w(lambda w: ["members", "audit", "-c", str(w.invalid)]), "invalid configuration"),
     (
         "identify",
         0,

@@ -20,6 +20,7 @@ from agent.delivery.client import Connected, Message, MqttConnection
 from agent.schemas import SCHEMA_DIR
 from agent.trust.keys import HubPrivateKey, load_or_create_terminal_key
 from agent.trust.messages import TerminalRegistry, signed_command
+from tests.prereq import require
 
 REPO = Path(__file__).resolve().parents[2]
 #: The hub of every test store: its public key is in the test configs (trust.hub_keys), tests sign with it.
@@ -47,7 +48,7 @@ def hub_pub_file(directory: Path, hub: HubPrivateKey = TEST_HUB) -> Path:
 
 def need_mosquitto() -> None:
     if mosquitto_binary() is None:
-        pytest.skip("mosquitto is not installed (.ci/run installs it; apt install mosquitto)")
+        require("mosquitto", "not installed (apt install mosquitto)")
 
 
 @pytest.fixture(scope="session")

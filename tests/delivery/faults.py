@@ -137,6 +137,18 @@ def wait_until(predicate: Callable[[], bool], timeout: float, step: float = 0.05
     return predicate()
 
 
+def session_saved(workdir: Path, client_id: str, *filters: str) -> bool:
+    """Whether mosquitto's persistence file in ``workdir`` holds ``client_id``'s session and its subscriptions.
+
+    A crash keeps only what the last autosave wrote; a test that kills the broker waits for this, not a guess.
+    """
+    try:
+        saved = (workdir / "mosquitto.db").read_bytes()
+    except FileNotFoundError:
+        return False
+    return all(text.encode() in saved for text in (client_id, *filters))
+
+
 def measure(
     fault: str, accepted: Recorder, receipts: dict[str, float], duplicates: int, since: float | None
 ) -> Figures:

@@ -33,7 +33,7 @@ from agent.delivery.monitor import Monitor
 from agent.events import compact_json, iso_time, new_event_id
 from agent.trust.keys import HubPrivateKey
 from agent.trust.messages import Verdict, signed_ack, signed_command
-from tests.conftest import require_data
+from tests.conftest import require_data, require_model
 from tests.delivery.conftest import PATTERN_CAMERA, TEST_HUB, Listener, registry_for, start_agent, write_config
 
 pytestmark = pytest.mark.slow
@@ -76,8 +76,7 @@ class Watch:
 
 @pytest.fixture
 def terminal(broker: Mosquitto, tmp_path: Path, models_dir: Path) -> Iterator[dict[str, Any]]:
-    if not (models_dir / "antispoof_minifasnet_v2.onnx").is_file():
-        pytest.skip(f"face models not found in {models_dir}")
+    require_model(models_dir, "antispoof_minifasnet_v2.onnx")
     config = write_config(
         tmp_path,
         broker.port,

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import json
-import shutil
 import signal
 import ssl
 import stat
@@ -40,6 +39,7 @@ from agent.delivery.client import MqttConnection, Published
 from agent.delivery.topics import Topics
 from tests.delivery.conftest import start_agent, validator, write_config
 from tests.delivery.test_tls import make_ca, make_cert
+from tests.prereq import require, require_tool
 
 NOT_AUTHORIZED = 0x87
 BAD_CREDENTIALS = 0x86
@@ -52,7 +52,7 @@ ACCEPTED = (0, NO_SUBSCRIBERS)
 
 def need_mosquitto_tools() -> None:
     if mosquitto_binary() is None or mosquitto_passwd_binary() is None:
-        pytest.skip("mosquitto is not installed (.ci/run installs it; apt install mosquitto)")
+        require("mosquitto", "mosquitto or mosquitto_passwd not installed (apt install mosquitto)")
 
 
 # --- an MQTT 5 probe that reports reason codes -----------------------------------------------------
@@ -555,7 +555,7 @@ def test_adding_a_terminal_and_rotating_a_password_take_effect_on_reload(tmp_pat
 def dynsec_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Generated]:
     need_mosquitto_tools()
     if not default_dynsec_plugin().is_file():
-        pytest.skip(f"mosquitto's dynamic-security plugin is not installed ({default_dynsec_plugin()})")
+        require("mosquitto", f"its dynamic-security plugin is not installed ({default_dynsec_plugin()})")
     generated = two_stores(tmp_path_factory.mktemp("dynsec-broker"), "dynsec")
     server = start(generated, generated.directory.parent / "mosquitto")
     yield generated
@@ -601,9 +601,7 @@ def test_dynamic_security_refuses_the_same(dynsec_broker: Generated) -> None:
 
 def test_dynamic_security_admin_manages_accounts_live(dynsec_broker: Generated) -> None:
     """The docs' "add a terminal" with mosquitto_ctrl: the admin account works, and only on $CONTROL."""
-    ctrl = shutil.which("mosquitto_ctrl")
-    if ctrl is None:
-        pytest.skip("mosquitto_ctrl is not installed (apt install mosquitto-clients)")
+    ctrl = require_tool("mosquitto_ctrl", "apt install mosquitto-clients")
     admin = dynsec_broker.connected("dynsec-admin", "dynsec-admin")
     try:
         assert admin.publish(S1T1.event("card.tapped")) == NOT_AUTHORIZED

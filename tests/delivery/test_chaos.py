@@ -19,6 +19,7 @@ from agent.events import Event
 from agent.pipelines.serial.events import BarcodeScanned
 from agent.runtime.daemon import Daemon
 from tests.delivery.conftest import REPO, TEST_HUB, loaded_config, registry_for, write_config
+from tests.delivery.faults import session_saved, wait_until
 
 
 class Recorder:
@@ -54,7 +55,8 @@ def test_broker_killed_and_restarted_during_5000_events(own_broker: Mosquitto, t
     loaded = loaded_config(tmp_path, own_broker.port, mqtt={"ack": "hub", "hub_ack_timeout_s": 5})
     received: list[str] = []
     monitor = hub(loaded.config, "hub-5000", received)
-    time.sleep(1.5)  # mosquitto autosaves every second: the subscriber's session is on disk before the crash
+    # mosquitto autosaves every second: the subscriber's session must be on disk before the crash
+    assert wait_until(lambda: session_saved(own_broker.workdir, "hub-5000", monitor.topics.event("+")), 10)
     recorder = Recorder()
     total = 5000
     with Daemon(loaded, extra_sink=recorder) as daemon:
@@ -67,7 +69,7 @@ def test_broker_killed_and_restarted_during_5000_events(own_broker: Mosquitto, t
 
         producer = threading.Thread(target=produce)
         producer.start()
-        time.sleep(1.0)
+        assert wait_until(lambda: len(received) >= 200, 30), "events flow before the crash"
         sent_before_crash = len(received)
         own_broker.kill()
         time.sleep(1.0)

@@ -25,6 +25,7 @@ from agent.pipelines.serial.events import BarcodeScanned
 from agent.runtime.daemon import Daemon
 from agent.trust.messages import signed_ack
 from tests.delivery.conftest import TEST_HUB, Listener, loaded_config, need_mosquitto, validator, write_config
+from tests.prereq import require
 
 
 def connect_lines(broker: Mosquitto, client_id: str) -> list[str]:
@@ -73,7 +74,7 @@ def password_broker(tmp_path: Path) -> Any:
     password_file = tmp_path / "mosquitto" / "passwords"
     made = subprocess.run([passwd, "-b", "-c", str(password_file), "terminal", "pa55word"], capture_output=True)
     if made.returncode != 0:
-        pytest.skip(f"mosquitto_passwd could not make a password file: {made.stderr.decode(errors='replace')}")
+        require("mosquitto", f"mosquitto_passwd could not make a password file: {made.stderr.decode(errors='replace')}")
     password_file.chmod(0o644)
     conf = server.conf.read_text().replace("allow_anonymous true", "allow_anonymous false")
     server.conf.write_text(conf + f"password_file {password_file}\n")

@@ -15,6 +15,7 @@ from agent.delivery.outbox import Outbox
 from agent.delivery.topics import Topics
 from agent.events import DeviceStateChanged, EventBody, EventStamper, Retention
 from agent.pipelines.serial.events import BarcodeScanned
+from tests.delivery.faults import wait_until
 
 TOPICS = Topics("store", "s1", "t1")
 
@@ -66,7 +67,7 @@ def test_group_commit_survives_reopen_in_order(tmp_path: Path) -> None:
         reopened.ack_rows([r.id for r in rows[:200]])
         reopened.ack_events([e.event_id for e in events[200:300]])
         assert reopened.flush(5)
-        time.sleep(0.2)
+        assert wait_until(lambda: reopened.delivered == 300, 5), reopened.stats()
         assert [r.event_id for r in reopened.fetch(0, 1000)] == [e.event_id for e in events[300:]]
         assert reopened.delivered == 300
     finally:
@@ -231,7 +232,9 @@ def test_commit_window_groups_events_arriving_close_together(tmp_path: Path) -> 
 
 def test_undelivered_events_older_than_events_days_are_dropped(tmp_path: Path) -> None:
     """``privacy.retention.events_days`` reaches the daemon's outbox: events waiting longer are dropped (counted
-    as expired), younger ones and protected ones (identity, consent) are kept."""
+    as expired), younger ones and protected ones (identity, consent) are kept. How long an event has waited is
+    measured on the monotonic clock (``born_mono``), never from its wall-clock stamp: the rows are aged in the
+    file, as days of waiting would have aged them."""
     import dataclasses
 
     from agent.delivery.broker import free_port
@@ -249,10 +252,14 @@ def test_undelivered_events_older_than_events_days_are_dropped(tmp_path: Path) -
         dataclasses.replace(young, emitted_at=young.emitted_at - 6 * day),
         dataclasses.replace(member, emitted_at=member.emitted_at - 30 * day),
     ]
-    box = Outbox(Path(loaded.config.storage.state_dir) / OUTBOX_FILE, settings(), TOPICS)
+    path = Path(loaded.config.storage.state_dir) / OUTBOX_FILE
+    box = Outbox(path, settings(), TOPICS)
     for event in waiting:
         box.accept(event)
     box.close()
+    with sqlite3.connect(path) as db:  # waited 8, 6 and 30 days (same boot: the ages stand as stored)
+        for event, days in zip(waiting, (8, 6, 30), strict=True):
+            db.execute("UPDATE events SET born_mono = born_mono - ? WHERE event_id = ?", (days * day, event.event_id))
     with Daemon(loaded) as daemon:
         daemon.agent.emit(barcode(3))  # anything committed makes the outbox apply its retention
         assert daemon.outbox.flush(10)

@@ -137,11 +137,14 @@ def test_a_crash_leaves_a_wal_whose_committed_frames_are_salvaged(tmp_path: Path
     assert found.unreadable == 0
 
 
-def test_salvaged_rows_get_the_retention(tmp_path: Path) -> None:
-    """Salvaged events older than ``events_days`` are dropped (counted as expired) and anonymous ids past
-    ``anonymous_track_s`` nulled, as if they had never left the outbox."""
+@pytest.mark.parametrize("synced", [True, False])
+def test_salvaged_rows_get_the_retention(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, synced: bool) -> None:
+    """Salvaged events older than ``events_days`` are dropped (counted as expired) and anonymous ids nulled, as
+    if they had never left the outbox. A corrupt file does not tell how long its rows waited: their wall-clock
+    stamps do, where the clock is synchronised; where it is not, none is dropped (kept longer, never lost)."""
     import dataclasses
 
+    monkeypatch.setenv("STORE_AGENT_CLOCK_SYNCED", "1" if synced else "0")
     from agent.pipelines.people.events import ZoneEntered
 
     path = tmp_path / "outbox.sqlite3"
@@ -167,9 +170,13 @@ def test_salvaged_rows_get_the_retention(tmp_path: Path) -> None:
     finally:
         box.close()
     assert box.moved_aside is not None
-    assert stats["salvaged"] == 3 and stats["dropped"]["expired"] == {"normal": 1}
-    assert set(kept) == {young.event_id, track.event_id}
-    assert kept[track.event_id]["track_id"] is None, "an anonymous id past its retention is nulled"
+    assert stats["salvaged"] == 3
+    if synced:
+        assert stats["dropped"]["expired"] == {"normal": 1}
+        assert set(kept) == {young.event_id, track.event_id}
+    else:
+        assert "expired" not in stats["dropped"] and set(kept) == {old.event_id, young.event_id, track.event_id}
+    assert kept[track.event_id]["track_id"] is None, "an anonymous id of a salvaged row is nulled"
 
 
 def test_damaged_pages_never_stop_the_salvage(intact: tuple[Path, list[str]], tmp_path: Path) -> None:

@@ -4,25 +4,21 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
-
-import pytest
 
 from agent import apidocs
 from tests.delivery.conftest import REPO
+from tests.prereq import require, require_tool
 
 UNIT = REPO / "systemd" / "store-agent.service"
 
 
 def test_unit_hardening_score_at_most_2() -> None:
-    tool = shutil.which("systemd-analyze")
-    if tool is None:
-        pytest.skip("systemd-analyze is not installed")
+    tool = require_tool("systemd-analyze", "apt install systemd")
     out = subprocess.run([tool, "security", "--offline=true", str(UNIT)], capture_output=True, text=True, check=False)
     match = re.search(r"Overall exposure level for \S+: (\d+\.\d+)", out.stdout + out.stderr)
     if match is None and "offline" in out.stderr:
-        pytest.skip(f"this systemd-analyze cannot score offline: {out.stderr.strip()}")
+        require("systemd-analyze", f"this one cannot score offline: {out.stderr.strip()}")
     assert match is not None, out.stdout + out.stderr
     assert float(match.group(1)) <= 2.0, out.stdout
 
@@ -47,6 +43,8 @@ def test_unit_has_the_required_settings() -> None:
         "DevicePolicy=closed",
         "RestrictAddressFamilies=",
         "SystemCallFilter=@system-service",
+        "Wants=network-online.target time-sync.target",
+        "After=network-online.target time-sync.target",
     ):
         assert setting in text, setting
 

@@ -19,6 +19,7 @@ import pytest
 
 from drivers.base import DeviceError
 from drivers.camera.picamera2 import Picamera2Camera, Picamera2Options
+from tests.prereq import require
 
 
 @pytest.fixture
@@ -32,7 +33,7 @@ def numpy1_picamera2(tmp_path: Path) -> Iterator[Path]:
         capture_output=True, text=True, timeout=300, check=False,
     )  # fmt: skip
     if got.returncode != 0:
-        pytest.skip(f"simplejpeg 1.7.2 (built for numpy 1.x) could not be installed from PyPI: {got.stderr[-300:]}")
+        require("the package index", f"simplejpeg 1.7.2 (for numpy 1.x) could not be installed: {got.stderr[-300:]}")
     (site / "picamera2").mkdir()
     (site / "picamera2" / "__init__.py").write_text("import simplejpeg  # picamera2's JPEG encoder does this first\n")
     sys.path.insert(0, str(site))

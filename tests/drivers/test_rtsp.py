@@ -27,6 +27,7 @@ from drivers.base import DeviceError, DeviceState, Frame
 from drivers.camera.rtsp import RtspCamera, RtspOptions, redact, url_with_credentials
 from tests.conftest import require_data
 from tests.media import video_frames
+from tests.prereq import require
 
 SERVER = Path(__file__).with_name("rtsp_server.py")
 SYSTEM_PYTHON = shutil.which("python3", path="/usr/bin:/bin") or "/usr/bin/python3"
@@ -82,9 +83,10 @@ def mjpeg_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def need_gst_rtsp() -> None:
     if not _gst_rtsp_available():
-        pytest.skip(
+        require(
+            "the RTSP server",
             "gst-rtsp-server not available to the system python3 (apt install python3-gi "
-            "gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-good)"
+            "gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-good)",
         )
 
 

@@ -146,6 +146,18 @@ def test_barcode_parser_never_raises(line: bytes, aim: bool, prefix: str, suffix
     if code is not None:
         assert code.code and code.code == code.code.strip()
         assert all(ord(c) >= 0x20 or c == "\x1d" for c in code.code)
+        assert any(c.isprintable() and not c.isspace() for c in code.code)
+
+
+def test_a_line_of_group_separators_is_no_barcode() -> None:
+    """A line holding only GS (0x1D) once became the barcode '\\x1d' (found by the fuzz test on a fresh clone)."""
+    for line in (b"\x1d", b"\x1d\x1d\x1d", b"\x1d \x1d", b"]d2\x1d"):
+        assert parse_barcode_line(line, aim_id=line.startswith(b"]")) is None, line
+    assert parse_barcode_line(b"\x1d\x1d", prefix="X", suffix="") is None
+    assert parse_barcode_line(b"\xc2\xa0") is None  # a no-break space is blank too
+    # GS inside a GS1 code is kept; at the ends it separates nothing and goes
+    gs1 = parse_barcode_line(b"]d2\x1d0104006381333931\x1d10ABC\x1d", aim_id=True)
+    assert gs1 is not None and gs1.code == "0104006381333931\x1d10ABC"
 
 
 def test_card_line_formats() -> None:

@@ -13,12 +13,12 @@ import pytest
 from agent.identity.enrollment import read_image
 from agent.identity.gallery import Gallery
 from models.face.analyzer import EMBEDDER_MODELS, FaceAnalyzer
+from tests.conftest import require_model
 
 
 @pytest.fixture(scope="session")
 def analyzer(models_dir: Path) -> FaceAnalyzer:
-    if not (models_dir / "antispoof_minifasnet_v2.onnx").is_file():
-        pytest.skip(f"face models not found in {models_dir}")
+    require_model(models_dir, "antispoof_minifasnet_v2.onnx")
     return FaceAnalyzer.load(models_dir)
 
 

@@ -26,7 +26,7 @@ from agent.pipelines.face.tracker import DecisionSettings, FaceTracker
 from models.face.analyzer import FaceAnalyzer
 from models.face.match import GalleryMatrix, match
 from models.face.quality import QualityThresholds
-from tests.conftest import require_data
+from tests.conftest import require_data, require_model
 from tests.face.conftest import imread
 
 pytestmark = pytest.mark.slow
@@ -42,8 +42,7 @@ MEMBERS, ENROL = 50, 3
 @pytest.fixture(scope="module")
 def tuned(models_dir: Path) -> FaceAnalyzer:
     """The shipped models with the tuned gates (a second analyzer: the session one keeps the shipped gates)."""
-    if not (models_dir / "antispoof_minifasnet_v2.onnx").is_file():
-        pytest.skip(f"face models not found in {models_dir}")
+    require_model(models_dir, "antispoof_minifasnet_v2.onnx")
     return FaceAnalyzer.load(models_dir, thresholds=GATES)
 
 

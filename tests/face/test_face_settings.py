@@ -33,7 +33,7 @@ from agent.pipelines.shared import ModelOptions, Shared
 from agent.runtime.wiring import build_shared
 from drivers.base import Capture, Frame
 from models.face.match import match
-from tests.conftest import require_data
+from tests.conftest import require_data, require_model
 from tests.face.conftest import imread
 from tests.face.test_face_wiring import as_camera_frame
 from tests.media import config_text
@@ -43,8 +43,7 @@ FPS = 5.0
 
 @pytest.fixture(scope="module")
 def models(models_dir: Path) -> ModelOptions:
-    if not (models_dir / "antispoof_minifasnet_v2.onnx").is_file():
-        pytest.skip(f"face models not found in {models_dir}")
+    require_model(models_dir, "antispoof_minifasnet_v2.onnx")
     return ModelOptions(models_dir, ("CPUExecutionProvider",), 1)
 
 

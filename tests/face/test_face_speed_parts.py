@@ -14,14 +14,13 @@ from models.face.derive import DeriveError, fields, folded_session, strip_weight
 from models.face.detector import dynamic_input_size
 from models.face.match import TOP_K, GalleryMatrix, best
 from models.vectors import l2_normalise
+from tests.conftest import require_model
 
 SFACE = "face_recognition_sface_2021dec_int8bq"
 
 
 def test_folded_sface_gives_the_original_embeddings(models_dir: Path) -> None:
-    path = models_dir / f"{SFACE}.onnx"
-    if not path.is_file():
-        pytest.skip(f"{path} not found")
+    path = require_model(models_dir, f"{SFACE}.onnx")
     options = ort.SessionOptions()
     options.log_severity_level = 3
     original = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])

@@ -89,18 +89,18 @@ def test_match_threshold_and_margin() -> None:
 
 
 def test_audit_chain_detects_edits_and_deletions() -> None:
-    db = sqlite3.connect(":memory:")
-    db.execute(audit.SCHEMA)
+    db = sqlite3.connect(":memory:", isolation_level=None)
+    chain = audit.AuditChain(db, b"k" * 32)
     for i in range(3):
-        audit.append(db, "enroll", f"s{i}", {"n": i})
-    assert audit.verify(db) == 3
-    db.execute("UPDATE audit SET detail = '{\"n\":9}' WHERE seq = 2")
+        chain.append("enroll", f"s{i}", {"n": i})
+    assert chain.verify().seq == 3
+    db.execute("UPDATE audit_log SET detail = '{\"n\":9}' WHERE seq = 2")
     with pytest.raises(ValueError, match="entry 2"):
-        audit.verify(db)
-    db.execute("UPDATE audit SET detail = '{\"n\":1}' WHERE seq = 2")
-    db.execute("DELETE FROM audit WHERE seq = 2")
+        chain.verify()
+    db.execute("UPDATE audit_log SET detail = '{\"n\":1}' WHERE seq = 2")
+    db.execute("DELETE FROM audit_log WHERE seq = 2")
     with pytest.raises(ValueError, match="missing"):
-        audit.verify(db)
+        chain.verify()
 
 
 def test_key_sources(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -193,12 +193,11 @@ def _jpeg_b64(path: Path, side: int = 480) -> str:
 
 def test_mqtt_enroll_list_erase_purges_the_outbox(tmp_path: Path, models_dir: Path, gallery_key: str) -> None:
     """Commands over a real broker against the real daemon; erasure removes exactly the member's queued events."""
-    from agent.delivery.broker import Mosquitto, mosquitto_binary
+    from agent.delivery.broker import Mosquitto
     from agent.runtime.daemon import Daemon
-    from tests.delivery.conftest import Listener, validator
+    from tests.delivery.conftest import Listener, need_mosquitto, validator
 
-    if mosquitto_binary() is None:
-        pytest.skip("mosquitto is not installed")
+    need_mosquitto()
     broker = Mosquitto(tmp_path / "mosquitto").start()
     try:
         config = store_yaml(
@@ -334,12 +333,11 @@ def _longer_than(n: int, messages: list[tuple[str, dict[str, Any]]]) -> bool:
 def test_mqtt_enroll_from_the_kiosk_camera(tmp_path: Path, models_dir: Path, gallery_key: str) -> None:
     """A member opting in at a kiosk: enroll-member with ``camera`` takes that camera's next frames (here with the
     passive check only, ``kiosk_head_turn: false``; the head-turn check: the next test)."""
-    from agent.delivery.broker import Mosquitto, mosquitto_binary
+    from agent.delivery.broker import Mosquitto
     from agent.runtime.daemon import Daemon
-    from tests.delivery.conftest import Listener, validator
+    from tests.delivery.conftest import Listener, need_mosquitto, validator
 
-    if mosquitto_binary() is None:
-        pytest.skip("mosquitto is not installed")
+    need_mosquitto()
     kiosk = tmp_path / "kiosk"
     kiosk.mkdir()
     cv2.imwrite(str(kiosk / "0.jpg"), as_camera_frame(imread(require_data("media/faces/probe") / "obama_b.jpg")))
@@ -530,12 +528,11 @@ def test_kiosk_enrolment_needs_the_prompted_head_turn(
 ) -> None:
     """``kiosk_head_turn``: a kiosk enrolment passes only when the member on the camera turns as the kiosk prompted
     (``head_turn`` in the signed request), live; the frontal frames of that check become the templates."""
-    from agent.delivery.broker import Mosquitto, mosquitto_binary
+    from agent.delivery.broker import Mosquitto
     from agent.runtime.daemon import Daemon
-    from tests.delivery.conftest import Listener
+    from tests.delivery.conftest import Listener, need_mosquitto
 
-    if mosquitto_binary() is None:
-        pytest.skip("mosquitto is not installed")
+    need_mosquitto()
     video = require_data(f"media/spoof/replay_video/{clip}")
     camera = {"name": "kiosk", "type": "video-file", "path": str(video), "realtime": True}  # its own 30 fps
     broker = Mosquitto(tmp_path / "mosquitto").start()

