@@ -47,11 +47,20 @@ def register(sub: Any) -> None:
     parser.set_defaults(func=monitor)
 
 
+ENVELOPE = {
+    "schema_version", "type", "event_id", "store_id", "terminal_id", "seq", "captured_at", "emitted_at", "clock_synced"
+}  # fmt: skip
+
+
 def event_line(terminal: str, payload: dict[str, Any], duplicate: bool) -> str:
-    envelope = {"schema_version", "type", "event_id", "store_id", "terminal_id", "seq", "captured_at", "emitted_at"}
-    fields = " ".join(f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in payload.items() if k not in envelope)
+    """One event as a line; a time stamped by a terminal whose clock was not synchronised is marked ``~``."""
+    fields = " ".join(f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in payload.items() if k not in ENVELOPE)
     mark = " (duplicate)" if duplicate else ""
-    return f"{payload.get('emitted_at', '?')} {terminal} #{payload.get('seq')} {payload.get('type')}{mark} {fields}"
+    approximate = "~" if payload.get("clock_synced") is False else ""
+    return (
+        f"{approximate}{payload.get('emitted_at', '?')} {terminal} #{payload.get('seq')} {payload.get('type')}{mark} "
+        f"{fields}"
+    )
 
 
 def status_line(terminal: str, kind: str, payload: dict[str, Any]) -> str:

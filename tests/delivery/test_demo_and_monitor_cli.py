@@ -221,3 +221,17 @@ def test_without_the_models_the_demo_names_the_command_and_runs_the_basic_one(tm
     assert result.returncode == 0, result.stderr
     assert f"{DEMO_EVENTS} events accepted, all delivered" in result.stderr
     assert not (tmp_path / "m").exists(), "nothing is prepared for a mission that cannot run"
+
+
+def test_monitor_lines_mark_times_from_an_unsynchronised_clock() -> None:
+    """The envelope stays out of the line; a terminal that did not know the time gets ``~`` before it."""
+    from agent.cli.monitor_cmd import event_line
+
+    payload = {
+        "schema_version": 1, "type": "card.tapped", "event_id": "e1", "store_id": "s", "terminal_id": "t", "seq": 7,
+        "captured_at": "2026-11-26T05:00:51.326Z", "emitted_at": "2026-11-26T05:00:51.400Z", "device": "desk-rfid",
+    }  # fmt: skip
+    synced = event_line("t", {**payload, "clock_synced": True}, duplicate=False)
+    assert synced == '2026-11-26T05:00:51.400Z t #7 card.tapped device="desk-rfid"'
+    unsynced = event_line("t", {**payload, "clock_synced": False}, duplicate=True)
+    assert unsynced == '~2026-11-26T05:00:51.400Z t #7 card.tapped (duplicate) device="desk-rfid"'
