@@ -461,6 +461,12 @@ def _fleet_erase_pending(w: World) -> Result:
     )  # fmt: skip
 
 
+def _after_an_erasure(w: World, *args: str) -> Result:
+    """A fleet command that lists erasures, run with one recorded (each case stands alone, in any order)."""
+    _fleet_erase_pending(w)
+    return _fleet(w, *args)
+
+
 def _fleet_cards_of_erased(w: World) -> Result:
     _fleet_erase_pending(w)
     return _fleet(w, "cards", "--store", "codes", "--member-id", "m-8", "--add", "ab" * 32)
@@ -577,8 +583,8 @@ CASES: list[tuple[str, int, Callable[[World], Result], str]] = [
         "no terminal of store 'nowhere' is registered",
     ),
     ("hub fleet erase", 75, _fleet_erase_pending, "erased on 0 of 1 terminals; waiting for ghost"),
-    ("hub fleet erasures", 0, lambda w: _fleet(w, "erasures"), "codes "),
-    ("hub fleet members", 0, lambda w: _fleet(w, "members", "--store", "codes"), '"erased": true'),
+    ("hub fleet erasures", 0, lambda w: _after_an_erasure(w, "erasures"), "codes "),
+    ("hub fleet members", 0, lambda w: _after_an_erasure(w, "members", "--store", "codes"), '"erased": true'),
     (
         "hub fleet cards",
         0,
