@@ -76,7 +76,7 @@ def _logins(hub_accounts: list[str], processes: int) -> dict[str, str]:
     logins: dict[str, str] = {}
     for i, name in enumerate(hub_accounts):
         check_account_name(name, "hub account")
-        if i == 0 and processes > 1:
+        if i == 0:
             logins |= {f"{name}-{n}": name for n in range(processes)}
         else:
             logins[name] = name
