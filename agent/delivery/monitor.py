@@ -27,6 +27,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
+from agent.backoff import Backoff
 from agent.config.schema import MqttSection
 from agent.delivery.client import Connected, Message, MqttConnection
 from agent.delivery.topics import EVENTS, HEALTH, STATUS, Topics, parse_topic
@@ -37,6 +38,9 @@ from agent.trust.messages import HubVerifier, TerminalRegistry, Verdict, signed_
 logger = logging.getLogger(__name__)
 
 SEEN_LIMIT = 1_000_000
+#: The hub reconnects to its broker within this many seconds once it is back (a terminal backs off to 30 s; the
+#: hub is one client per process, and a chain broker back from an outage should see its consumers at once).
+HUB_RECONNECT_CAP_S = 4.0
 ACK_BATCH = 500
 ACK_INTERVAL_S = 0.05
 
@@ -84,7 +88,12 @@ class Monitor:
         self.verifier = HubVerifier([hub_key], self.registry) if hub_key is not None else None
         self.rejected: dict[str, int] = {}
         self.conn = MqttConnection(
-            settings, client_id, persistent_session=True, service=self._service, poll_s=ACK_INTERVAL_S
+            settings,
+            client_id,
+            persistent_session=True,
+            service=self._service,
+            poll_s=ACK_INTERVAL_S,
+            backoff=Backoff(initial_s=0.5, cap_s=HUB_RECONNECT_CAP_S),
         )
         self.received = 0
         self.duplicates = 0
