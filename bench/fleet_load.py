@@ -295,12 +295,15 @@ def run_once(port: int, root: Path, terminals: int, rate: float, seconds: float,
     hub = HubPrivateKey.generate()
     work = root / f"c{consumers}"
     config, key = write_hub_files(work, port, hub)
-    sims = [
-        SimTerminal(port, f"s{i // 10:03d}", f"t{i % 10}", hub.public, resend_s=10.0).start() for i in range(terminals)
-    ]
+    sims = []
+    for i in range(terminals):  # in waves of 50, as a chain's terminals do not all start in the same second
+        sims.append(SimTerminal(port, f"s{i // 10:03d}", f"t{i % 10}", hub.public, resend_s=10.0).start())
+        if i % 50 == 49:
+            for sim in sims[-50:]:
+                sim.wait_connected(60)
     write_registry(work / "terminals.yaml", sims)
     for sim in sims:
-        if not sim.wait_connected():
+        if not sim.wait_connected(60):
             raise RuntimeError(f"{sim.base} did not connect")
     serve = start_serve(config, key, work / "state", consumers, f"bench{consumers}")
     wait_subscribed(serve, consumers)
