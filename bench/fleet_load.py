@@ -80,6 +80,7 @@ class SimTerminal:
         self.seq = 0
         self.pending: dict[str, Sent] = {}
         self.latencies: list[float] = []
+        self.acked_at: list[float] = []
         self.acked: set[str] = set()
         self.refused_acks = 0
         self.resends = 0
@@ -132,6 +133,7 @@ class SimTerminal:
                 sent = self.pending.pop(event_id, None)
                 if sent is not None:
                     self.latencies.append(now - sent.first_at)
+                    self.acked_at.append(now)
                     self.acked.add(event_id)
 
     def event(self, fields: dict[str, Any] | None = None) -> str:
@@ -351,6 +353,57 @@ def run_once(port: int, root: Path, terminals: int, rate: float, seconds: float,
     }
 
 
+def run_backlog(port: int, root: Path, terminals: int, backlog: int, consumers: int) -> dict[str, Any]:
+    """Hub capacity without the simulator in the way: ``backlog`` events wait at the broker for the consumers'
+    persistent sessions (their shared subscription made once, then stopped); then the consumers start and the
+    time until every event is stored and acknowledged gives the drain rate."""
+    hub = HubPrivateKey.generate()
+    work = root / f"backlog{consumers}"
+    config, key = write_hub_files(work, port, hub)
+    sims = [SimTerminal(port, f"s{i // 10:03d}", f"t{i % 10}", hub.public, resend_s=600.0) for i in range(terminals)]
+    for sim in sims:
+        sim.start().wait_connected(60)
+    write_registry(work / "terminals.yaml", sims)
+    group = f"backlog{consumers}"
+    serve = start_serve(config, key, work / "state", consumers, group)
+    wait_subscribed(serve, consumers)
+    stop_serve(serve)
+    for n in range(backlog):
+        sims[n % terminals].event()
+        if n % 1000 == 999:
+            time.sleep(0.05)  # let paho's threads keep up
+    time.sleep(2.0)
+    for sim in sims:  # measure the drain only: first ack to last
+        sim.acked_at.clear()
+    started = time.monotonic()
+    serve = start_serve(config, key, work / "state", consumers, group)
+    wait_subscribed(serve, consumers)
+    pids = worker_pids(serve.pid)
+    cpu_before = cpu_s(pids)
+    subscribed = time.monotonic() - started
+    deadline = time.monotonic() + 300
+    while sum(s.unacked() for s in sims) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    acked_at = [t for s in sims for t in s.acked_at]
+    took = max(acked_at) - min(acked_at) if len(acked_at) > 1 else time.monotonic() - started - subscribed
+    cpu = cpu_s(pids) - cpu_before
+    stop_serve(serve)
+    rows, distinct = stored(work / "state" / "events.sqlite3")
+    latencies = [v for s in sims for v in s.latencies]
+    for sim in sims:
+        sim.stop()
+    return {
+        "consumers": consumers,
+        "stored": distinct,
+        "rows": rows,
+        "unacked": sum(s.unacked() for s in sims),
+        "events_per_s": distinct / took,
+        "took_s": took,
+        "cpu_us_per_event": cpu / max(1, distinct) * 1e6,
+        "latencies": len(latencies),
+    }
+
+
 def main() -> None:
     from agent.delivery.broker import Mosquitto
 
@@ -359,7 +412,17 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=2.0, help="events per second per terminal")
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--consumers", type=int, nargs="+", default=[1, 2, 4])
+    parser.add_argument(
+        "--backlog", type=int, help="instead: this many events wait at the broker, then the consumers drain them"
+    )
     args = parser.parse_args()
+    if len(args.consumers) > 1:  # each consumer count in a fresh process: hundreds of clients per run
+        for consumers in args.consumers:
+            subprocess.run([sys.executable, __file__, *_without_consumers(sys.argv[1:]), "--consumers", str(consumers)])
+        return
+    if args.backlog:
+        _backlog(args)
+        return
     print(
         f"fleet_load: {platform.machine()}, {os.cpu_count()} cores, load {os.getloadavg()[0]:.2f}; "
         f"{args.terminals} terminals x {args.rate:g} ev/s for {args.seconds:g} s; mosquitto on this machine"
@@ -380,6 +443,43 @@ def main() -> None:
                 f"hub CPU {r['cpu_us_per_event']:.0f} us/event, resends {r['resends']}"
             )
             print(f"  load now {os.getloadavg()[0]:.2f}", flush=True)
+
+
+def _without_consumers(argv: list[str]) -> list[str]:
+    """The command line without ``--consumers`` and its values."""
+    out, skipping = [], False
+    for arg in argv:
+        if arg == "--consumers":
+            skipping = True
+        elif skipping and arg.isdigit():
+            continue
+        else:
+            skipping = False
+            out.append(arg)
+    return out
+
+
+def _backlog(args: argparse.Namespace) -> None:
+    from agent.delivery.broker import Mosquitto
+
+    print(
+        f"fleet_load --backlog: {platform.machine()}, {os.cpu_count()} cores, load {os.getloadavg()[0]:.2f}; "
+        f"{args.backlog} events from {args.terminals} terminals queued at the broker, then drained"
+    )
+    with tempfile.TemporaryDirectory(prefix="fleet-backlog-") as tmp:
+        for consumers in args.consumers:
+            broker = Mosquitto(Path(tmp) / f"broker-{consumers}").start()
+            try:
+                r = run_backlog(broker.port, Path(tmp), args.terminals, args.backlog, consumers)
+            finally:
+                broker.stop()
+            once = "yes" if r["rows"] == r["stored"] == args.backlog and r["unacked"] == 0 else "NO"
+            print(
+                f"consumers {consumers}: drained {r['stored']} events in {r['took_s']:.1f} s = "
+                f"{r['events_per_s']:.0f} events/s stored and acknowledged (each once: {once}), "
+                f"hub CPU {r['cpu_us_per_event']:.0f} us/event",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":
