@@ -437,7 +437,8 @@ def main() -> None:
                 broker.stop()
             once = "yes" if r["rows"] == r["stored"] == r["produced"] and r["unacked"] == 0 else "NO"
             print(
-                f"consumers {consumers}: {r['events_per_s']:.0f} events/s stored (offered {r['offered_per_s']:.0f}/s; "
+                f"consumers {consumers}: {r['events_per_s']:.0f} events/s stored (offered {r['offered_per_s']:.0f}/s, "
+                f"the simulator sent {r['produced'] / r['sent_for_s']:.0f}/s; "
                 f"{r['stored']}/{r['produced']} stored, each once: {once}; drained {r['drained_s']:.1f} s), "
                 f"ack p50 {r['ack_p50_ms']:.0f} ms p99 {r['ack_p99_ms']:.0f} ms, "
                 f"hub CPU {r['cpu_us_per_event']:.0f} us/event, resends {r['resends']}"

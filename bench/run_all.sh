@@ -15,6 +15,7 @@ log="${1:-/dev/stdout}"
         "bench/trust_bench.py" \
         "bench/fleet_load.py --terminals 300 --rate 2 --seconds 20" \
         "bench/fleet_load.py --terminals 300 --rate 8 --seconds 15" \
+        "bench/fleet_load.py --terminals 300 --backlog 30000" \
         "bench/face_bench.py" \
         "bench/people_fps.py" \
         "bench/people_counting.py" \
