@@ -20,7 +20,7 @@ from typing import Any
 from agent.config.schema import MqttSection
 from agent.delivery.monitor import Monitor
 from agent.events import compact_json
-from agent.hub.store import EventStore, StoredEvent
+from agent.hub.store import EVENTS_FILE, EventStore, StoredEvent
 from agent.trust.keys import HubPrivateKey
 from agent.trust.messages import TerminalRegistry, Verdict
 
@@ -112,6 +112,5 @@ def consumer_client_id(base: str, index: int) -> str:
 
 
 def store_path(state_dir: Path) -> Path:
-    from agent.hub.store import EVENTS_FILE
-
+    """The event store every consumer of ``state_dir`` shares."""
     return state_dir / EVENTS_FILE
