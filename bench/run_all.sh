@@ -13,6 +13,9 @@ log="${1:-/dev/stdout}"
         "bench/delivery_bench.py --events 20000 --reps 5" \
         "bench/faults_bench.py" \
         "bench/trust_bench.py" \
+        "bench/fleet_load.py --terminals 300 --rate 2 --seconds 20" \
+        "bench/fleet_load.py --terminals 300 --rate 8 --seconds 15" \
+        "bench/fleet_load.py --terminals 300 --backlog 30000" \
         "bench/face_bench.py" \
         "bench/people_fps.py" \
         "bench/people_counting.py" \

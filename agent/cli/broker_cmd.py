@@ -5,7 +5,8 @@ certificates, where the CN is the account), ``dynamic-security.json``, ``mosquit
 or mTLS + ACL) and ``mosquitto-dynsec.conf`` (the dynamic-security plugin instead). Passwords are only ever
 written to their 0600 files, never printed or logged. With ``--force`` the files are rewritten and an account's
 existing ``<account>.password`` is kept (so adding a terminal does not change the others' passwords) unless the
-account is named by ``--rotate``.
+account is named by ``--rotate``. With ``--bridge HOST:PORT`` it also writes ``store-bridge.conf``, the store
+broker's MQTT 5 bridge to the chain broker (``store-agent broker chain`` makes that broker's files; docs/fleet.md).
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import os
 import sys
 from pathlib import Path
 
+from agent.cli import chain_cmd
+from agent.delivery.broker_chain import Bridge, BridgeTls, bridge_conf
 from agent.delivery.broker_security import (
     DEFAULT_DYNSEC_ADMIN,
     DEFAULT_DYNSEC_FILE,
@@ -39,6 +42,9 @@ from agent.delivery.broker_security import (
 PUBLIC_FILES = {"acl": 0o644, "mosquitto.conf": 0o644, "mosquitto-dynsec.conf": 0o644}
 SECRET_FILES = {"dynamic-security.json": 0o600, "passwd": 0o600}
 PASSWORD_SUFFIX = ".password"
+#: The store broker's bridge to the chain broker (0600 when it holds the bridge's password); it sorts after
+#: mosquitto.conf in a conf.d directory, so the listener settings come before the ``connection`` block.
+BRIDGE_FILE = "store-bridge.conf"
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -89,7 +95,19 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     config.add_argument("--out", type=Path, required=True, help="directory to write the files into")
     config.add_argument("--force", action="store_true", help="rewrite existing files (keeps existing passwords)")
+    bridge = config.add_argument_group("bridge to the chain broker (writes store-bridge.conf; docs/fleet.md)")
+    bridge.add_argument("--bridge", metavar="HOST:PORT", help="the chain broker's address: add a bridge to it")
+    bridge.add_argument("--bridge-username", help="the bridge's account on the chain broker (default: bridge-<store>)")
+    bridge.add_argument(
+        "--bridge-password-file",
+        type=Path,
+        help="a file holding the bridge account's password (`broker chain` writes bridge-<store>.password)",
+    )
+    bridge.add_argument("--bridge-ca", type=Path, help="CA of the chain broker's certificate (enables TLS)")
+    bridge.add_argument("--bridge-cert", type=Path, help="the bridge's client certificate (mTLS)")
+    bridge.add_argument("--bridge-key", type=Path, help="the bridge's client key (mTLS)")
     config.set_defaults(func=run_config)
+    chain_cmd.register(actions)
 
 
 def _fail(message: str, code: int) -> int:
@@ -113,6 +131,28 @@ def _existing_password(path: Path) -> str | None:
         return None
     text = path.read_text(encoding="utf-8").rstrip("\r\n")
     return text or None
+
+
+def _bridge(args: argparse.Namespace) -> Bridge | None:
+    """The bridge the arguments ask for (``None`` without ``--bridge``)."""
+    extra = (args.bridge_username, args.bridge_password_file, args.bridge_ca, args.bridge_cert, args.bridge_key)
+    if args.bridge is None:
+        if any(extra):
+            raise BrokerSecurityError("the --bridge-* options need --bridge HOST:PORT")
+        return None
+    if (args.bridge_cert is None) != (args.bridge_key is None):
+        raise BrokerSecurityError("--bridge-cert and --bridge-key go together")
+    if args.bridge_cert is not None and args.bridge_ca is None:
+        raise BrokerSecurityError("--bridge-cert needs --bridge-ca")
+    tls = None
+    if args.bridge_ca is not None:
+        cert = args.bridge_cert.resolve() if args.bridge_cert else None
+        key = args.bridge_key.resolve() if args.bridge_key else None
+        tls = BridgeTls(args.bridge_ca.resolve(), cert, key)
+    password = None
+    if args.bridge_password_file is not None:
+        password = args.bridge_password_file.read_text(encoding="utf-8").strip()
+    return Bridge(args.store, args.bridge, args.prefix, args.bridge_username, password, tls)
 
 
 def run_config(args: argparse.Namespace) -> int:
@@ -153,11 +193,16 @@ def run_config(args: argparse.Namespace) -> int:
         unknown = sorted(set(args.rotate) - set(accounts))
         if unknown:
             raise BrokerSecurityError(f"--rotate {unknown[0]}: no such account (accounts: {', '.join(accounts)})")
+        bridge = _bridge(args)
     except BrokerSecurityError as exc:
         return _fail(str(exc), EXIT_USAGE)
+    except OSError as exc:
+        return _fail(f"cannot read {exc.filename}: {exc.strerror}", EXIT_FAILURE)
 
     out: Path = args.out
     names = [*PUBLIC_FILES, "dynamic-security.json"]
+    if bridge is not None:
+        names.append(BRIDGE_FILE)
     if tls is None:
         names += ["passwd", *(f"{a}{PASSWORD_SUFFIX}" for a in accounts)]
     if not args.force:
@@ -181,6 +226,8 @@ def run_config(args: argparse.Namespace) -> int:
             "mosquitto-dynsec.conf": mosquitto_conf(layout, conf, "dynsec"),
             "dynamic-security.json": dynamic_security_json(layout, passwords, admin=admin),
         }
+        if bridge is not None:
+            files[BRIDGE_FILE] = bridge_conf(bridge)
         if passwords is not None:
             files["passwd"] = hashed_password_file({a: passwords[a] for a in layout.accounts})
     except ToolMissing as exc:
@@ -190,7 +237,11 @@ def run_config(args: argparse.Namespace) -> int:
     try:
         out.mkdir(mode=0o700, parents=True, exist_ok=True)
         for name, text in files.items():
-            _write(out / name, text, PUBLIC_FILES.get(name, SECRET_FILES.get(name, 0o600)))
+            if name == BRIDGE_FILE:
+                mode = 0o600 if bridge is not None and bridge.password else 0o644
+            else:
+                mode = PUBLIC_FILES.get(name, SECRET_FILES.get(name, 0o600))
+            _write(out / name, text, mode)
         for account, password in (passwords or {}).items():
             _write(out / f"{account}{PASSWORD_SUFFIX}", password + "\n", 0o600)
     except OSError as exc:

@@ -4,6 +4,7 @@
     store-agent keys --config store.yaml                    # on a terminal: its key line, for the hub's registry
     store-agent hub register --terminals terminals.yaml STORE TERMINAL "store-agent-terminal-v1 ..."
     store-agent hub send --config store.yaml --key hub.key [--terminal ID] erase-member '{"member_id": "M-1"}'
+    store-agent hub serve --config chain.yaml --key hub.key --state-dir DIR --processes 4   # agent.cli.serve_cmd
 
 ``send`` exits 0 when the terminal confirmed (ok, with a MAC that proves it was that terminal), 1 when it
 refused or failed (the reply says why) or the reply could not be verified, 69 when no reply came in time.
@@ -18,7 +19,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from agent.cli import EXIT_FAILURE, EXIT_OK, EXIT_UNAVAILABLE, EXIT_USAGE, add_config_option, fleet_cmd
+from agent.cli import EXIT_FAILURE, EXIT_OK, EXIT_UNAVAILABLE, EXIT_USAGE, add_config_option, fleet_cmd, serve_cmd
 from agent.trust.keys import HubPrivateKey, TrustKeyError
 from agent.trust.messages import TerminalRegistry, Verdict
 
@@ -65,6 +66,7 @@ def register(sub: Any) -> None:
     push.add_argument("directory", type=Path, help="DIR with <terminal>.yaml per terminal and the base they name")
     hub.set_defaults(func=run)
     fleet_cmd.register(actions)
+    serve_cmd.register(actions)
     keys = sub.add_parser("keys", help="print this terminal's public key (register it at the hub)")
     add_config_option(keys)
     keys.set_defaults(func=show_terminal_key)

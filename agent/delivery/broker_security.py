@@ -6,9 +6,10 @@ hub's signatures on commands and acks (docs/mqtt.md) are the first wall; this mo
 broker itself: every client logs in with an account, and each account may only use its own topics.
 
 - a terminal (account ``<store_id>-<terminal_id>``, the agent's default client id) writes its own ``status``,
-  ``health``, ``events/#`` and ``cmd/+/reply``, and reads its own ``cmd/+`` and ``ack``;
+  ``health``, ``events/#`` and ``cmd/+/reply``, and reads its own ``cmd/+`` and ``ack`` and the store's member
+  states (``_members/+``, signed by the hub);
 - the hub (account ``hub`` by default; one account per concurrent hub connection) reads everything of its store
-  and writes ``cmd/+`` and ``ack`` for its terminals, nothing else.
+  and writes ``cmd/+`` and ``ack`` for its terminals and the store's member states, nothing else.
 
 The client id is bound to the account (``use_username_as_clientid``, or the certificate's CN with
 ``use_identity_as_username``), so one account cannot take over another's session. The same grants are written
@@ -137,7 +138,7 @@ class StoreBroker:
 
     def grants(self, account: str) -> Grants:
         if account in self.hub_accounts:
-            write: list[str] = []
+            write: list[str] = [self.members_filter]  # the fleet coordinator's retained member states
             for terminal_id in self.terminals:
                 each = self.topics(terminal_id)
                 write += [each.command_filter, each.ack]
@@ -149,8 +150,13 @@ class StoreBroker:
         topics = self.topics(terminal)
         return Grants(
             write=(topics.status, topics.health, topics.event("#"), topics.reply("+")),
-            read=(topics.command_filter, topics.ack),
+            read=(topics.command_filter, topics.ack, self.members_filter),
         )
+
+    @property
+    def members_filter(self) -> str:
+        """The store's member states (identity.sync): every terminal of the store reads them."""
+        return f"{self.prefix}/{self.store_id}/_members/+"
 
 
 def check_account_name(name: str, what: str = "account") -> str:

@@ -12,6 +12,9 @@ the terminal's registered (or, with ``tofu``, first-seen) key: only verified
 events are de-duplicated, handed to ``on_event`` and acknowledged (acks signed
 with the hub key); anything else goes to ``on_rejected`` with the verdict, so a
 forged event can neither be shown as real nor shadow a real one with its id.
+
+The hub's consumers (``agent.hub.consumer``) are monitors of every store (``store_id='+'``) in an MQTT 5 shared
+subscription group (``share_group``) that store each batch (``before_ack``) before acknowledging it.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
+from agent.backoff import Backoff
 from agent.config.schema import MqttSection
 from agent.delivery.client import Connected, Message, MqttConnection
 from agent.delivery.topics import EVENTS, HEALTH, STATUS, Topics, parse_topic
@@ -34,6 +38,9 @@ from agent.trust.messages import HubVerifier, TerminalRegistry, Verdict, signed_
 logger = logging.getLogger(__name__)
 
 SEEN_LIMIT = 1_000_000
+#: The hub reconnects to its broker within this many seconds once it is back (a terminal backs off to 30 s; the
+#: hub is one client per process, and a chain broker back from an outage should see its consumers at once).
+HUB_RECONNECT_CAP_S = 4.0
 ACK_BATCH = 500
 ACK_INTERVAL_S = 0.05
 
@@ -61,6 +68,9 @@ class Monitor:
         registry: TerminalRegistry | None = None,
         tofu: bool = False,
         on_rejected: RejectedHandler | None = None,
+        share_group: str | None = None,
+        status: bool = True,
+        before_ack: Callable[[], None] | None = None,
     ) -> None:
         self.settings = settings
         self.topics = Topics(settings.topic_prefix, store_id, terminal_id or "+")
@@ -72,17 +82,25 @@ class Monitor:
         self.hub_key = hub_key
         self.registry = registry or TerminalRegistry()
         self.tofu = tofu
+        self.share_group = share_group
+        self.status = status
+        self.before_ack = before_ack
         self.verifier = HubVerifier([hub_key], self.registry) if hub_key is not None else None
         self.rejected: dict[str, int] = {}
         self.conn = MqttConnection(
-            settings, client_id, persistent_session=True, service=self._service, poll_s=ACK_INTERVAL_S
+            settings,
+            client_id,
+            persistent_session=True,
+            service=self._service,
+            poll_s=ACK_INTERVAL_S,
+            backoff=Backoff(initial_s=0.5, cap_s=HUB_RECONNECT_CAP_S),
         )
         self.received = 0
         self.duplicates = 0
         self.malformed = 0
         self.seen: OrderedDict[str, None] = OrderedDict()
         self.subscribed = threading.Event()
-        self._pending_acks: dict[str, list[str]] = {}
+        self._pending_acks: dict[tuple[str, str], list[str]] = {}
         self._next_ack = 0.0
         self._final_acks = threading.Event()
         self._acks_sent = threading.Event()
@@ -131,7 +149,11 @@ class Monitor:
             self._next_ack = now + ACK_INTERVAL_S
 
     def _subscribe(self, session_present: bool) -> None:
-        wanted = [self.topics.status, self.topics.event("+")]
+        wanted = [self.topics.event("+")]
+        if self.share_group is not None:
+            wanted = [f"$share/{self.share_group}/{t}" for t in wanted]
+        if self.status:
+            wanted.append(self.topics.status)
         if self.health:
             wanted.append(self.topics.health)
         self.conn.subscribe(wanted)
@@ -185,7 +207,7 @@ class Monitor:
                 self.seen.popitem(last=False)
         self.on_event(parsed.terminal_id, payload, duplicate)
         if self.ack:
-            self._pending_acks.setdefault(parsed.terminal_id, []).append(event_id)
+            self._pending_acks.setdefault((parsed.store_id, parsed.terminal_id), []).append(event_id)
 
     def _watch_audit(self, terminal: str, audit: object) -> None:
         """A terminal's audit chain as its health reports it: broken, or shorter than it was (entries deleted,
@@ -224,16 +246,26 @@ class Monitor:
         )
 
     def _send_acks(self) -> None:
-        for terminal, ids in list(self._pending_acks.items()):
+        if self.before_ack is not None and self._pending_acks:
+            try:
+                self.before_ack()
+            except Exception:
+                # Not stored, so not acknowledged: each terminal sends these events again (hub_ack_timeout_s).
+                logger.exception(
+                    "storing %d events failed; not acknowledged", sum(map(len, self._pending_acks.values()))
+                )
+                self._pending_acks.clear()
+                return
+        for (store, terminal), ids in list(self._pending_acks.items()):
             if not ids:
                 continue
-            topic = self.topics.with_terminal(terminal).ack
+            topic = Topics(self.topics.prefix, store, terminal).ack
             if self.hub_key is not None:
                 body = signed_ack(self.hub_key, topic, ids)
             else:
                 body = compact_json({"event_ids": ids}).encode()
             if self.conn.publish(topic, body, qos=1) is not None:
-                del self._pending_acks[terminal]
+                del self._pending_acks[(store, terminal)]
 
     def wait_for(self, predicate: Callable[[], bool], timeout: float) -> bool:
         deadline = time.monotonic() + timeout

@@ -27,8 +27,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from agent.backoff import Backoff
 from agent.config.schema import MqttSection
 from agent.delivery.client import Connected, Message, MqttConnection, Published
+from agent.delivery.monitor import HUB_RECONNECT_CAP_S
 from agent.delivery.topics import EVENTS, REPLY, Topics, parse_topic
 from agent.events import compact_json
 from agent.hub.fleet_store import DueCommand, FleetError, FleetStore
@@ -83,7 +85,8 @@ class FleetCoordinator:
         self.retry_s = retry_s
         self.command_ttl_s = command_ttl_s
         self.stats = FleetStats()
-        self.conn = MqttConnection(settings, client_id, persistent_session=True)
+        reconnect = Backoff(initial_s=0.5, cap_s=HUB_RECONNECT_CAP_S)
+        self.conn = MqttConnection(settings, client_id, persistent_session=True, backoff=reconnect)
         self._inflight: dict[int, tuple[str, str, int]] = {}  # mid -> (store, member_ref or manifest, version)
         self._requests: dict[str, tuple[str, str, str]] = {}  # request_id -> (store, member_ref, terminal)
         self._stop = threading.Event()

@@ -433,6 +433,30 @@ def _fleet_run(w: World) -> Result:
     )
 
 
+def _hub_serve(w: World) -> Result:
+    key, state = str(w.hub / "hub.key"), str(w.root / "serve")
+    return run_until(
+        ["hub", "serve", "-c", str(w.terminal), "--key", key, "--state-dir", state, "--processes", "2"],
+        "hub consumer 1 ",
+    )
+
+
+def _chain_without_passwd(w: World) -> Result:
+    hide = (
+        "import sys, agent.delivery.broker_security as b; b.mosquitto_passwd_binary = lambda: None; "
+        "from agent.cli import main; sys.exit(main(sys.argv[1:]))"
+    )
+    return run_cli(
+        ["broker", "chain", "--store", "s1", "--out", str(w.root / "chain-69")], python=[sys.executable, "-c", hide]
+    )
+
+
+def _chain_exists(w: World) -> Result:
+    args = ["broker", "chain", "--store", "s1", "--out", str(w.root / "chain-1")]
+    assert run_cli(args).code == 0
+    return run_cli(args)
+
+
 def _fleet_erase_confirmed(w: World) -> Result:
     """The coordinator running, the store's one terminal confirms the erasure (no gallery there: nothing to
     erase but queued events, and it says so with its MAC)."""
@@ -575,6 +599,19 @@ CASES: list[tuple[str, int, Callable[[World], Result], str]] = [
     ("hub push-config", 2, _push_nothing, "no <terminal>.yaml in"),
     ("hub push-config", 69, _push_to_nobody, "ghost: no reply within 2 s"),
     ("hub fleet run", 0, _fleet_run, "fleet coordinator stopped"),
+    ("hub serve", 0, _hub_serve, "hub serve: stopped"),
+    (
+        "hub serve",
+        2,
+        _w(lambda w: ["hub", "serve", "-c", str(w.terminal), "--key", "k", "--state-dir", "s", "--processes", "0"]),
+        "--processes must be 1 to 64",
+    ),
+    (
+        "hub serve",
+        78,
+        _w(lambda w: ["hub", "serve", "-c", str(w.invalid), "--key", "k", "--state-dir", str(w.root / "s78")]),
+        "invalid configuration",
+    ),
     ("hub fleet erase", 0, _fleet_erase_confirmed, "erased on 1 of 1 terminals"),
     (
         "hub fleet erase",
@@ -622,6 +659,20 @@ CASES: list[tuple[str, int, Callable[[World], Result], str]] = [
         "go together",
     ),
     ("broker config", 69, _broker_without_passwd, "mosquitto_passwd"),
+    (
+        "broker chain",
+        0,
+        _w(lambda w: ["broker", "chain", "--store", "s1", "--out", str(w.root / "chain-0")]),
+        "wrote acl",
+    ),
+    ("broker chain", 1, _chain_exists, "exists (use --force"),
+    (
+        "broker chain",
+        2,
+        _w(lambda w: ["broker", "chain", "--store", "s1", "--store", "s1", "--out", str(w.root / "chain-2")]),
+        "a store is listed twice",
+    ),
+    ("broker chain", 69, _chain_without_passwd, "mosquitto_passwd"),
     ("models list", 0, _w(lambda w: ["models", "list", "--dir", str(w.root / "no-models")]), "missing"),
     ("models list", 2, _w(lambda w: ["models", "list", "no-such-model"]), "unknown model(s): no-such-model"),
     (

@@ -263,9 +263,9 @@ def test_acl_grants_follow_the_topic_layout() -> None:
     layout = StoreBroker("s1", ("t1", "t2"), hub_accounts=("hub", "hub-monitor"))
     t1 = layout.grants("s1-t1")
     assert set(t1.write) == {S1T1.status, S1T1.health, "store/s1/t1/events/#", "store/s1/t1/cmd/+/reply"}
-    assert set(t1.read) == {S1T1.command_filter, S1T1.ack}
+    assert set(t1.read) == {S1T1.command_filter, S1T1.ack, "store/s1/_members/+"}
     hub = layout.grants("hub-monitor")
-    assert set(hub.write) == {S1T1.command_filter, S1T1.ack, S1T2.command_filter, S1T2.ack}
+    assert set(hub.write) == {S1T1.command_filter, S1T1.ack, S1T2.command_filter, S1T2.ack, "store/s1/_members/+"}
     assert hub.read == ("store/s1/#",)
     text = acl_file(layout)
     assert text.count("\nuser ") == 4 and "pattern" not in text
