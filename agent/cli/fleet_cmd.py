@@ -108,6 +108,8 @@ def _run(args: argparse.Namespace, store: Any) -> int:
 
 
 def _erase(args: argparse.Namespace, store: Any) -> int:
+    from agent.hub.consumer import store_path
+    from agent.hub.store import EventStore
     from agent.identity.sync import member_ref
 
     ref = args.member_ref or member_ref(args.store, args.member_id)
@@ -117,6 +119,13 @@ def _erase(args: argparse.Namespace, store: Any) -> int:
         return EXIT_FAILURE
     store.erased(args.store, ref, "hub", args.reason, time.time(), terminals)
     print(f"erasure of {ref} recorded for {len(terminals)} terminals of {args.store}; the coordinator sends it")
+    events_file = store_path(args.state_dir)
+    if events_file.is_file():  # hub serve keeps its events here: the member's go too
+        events = EventStore(events_file, "fleet-erase")
+        try:
+            print(f"hub event store: {events.erase(args.store, ref)} events of {ref} deleted")
+        finally:
+            events.close()
     deadline = time.monotonic() + args.wait
     while True:
         progress = next(p for p in store.progress(args.store) if p.member_ref == ref)

@@ -5,15 +5,25 @@ and with several consumers in one shared subscription group a resent event may r
 first copy did. The event id is the primary key and rows go in with ``INSERT OR IGNORE``, so each event is stored
 once whichever process sees it and however often; a consumer acknowledges an event only after the transaction
 that holds it committed (``synchronous=FULL``: it survives a power loss), so an acknowledged event is never lost.
+
+Erasure reaches the hub too: every member an event names (at any depth, :func:`agent.events.member_ids`) is
+indexed by ``member_ref`` (the store-scoped pseudonym member.erased carries), and :meth:`EventStore.erase` deletes
+those events, scrubs the file, and remembers the member so a copy a terminal sends later is not stored again. It
+runs when a ``member.erased`` event is stored (an erasure at a terminal) and from ``hub fleet erase`` (one the hub
+starts), so an erased member's past events do not outlive them at the hub.
 """
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from agent.events import member_ids
+from agent.identity.sync import member_ref
 
 EVENTS_FILE = "events.sqlite3"
 
@@ -29,7 +39,17 @@ CREATE TABLE IF NOT EXISTS events (
     consumer TEXT NOT NULL
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS events_by_terminal ON events (store_id, terminal_id, seq);
+CREATE TABLE IF NOT EXISTS event_members (
+    member_ref TEXT NOT NULL, event_id TEXT NOT NULL, PRIMARY KEY (member_ref, event_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS event_members_by_event ON event_members (event_id);
+CREATE TRIGGER IF NOT EXISTS event_members_gone AFTER DELETE ON events
+BEGIN DELETE FROM event_members WHERE event_id = OLD.event_id; END;
+CREATE TABLE IF NOT EXISTS erased_members (
+    store_id TEXT NOT NULL, member_ref TEXT NOT NULL, erased_at REAL NOT NULL, PRIMARY KEY (store_id, member_ref)
+) WITHOUT ROWID;
 """
+ERASED_TYPE = "member.erased"
 
 
 @dataclass(frozen=True)
@@ -51,6 +71,8 @@ class EventStore:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self.consumer = consumer
+        #: Events not stored because they name a member erased before they arrived.
+        self.refused_erased = 0
         # Made in the main thread, used by the connection's network thread (one user at a time).
         self._conn = sqlite3.connect(path, isolation_level=None, timeout=30.0, check_same_thread=False)
         self._conn.execute("PRAGMA journal_mode=WAL")
@@ -63,19 +85,56 @@ class EventStore:
             return 0
         now = time.time()
         conn = self._conn
+        erasures: list[tuple[str, str]] = []
         conn.execute("BEGIN IMMEDIATE")
         try:
-            before = conn.total_changes
-            conn.executemany(
-                "INSERT OR IGNORE INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                [(e.event_id, e.store_id, e.terminal_id, e.type, e.seq, e.payload, now, self.consumer) for e in events],
-            )
-            added = conn.total_changes - before
+            added = 0
+            for e in events:
+                payload = json.loads(e.payload)
+                refs = [member_ref(e.store_id, m) for m in member_ids(payload)]
+                if refs and self._any_erased(e.store_id, refs):
+                    self.refused_erased += 1  # sent again after the member's erasure: acknowledged, not kept
+                    continue
+                row = (e.event_id, e.store_id, e.terminal_id, e.type, e.seq, e.payload, now, self.consumer)
+                if not conn.execute("INSERT OR IGNORE INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?)", row).rowcount:
+                    continue
+                added += 1
+                conn.executemany("INSERT OR IGNORE INTO event_members VALUES (?, ?)", [(r, e.event_id) for r in refs])
+                if e.type == ERASED_TYPE and isinstance(payload.get("member_ref"), str):
+                    erasures.append((e.store_id, payload["member_ref"]))
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
             raise
+        for store_id, ref in erasures:
+            self.erase(store_id, ref)
         return added
+
+    def _any_erased(self, store_id: str, refs: list[str]) -> bool:
+        marks = ",".join("?" * len(refs))
+        query = f"SELECT 1 FROM erased_members WHERE store_id = ? AND member_ref IN ({marks}) LIMIT 1"
+        return self._conn.execute(query, (store_id, *refs)).fetchone() is not None
+
+    def erase(self, store_id: str, ref: str) -> int:
+        """Delete every stored event of ``store_id`` that names the member, keep none of its bytes in the file
+        (VACUUM, WAL truncated), and refuse the member's events from now on; how many events went."""
+        conn = self._conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute("INSERT OR IGNORE INTO erased_members VALUES (?, ?, ?)", (store_id, ref, time.time()))
+            gone = conn.execute(
+                "DELETE FROM events WHERE store_id = ? AND event_id IN "
+                "(SELECT event_id FROM event_members WHERE member_ref = ?)",
+                (store_id, ref),
+            ).rowcount
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        if gone:
+            conn.execute("VACUUM")
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return int(gone)
 
     def count(self, store_id: str | None = None) -> int:
         if store_id is None:
