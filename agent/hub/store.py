@@ -8,7 +8,9 @@ that holds it committed (``synchronous=FULL``: it survives a power loss), so an 
 
 Erasure reaches the hub too: every member an event names (at any depth, :func:`agent.events.member_ids`) is
 indexed by ``member_ref`` (the store-scoped pseudonym member.erased carries), and :meth:`EventStore.erase` deletes
-those events, scrubs the file, and remembers the member so a copy a terminal sends later is not stored again. It
+those events, scrubs the file, and remembers the member so a copy a terminal sends later is not stored again. What
+stays of an erased event names no one: its id, terminal and sequence number (``erased_events``), so the hub can
+still show that nothing a terminal sent went missing. It
 runs when a ``member.erased`` event is stored (an erasure at a terminal) and from ``hub fleet erase`` (one the hub
 starts), so an erased member's past events do not outlive them at the hub.
 """
@@ -45,6 +47,9 @@ CREATE TABLE IF NOT EXISTS event_members (
 CREATE INDEX IF NOT EXISTS event_members_by_event ON event_members (event_id);
 CREATE TRIGGER IF NOT EXISTS event_members_gone AFTER DELETE ON events
 BEGIN DELETE FROM event_members WHERE event_id = OLD.event_id; END;
+CREATE TABLE IF NOT EXISTS erased_events (
+    event_id TEXT PRIMARY KEY, store_id TEXT NOT NULL, terminal_id TEXT NOT NULL, seq INTEGER, erased_at REAL NOT NULL
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS erased_members (
     store_id TEXT NOT NULL, member_ref TEXT NOT NULL, erased_at REAL NOT NULL, PRIMARY KEY (store_id, member_ref)
 ) WITHOUT ROWID;
@@ -94,6 +99,10 @@ class EventStore:
                 refs = [member_ref(e.store_id, m) for m in member_ids(payload)]
                 if refs and self._any_erased(e.store_id, refs):
                     self.refused_erased += 1  # sent again after the member's erasure: acknowledged, not kept
+                    conn.execute(
+                        "INSERT OR IGNORE INTO erased_events VALUES (?, ?, ?, ?, ?)",
+                        (e.event_id, e.store_id, e.terminal_id, e.seq, now),
+                    )
                     continue
                 row = (e.event_id, e.store_id, e.terminal_id, e.type, e.seq, e.payload, now, self.consumer)
                 if not conn.execute("INSERT OR IGNORE INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?)", row).rowcount:
@@ -122,10 +131,14 @@ class EventStore:
         conn.execute("BEGIN IMMEDIATE")
         try:
             conn.execute("INSERT OR IGNORE INTO erased_members VALUES (?, ?, ?)", (store_id, ref, time.time()))
+            named = "SELECT event_id FROM event_members WHERE member_ref = ?"
+            conn.execute(
+                "INSERT OR IGNORE INTO erased_events SELECT event_id, store_id, terminal_id, seq, ? FROM events "
+                f"WHERE store_id = ? AND event_id IN ({named})",
+                (time.time(), store_id, ref),
+            )
             gone = conn.execute(
-                "DELETE FROM events WHERE store_id = ? AND event_id IN "
-                "(SELECT event_id FROM event_members WHERE member_ref = ?)",
-                (store_id, ref),
+                f"DELETE FROM events WHERE store_id = ? AND event_id IN ({named})", (store_id, ref)
             ).rowcount
             conn.execute("COMMIT")
         except BaseException:
@@ -143,6 +156,12 @@ class EventStore:
 
     def event_ids(self) -> set[str]:
         return {str(r[0]) for r in self._conn.execute("SELECT event_id FROM events")}
+
+    def erased_events(self) -> list[tuple[str, str, int | None, str]]:
+        """(store, terminal, seq, event id) of every event deleted by an erasure or refused after it: accounted
+        for, naming no one."""
+        rows = self._conn.execute("SELECT store_id, terminal_id, seq, event_id FROM erased_events")
+        return [(str(s), str(t), None if q is None else int(q), str(e)) for s, t, q, e in rows]
 
     def by_consumer(self) -> dict[str, int]:
         rows = self._conn.execute("SELECT consumer, count(*) FROM events GROUP BY consumer")

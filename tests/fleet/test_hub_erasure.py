@@ -73,10 +73,13 @@ def test_an_erasure_announced_by_a_terminal_deletes_the_members_events_at_the_hu
     assert store.add(_stored([(erased.type, erased.to_payload())])) == 1
 
     assert store.count() == len(rows) - len(named) + 1
+    # what stays names no one: which events went (id, terminal, seq), so the hub can show nothing went missing
+    assert sorted(e for _, _, _, e in store.erased_events()) == sorted(r.event_id for r in named)
     assert not _named(tmp_path, GONE), "the erased member's bytes are still in the event store's files"
     assert _named(tmp_path, KEPT)  # exact: the other member stays
     again = store.add([named[0]])  # a terminal sends an old copy again after the erasure
     assert again == 0 and store.refused_erased == 1 and not _named(tmp_path, GONE)
+    assert named[0].event_id in {e for *_, e in store.erased_events()}  # accounted for, once
     store.close()
 
 
