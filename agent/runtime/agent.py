@@ -225,13 +225,14 @@ class Agent:
     def health(self) -> dict[str, Any]:
         with self._emit_lock:
             emitted = dict(self.emitted)
+        fps = {s.name: round(s.fps(), 2) for s in self.sources}
         return {
             "version": __version__,
             "uptime_s": round(time.monotonic() - self.started_mono, 1),
             "ready": self.ready.is_set(),
             "boot_count": self.state.boot_count if self.state else None,
             "devices": {s.name: s.stats() for s in self.sources},
-            "pipelines": {w.name: w.stats() for w in self.workers},
+            "pipelines": {w.name: {**w.stats(), "source_fps": fps.get(w.pipeline.source)} for w in self.workers},
             "events_emitted": emitted,
             "events_not_accepted": dict(self.not_accepted),
         }
