@@ -440,6 +440,7 @@ SETTING_TESTS: dict[str, list[str]] = {
     "models.directory": ["tests/models/test_sessions.py::test_models_section_reaches_every_session"],
     "models.providers": ["tests/models/test_sessions.py::test_models_section_reaches_every_session"],
     "models.threads": ["tests/models/test_sessions.py::test_models_section_reaches_every_session"],
+    "models.memory_arena": ["tests/models/test_sessions.py::test_memory_arena_setting_reaches_the_sessions"],
     "models.mirror": ["tests/models/test_mirror.py::test_fetch_tries_the_mirror_first"],
     "logging.level": ["tests/agent/test_cli.py::test_logging_settings_shape_what_the_agent_logs"],
     "logging.levels": ["tests/agent/test_cli.py::test_logging_settings_shape_what_the_agent_logs"],

@@ -215,6 +215,11 @@ class ModelsSection(Section):
         description="onnxruntime execution providers in order of preference (CUDA/TensorRT on Jetson).",
     )
     threads: int = Field(1, ge=1, le=16, description="Threads per model session.")
+    memory_arena: bool = Field(
+        False,
+        description="Keep onnxruntime's CPU memory arena in each session: a few per cent faster, but every session "
+        "then holds the largest activations it ever needed. Off suits a 2-4 GB board (docs/performance.md).",
+    )
     mirror: str | None = Field(
         None,
         description="The chain's model mirror, tried before each model's own sources by `store-agent models fetch`: "

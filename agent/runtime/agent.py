@@ -31,6 +31,7 @@ from agent.runtime.wiring import build_shared
 from agent.runtime.worker import Worker
 from drivers.base import DeviceState, Driver
 from drivers.registry import DeviceKind, create_driver
+from models.runtime import release_freed_memory
 
 __all__ = ["QUEUE_POLICY", "Agent", "AgentError"]
 
@@ -108,6 +109,7 @@ class Agent:
         for stage in self.stages:
             stage.warm_up()
             self._stack.callback(stage.close)
+        release_freed_memory()  # what model loads and the catalogue freed, back to the system (models/runtime.py)
 
         queues_by_source: dict[str, list[StageQueue[Any]]] = {}
         for stage in self.stages:
