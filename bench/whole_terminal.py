@@ -186,7 +186,10 @@ def env() -> dict[str, str]:
 
 
 def enrol(config: Path) -> None:
-    """One member enrolled from real photos, so the gallery (and its memory) is a real one."""
+    """One member enrolled from real photos, so the gallery (and its memory) is a real one (once per work folder)."""
+    marker = config.parent / "enrolled"
+    if marker.exists():
+        return
     photos = sorted(str(p) for p in (DATA / "media/faces/enroll/obama").glob("*.jpg"))
     subprocess.run(
         [
@@ -198,6 +201,7 @@ def enrol(config: Path) -> None:
         check=True,
         capture_output=True,
     )
+    marker.touch()
 
 
 def build_catalogue(config: Path) -> float:
@@ -238,6 +242,7 @@ class HealthReader:
             except Exception:
                 continue
             if isinstance(item, Connected):
+                self.conn.publish(self.topic, b"", retain=True)  # the previous run's retained health is not ours
                 self.conn.subscribe([self.topic])
             elif isinstance(item, Message) and item.payload and item.topic == self.topic:
                 self.seen.append((time.monotonic(), json.loads(item.payload)))
@@ -391,6 +396,7 @@ def main() -> None:
     parser.add_argument("--breakdown", action="store_true", help="also the RSS of each component")
     parser.add_argument("--no-whisper", action="store_true", help="speech with PocketSphinx only")
     parser.add_argument("--json", type=Path, help="write every result here")
+    parser.add_argument("--work", type=Path, help="keep media and state here (the catalogue is embedded once)")
     args = parser.parse_args()
     whisper = WHISPER.is_dir() and not args.no_whisper
     if not whisper and not args.no_whisper:
@@ -401,7 +407,8 @@ def main() -> None:
         f"whisper {'base' if whisper else 'off'}"
     )
     with tempfile.TemporaryDirectory(prefix="whole-terminal-") as tmp:
-        work = Path(tmp)
+        work = args.work or Path(tmp)
+        work.mkdir(parents=True, exist_ok=True)
         prepare_media(work, args.seconds)
         broker = Mosquitto(work / "mosquitto").start()
         try:

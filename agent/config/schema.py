@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from agent.config.overload import OverloadSection
 from agent.config.pipelines import PipelinesConfig
 from agent.pipelines.shared import ModelOptions, PrivacyOptions
 from drivers.base import ConfigPath, DeviceOptions, ExistingFile
@@ -347,6 +348,9 @@ class StoreConfig(Section):
         default_factory=PrivacySection, description="Retention and egress of personal data."
     )
     models: ModelsSection = Field(default_factory=ModelsSection, description="Model files and execution providers.")
+    overload: OverloadSection = Field(
+        default_factory=OverloadSection, description="Load shedding when the board cannot keep up."
+    )
     trust: TrustSection = Field(
         default_factory=TrustSection, description="The hub's keys: signed commands and acks, authenticated events."
     )

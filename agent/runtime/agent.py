@@ -23,6 +23,7 @@ from agent.events import DeviceStateChanged, Event, EventBody, EventStamper
 from agent.pipelines.registry import PLUGINS
 from agent.pipelines.shared import Shared
 from agent.pipelines.stage import Stage
+from agent.runtime.overload import OverloadController
 from agent.runtime.queues import DropPolicy, StageQueue
 from agent.runtime.sink import EventSink
 from agent.runtime.source import SourceRunner
@@ -70,6 +71,7 @@ class Agent:
         self._stack = ExitStack()
         self.state: StateStore | None = state  # given by the daemon so a config reload keeps the boot counter
         self._stamper: EventStamper | None = None
+        self.overload: OverloadController | None = None
 
     # --- building -------------------------------------------------------------------------
 
@@ -129,6 +131,9 @@ class Agent:
             worker.start()
         for source in self.sources:
             source.start()
+        if config.overload.enabled and not self.replay:  # a replay waits for its workers: nothing to shed
+            self.overload = OverloadController(config.overload, self.workers, self.stop_event)
+            self.overload.start()
         deadline = time.monotonic() + OPEN_WAIT_S
         for source in self.sources:
             source.opened_once.wait(max(0.0, deadline - time.monotonic()))
@@ -237,4 +242,6 @@ class Agent:
             "pipelines": {w.name: {**w.stats(), "source_fps": fps.get(w.pipeline.source)} for w in self.workers},
             "events_emitted": emitted,
             "events_not_accepted": dict(self.not_accepted),
+            "degraded": self.overload.degraded() if self.overload is not None else [],
+            **({"overload": self.overload.health()} if self.overload is not None else {}),
         }

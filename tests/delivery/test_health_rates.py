@@ -13,7 +13,11 @@ from tests.delivery.conftest import PATTERN_CAMERA, Listener, start_agent, valid
 
 def test_health_shows_pipeline_rates_latency_and_process(broker: Mosquitto, tmp_path: Path) -> None:
     config = write_config(
-        tmp_path, broker.port, cameras=[{**PATTERN_CAMERA, "realtime": True}], pipelines={"motion": {"enabled": True}}
+        tmp_path,
+        broker.port,
+        cameras=[{**PATTERN_CAMERA, "realtime": True}],
+        pipelines={"motion": {"enabled": True}},
+        overload={"enabled": False},
     )
     listener = Listener(broker.port, ["store/test-store/t1/health"], "test-health-rates")
     listener.wait(lambda m: False, timeout=0.3)
@@ -35,6 +39,7 @@ def test_health_shows_pipeline_rates_latency_and_process(broker: Mosquitto, tmp_
         latency = worker["latency_ms"]
         assert 0 < latency["p50"] <= latency["p99"] < 2000, latency
         assert worker["dropped"] == sum(worker["queue"]["dropped"].values())
+        assert health["degraded"] == [] and "overload" not in health  # overload.enabled: false, no controller
         system = health["system"]
         assert system["rss_peak_bytes"] >= system["rss_bytes"] > 10_000_000
         assert system["cpu_s"] > 0 and system["threads"] >= 4 and system["open_fds"] >= 4

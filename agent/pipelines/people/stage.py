@@ -99,6 +99,8 @@ def anchor_of(box: tuple[float, float, float, float], anchor: str) -> Point:
 
 
 class PeopleStage(Stage[Frame]):
+    SHED_STEPS = ("people.detector_stride", "people.reid_rate")
+
     def __init__(
         self,
         camera: str,
@@ -200,7 +202,7 @@ class PeopleStage(Stage[Frame]):
         if self._last_time is not None and now > self._last_time:
             self._dt = 0.9 * self._dt + 0.1 * (now - self._last_time) if self._frames > 2 else now - self._last_time
         self._last_time, self._last_wall = now, wall
-        every = self.settings.detect_every
+        every = self.settings.detect_every * (2 if "people.detector_stride" in self.shedding else 1)
         self.tracker.max_lost_updates = max(1, round(self.lost_track_s / (self._dt * every)))
         if self._frames % every == 0:
             detections = self.detector.detect(np.asarray(item.image))
@@ -258,7 +260,8 @@ class PeopleStage(Stage[Frame]):
 
     def _reid(self, frame: Frame, tracks: list[Track], now: float) -> None:
         self._poses = {}
-        if self.appearance is None or not tracks or self._frames % self.settings.reid_every:
+        reid_every = self.settings.reid_every * (2 if "people.reid_rate" in self.shedding else 1)
+        if self.appearance is None or not tracks or self._frames % reid_every:
             return
         w, h = frame.width, frame.height
         pending = self.reid.pending()
