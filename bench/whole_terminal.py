@@ -135,18 +135,21 @@ def terminal_config(work: Path, port: int, pipelines: set[str], whisper: bool) -
         "serial": [s for s in serial if s["name"] in wanted],
         "identity": {"cards": {"secret_env": "BENCH_CARD_SECRET", "registry": str(m / "cards.yaml")}},
         "pipelines": {
-            "face": {"enabled": "face" in pipelines, "cameras": ["entrance"]},
-            "people": {"enabled": "people" in pipelines, "cameras": ["entrance", "aisle"]},
+            "face": {"enabled": "face" in pipelines, "cameras": [c for c in ["entrance"] if c in wanted]},
+            "people": {
+                "enabled": "people" in pipelines,
+                "cameras": [c for c in ["entrance", "aisle"] if c in wanted],
+            },
             "product": {
                 "enabled": "product" in pipelines,
-                "cameras": ["entrance"],
-                "scanners": ["till-scanner"],
+                "cameras": [c for c in ["entrance"] if c in wanted],
+                "scanners": [s for s in ["till-scanner"] if s in wanted],
                 "catalog_dir": str(m / "catalog"),
-                "zones": [{"name": "till", "camera": "entrance", "kind": "counter"}],
+                "zones": [{"name": "till", "camera": "entrance", "kind": "counter"}] if "entrance" in wanted else [],
             },
             "speech": {
                 "enabled": "speech" in pipelines,
-                "microphones": ["mic"],
+                "microphones": ["mic"] if "mic" in wanted else [],
                 "recognizers": recognizers,
                 "intents": [
                     {"name": "go_forward", "phrases": {"en": ["go forward {n} meters"]}, "slots": {"n": ["ten"]}},
@@ -243,7 +246,7 @@ class HealthReader:
                 continue
             if isinstance(item, Connected):
                 self.conn.publish(self.topic, b"", retain=True)  # the previous run's retained health is not ours
-                self.conn.subscribe([self.topic])
+                self.conn.subscribe([self.topic, "store/bench-store/t1/events/#"])  # events delivered, not held
             elif isinstance(item, Message) and item.payload and item.topic == self.topic:
                 self.seen.append((time.monotonic(), json.loads(item.payload)))
 
