@@ -341,6 +341,7 @@ def summarise(
         }
     rss = [p["system"]["rss_bytes"] for _, p in seen if p["system"].get("rss_bytes")]
     half = rss[len(rss) // 2 :] or rss
+    quarter = rss[len(rss) // 4]  # flatness: growth from a quarter of the run (warmed up) to its end
     cpu = (last["system"]["cpu_s"] - first["system"]["cpu_s"]) / span_s
     return {
         "pipelines": pipelines,
@@ -349,6 +350,8 @@ def summarise(
         "rss_steady_mb": round(statistics.median(half) / 2**20),
         "rss_first_mb": round(rss[0] / 2**20),
         "rss_last_mb": round(rss[-1] / 2**20),
+        "rss_growth_pct": round(100.0 * (rss[-1] - quarter) / quarter, 2),
+        "rss_series_mb": [round(r / 2**20, 1) for r in rss],
         "cpu_cores": round(cpu, 2),
         "cpu_count": last["system"].get("cpu_count"),
         "threads": last["system"].get("threads"),
@@ -362,7 +365,8 @@ def report(title: str, result: dict[str, Any]) -> None:
     r = result
     print(
         f"{title}: RSS peak {r['rss_peak_mb']} MB, steady {r['rss_steady_mb']} MB "
-        f"({r['rss_first_mb']} -> {r['rss_last_mb']}); CPU {r['cpu_cores']} cores of {r['cpu_count']}; "
+        f"({r['rss_first_mb']} -> {r['rss_last_mb']}, {r['rss_growth_pct']:+.1f}% over the last 3/4); "
+        f"CPU {r['cpu_cores']} cores of {r['cpu_count']}; "
         f"threads {r['threads']}, open fds {r['open_fds']}; ready in {r['ready_s']} s"
         + (f"; limit: {r['limit']}" if r["limit"] != "none" else "")
         + (f"; degraded: {r['degraded']}" if r["degraded"] else "")
