@@ -34,8 +34,8 @@ _lock = threading.Lock()
 _used: dict[str, list[str]] = {}
 _problems: dict[str, str | None] = {}
 _engine_cache_dir: Path | None = None
-#: onnxruntime's CPU memory arena for new sessions (``models.memory_arena``; off: what a run allocates is freed).
-_memory_arena = False
+#: onnxruntime's CPU memory arena for new sessions (``models.memory_arena``).
+_memory_arena = True
 #: Start-up progress (the daemon sets it to agent.startup.report): ``hook(status, seconds the next step may take)``.
 _progress_hook: Callable[[str, float], None] | None = None
 
@@ -70,9 +70,10 @@ def set_engine_cache_dir(path: Path | None) -> None:
 def set_memory_arena(enabled: bool) -> None:
     """Whether sessions created from now on keep onnxruntime's CPU memory arena (``models.memory_arena``).
 
-    With the arena each session holds on to the largest activations it ever needed (and grows in powers of
-    two); without it they are returned after each run, which on a small board is worth more than the few
-    per cent of speed the arena buys (docs/performance.md).
+    With the arena each session keeps the activations of its largest run. Without it they are freed after each
+    run, but glibc's malloc keeps freed blocks of that size in its heap (its mmap threshold rises to them), so
+    the process grew by more, not less (measured in docs/performance.md); fixing the threshold returns them but
+    doubles the time per run in page faults. Hence on by default.
     """
     global _memory_arena
     _memory_arena = enabled

@@ -217,9 +217,10 @@ class ModelsSection(Section):
     )
     threads: int = Field(1, ge=1, le=16, description="Threads per model session.")
     memory_arena: bool = Field(
-        False,
-        description="Keep onnxruntime's CPU memory arena in each session: a few per cent faster, but every session "
-        "then holds the largest activations it ever needed. Off suits a 2-4 GB board (docs/performance.md).",
+        True,
+        description="onnxruntime's CPU memory arena in each session. Off, each run's activations go back to the C "
+        "heap, which with glibc keeps them resident (+75-125 MB over the whole terminal, docs/performance.md); "
+        "turn it off only with an allocator that returns memory.",
     )
     mirror: str | None = Field(
         None,

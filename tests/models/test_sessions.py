@@ -64,11 +64,11 @@ def test_models_section_reaches_every_session(
 
 
 def test_memory_arena_setting_reaches_the_sessions(tmp_path: Path, models_dir: Path) -> None:
-    """``models.memory_arena`` (off by default, for small boards) is each session's CPU memory arena."""
+    """``models.memory_arena`` (on by default) is each session's CPU memory arena."""
     if not (models_dir / "yolox_nano.onnx").is_file():
         pytest.skip(f"people models not found in {models_dir}")
-    stage = people_stage(tmp_path, f"{{directory: {models_dir}}}")
+    stage = people_stage(tmp_path, f"{{directory: {models_dir}, memory_arena: false}}")
     assert stage.detector.session.get_session_options().enable_cpu_mem_arena is False  # type: ignore[union-attr]
-    stage = people_stage(tmp_path, f"{{directory: {models_dir}, memory_arena: true}}")
+    stage = people_stage(tmp_path, f"{{directory: {models_dir}}}")
     assert stage.detector.session.get_session_options().enable_cpu_mem_arena is True  # type: ignore[union-attr]
     people_stage(tmp_path, f"{{directory: {models_dir}}}")  # back to the default for the tests after this one
