@@ -48,8 +48,8 @@ class Lazy(Generic[M]):
 
     Pose and appearance run only for tracks carrying a member (and new tracks while a member's track waits to
     be re-linked): a terminal whose people cameras never see an identified member never pays their memory
-    (MoveNet and OSNet: about 26 + 15 MB at load, docs/performance.md). The first use pays the load once (a few
-    hundred ms on that frame).
+    (MoveNet and OSNet: about 26 + 15 MB at load, docs/performance.md). The first use pays their load once, on
+    that frame.
     """
 
     def __init__(self, load: Callable[[], M]) -> None:
