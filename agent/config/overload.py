@@ -26,11 +26,11 @@ class OverloadSection(BaseModel):
     )
     behind_after_s: float = Field(
         3.0, ge=0.5, le=600, description="Pipelines behind (queue drops, or processing under 90% of what their "
-        "source delivers) this long take the next step."
+        "source delivers) in at least 80% of the checks over this long take the next step."
     )  # fmt: skip
     recover_after_s: float = Field(
-        30.0, ge=0.5, le=3600, description="Pipelines keeping up this long undo the last step taken; doubled each "
-        "time an undone step had to be taken again within this time (no flapping)."
+        30.0, ge=0.5, le=3600, description="Pipelines behind in at most 10% of the checks over this long undo the "
+        "last step taken; doubled each time an undone step had to be taken again within this time (no flapping)."
     )  # fmt: skip
 
     @model_validator(mode="after")
