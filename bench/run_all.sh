@@ -26,7 +26,8 @@ log="${1:-/dev/stdout}"
         "bench/speech_rtf.py --engine pocketsphinx-en-grammar" \
         "bench/speech_rtf.py --engine whisper-zh" \
         "bench/speech_rtf.py --engine whisper-en" \
-        "bench/speech_names.py"; do
+        "bench/speech_names.py" \
+        "bench/whole_terminal.py --seconds 60 --each --cpu-limit --breakdown"; do
         echo; echo "## $cmd"
         $py $cmd 2>&1 | grep -v "^WARNING\|Warning"
     done

@@ -34,6 +34,8 @@ _lock = threading.Lock()
 _used: dict[str, list[str]] = {}
 _problems: dict[str, str | None] = {}
 _engine_cache_dir: Path | None = None
+#: onnxruntime's CPU memory arena for new sessions (``models.memory_arena``).
+_memory_arena = True
 #: Start-up progress (the daemon sets it to agent.startup.report): ``hook(status, seconds the next step may take)``.
 _progress_hook: Callable[[str, float], None] | None = None
 
@@ -63,6 +65,33 @@ def set_engine_cache_dir(path: Path | None) -> None:
     """Where TensorRT keeps built engines and timing caches (the daemon sets ``<state_dir>/tensorrt``)."""
     global _engine_cache_dir
     _engine_cache_dir = path
+
+
+def set_memory_arena(enabled: bool) -> None:
+    """Whether sessions created from now on keep onnxruntime's CPU memory arena (``models.memory_arena``).
+
+    With the arena each session keeps the activations of its largest run. Without it they are freed after each
+    run, but glibc's malloc keeps freed blocks of that size in its heap (its mmap threshold rises to them), so
+    the process grew by more, not less (measured in docs/performance.md); fixing the threshold returns them but
+    doubles the time per run in page faults. Hence on by default.
+    """
+    global _memory_arena
+    _memory_arena = enabled
+
+
+def release_freed_memory() -> bool:
+    """Hand memory that the C heap holds but no longer uses back to the system (glibc's ``malloc_trim``).
+
+    Loading a model leaves its file's bytes, the graph before optimisation and the folded weights freed but
+    still resident; after the start-up (and a catalogue build) that is roughly half of what the sessions
+    seemed to cost. ``False`` where the C library has no ``malloc_trim`` (musl, macOS).
+    """
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.malloc_trim(0)
+    except (OSError, AttributeError):
+        return False
+    return True
 
 
 def engine_cache_dir(models_dir: Path) -> Path:
@@ -173,7 +202,7 @@ def session_for(
     import onnxruntime as ort
 
     entries = tuple(sorted((config_entries or {}).items()))
-    key = (name, models_dir.resolve(), tuple(providers), threads, prepare, entries)
+    key = (name, models_dir.resolve(), tuple(providers), threads, prepare, entries, _memory_arena)
     with _lock:
         session = _sessions.get(key)
         if session is not None:
@@ -198,6 +227,7 @@ def session_for(
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         options.log_severity_level = 3
+        options.enable_cpu_mem_arena = _memory_arena
         for entry, value in entries:
             options.add_session_config_entry(entry, value)
         model: str | bytes = str(path) if prepare is None else prepare(path.read_bytes())

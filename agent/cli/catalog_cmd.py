@@ -41,9 +41,11 @@ def _load(config_path: Path, progress: bool) -> tuple[ProductEmbedder, BuiltCata
     from agent.config.loader import load_config
     from agent.pipelines.product.settings import ProductSettings
     from models.product import ProductEmbedder
+    from models.runtime import set_memory_arena
 
     config: StoreConfig = load_config(config_path).config
     settings = config.pipelines.settings(ProductSettings)
+    set_memory_arena(config.models.memory_arena)
     embedder = ProductEmbedder.load(
         Path(config.models.directory),
         config.models.providers,

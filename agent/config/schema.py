@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from agent.config.overload import OverloadSection
 from agent.config.pipelines import PipelinesConfig
 from agent.pipelines.shared import ModelOptions, PrivacyOptions
 from drivers.base import ConfigPath, DeviceOptions, ExistingFile
@@ -221,6 +222,12 @@ class ModelsSection(Section):
         description="onnxruntime execution providers in order of preference (CUDA/TensorRT on Jetson).",
     )
     threads: int = Field(1, ge=1, le=16, description="Threads per model session.")
+    memory_arena: bool = Field(
+        True,
+        description="onnxruntime's CPU memory arena in each session. Off, each run's activations go back to the C "
+        "heap, which with glibc keeps them resident (+75-125 MB over the whole terminal, docs/performance.md); "
+        "turn it off only with an allocator that returns memory.",
+    )
     mirror: str | None = Field(
         None,
         description="The chain's model mirror, tried before each model's own sources by `store-agent models fetch`: "
@@ -348,6 +355,9 @@ class StoreConfig(Section):
         default_factory=PrivacySection, description="Retention and egress of personal data."
     )
     models: ModelsSection = Field(default_factory=ModelsSection, description="Model files and execution providers.")
+    overload: OverloadSection = Field(
+        default_factory=OverloadSection, description="Load shedding when the board cannot keep up."
+    )
     trust: TrustSection = Field(
         default_factory=TrustSection, description="The hub's keys: signed commands and acks, authenticated events."
     )

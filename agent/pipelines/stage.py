@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
-from typing import Any, Generic
+from typing import Any, ClassVar, Generic
 
 from agent.events import EventBody
 from drivers.base import ItemT
@@ -23,10 +23,20 @@ from drivers.base import ItemT
 class Stage(ABC, Generic[ItemT]):
     """One pipeline attached to one source. Called from a single worker thread."""
 
+    #: The load-shedding steps this stage can take when the board falls behind (agent/config/overload.py).
+    SHED_STEPS: ClassVar[tuple[str, ...]] = ()
+
     def __init__(self, name: str, source: str) -> None:
         self.name = name
         self.source = source
         self.logger = logging.getLogger(f"agent.pipeline.{name}.{source}")
+        #: The shedding steps in force (set by the overload controller's thread; read on the next item).
+        self.shedding: frozenset[str] = frozenset()
+
+    def shed(self, step: str, active: bool) -> None:
+        """Take (``active``) or undo one of ``SHED_STEPS``; it applies from the next item on."""
+        if step in self.SHED_STEPS:
+            self.shedding = self.shedding | {step} if active else self.shedding - {step}
 
     def warm_up(self) -> None:
         """Load models and run them once; called before the agent reports ready."""

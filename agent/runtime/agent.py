@@ -23,6 +23,7 @@ from agent.events import DeviceStateChanged, Event, EventBody, EventStamper
 from agent.pipelines.registry import PLUGINS
 from agent.pipelines.shared import Shared
 from agent.pipelines.stage import Stage
+from agent.runtime.overload import OverloadController
 from agent.runtime.queues import DropPolicy, StageQueue
 from agent.runtime.sink import EventSink
 from agent.runtime.source import SourceRunner
@@ -31,6 +32,7 @@ from agent.runtime.wiring import build_shared
 from agent.runtime.worker import Worker
 from drivers.base import DeviceState, Driver
 from drivers.registry import DeviceKind, create_driver
+from models.runtime import release_freed_memory
 
 __all__ = ["QUEUE_POLICY", "Agent", "AgentError"]
 
@@ -69,6 +71,7 @@ class Agent:
         self._stack = ExitStack()
         self.state: StateStore | None = state  # given by the daemon so a config reload keeps the boot counter
         self._stamper: EventStamper | None = None
+        self.overload: OverloadController | None = None
 
     # --- building -------------------------------------------------------------------------
 
@@ -108,6 +111,7 @@ class Agent:
         for stage in self.stages:
             stage.warm_up()
             self._stack.callback(stage.close)
+        release_freed_memory()  # what model loads and the catalogue freed, back to the system (models/runtime.py)
 
         queues_by_source: dict[str, list[StageQueue[Any]]] = {}
         for stage in self.stages:
@@ -127,6 +131,9 @@ class Agent:
             worker.start()
         for source in self.sources:
             source.start()
+        if config.overload.enabled and not self.replay:  # a replay waits for its workers: nothing to shed
+            self.overload = OverloadController(config.overload, self.workers, self.stop_event)
+            self.overload.start()
         deadline = time.monotonic() + OPEN_WAIT_S
         for source in self.sources:
             source.opened_once.wait(max(0.0, deadline - time.monotonic()))
@@ -225,13 +232,16 @@ class Agent:
     def health(self) -> dict[str, Any]:
         with self._emit_lock:
             emitted = dict(self.emitted)
+        fps = {s.name: round(s.fps(), 2) for s in self.sources}
         return {
             "version": __version__,
             "uptime_s": round(time.monotonic() - self.started_mono, 1),
             "ready": self.ready.is_set(),
             "boot_count": self.state.boot_count if self.state else None,
             "devices": {s.name: s.stats() for s in self.sources},
-            "pipelines": {w.name: w.stats() for w in self.workers},
+            "pipelines": {w.name: {**w.stats(), "source_fps": fps.get(w.pipeline.source)} for w in self.workers},
             "events_emitted": emitted,
             "events_not_accepted": dict(self.not_accepted),
+            "degraded": self.overload.degraded() if self.overload is not None else [],
+            **({"overload": self.overload.health()} if self.overload is not None else {}),
         }

@@ -88,6 +88,26 @@ def _rss_bytes() -> int | None:
     return int(text.split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
+def process_status() -> dict[str, int | None]:
+    """This process's peak RSS (VmHWM), threads and open file descriptors, from ``/proc/self``: what grows
+    when something leaks, and what a small board runs out of."""
+    fields: dict[str, str] = {}
+    for line in (_read(Path("/proc/self/status")) or "").splitlines():
+        key, _, rest = line.partition(":")
+        fields[key] = rest.strip()
+    peak = fields.get("VmHWM", "").split()
+    try:
+        fds: int | None = len(os.listdir("/proc/self/fd"))
+    except OSError:
+        fds = None
+    threads = fields.get("Threads", "")
+    return {
+        "rss_peak_bytes": int(peak[0]) * 1024 if peak and peak[0].isdigit() else None,
+        "threads": int(threads) if threads.isdigit() else None,
+        "open_fds": fds,
+    }
+
+
 class SystemProbe:
     """CPU use of this process since the previous reading, memory, temperatures and uptimes."""
 
@@ -112,6 +132,8 @@ class SystemProbe:
             "cpu_count": os.cpu_count() or 1,
             "load_1m": round(load[0], 2),
             "rss_bytes": _rss_bytes(),
+            **process_status(),
+            "cpu_s": round(cpu, 2),
             "memory_total_bytes": mem.get("MemTotal"),
             "memory_available_bytes": mem.get("MemAvailable"),
             "temperature_c": temperatures() or None,

@@ -36,7 +36,7 @@ from agent.pipelines.shared import Devices, Shared
 from agent.pipelines.tracks import TrackInbox
 from drivers.base import DeviceOptions
 from drivers.registry import DeviceKind
-from models.runtime import set_engine_cache_dir
+from models.runtime import set_engine_cache_dir, set_memory_arena
 
 
 def _erasure_hook(stack: ExitStack, hook: ErasureHook) -> None:
@@ -80,6 +80,7 @@ def build_shared(config: StoreConfig, stack: ExitStack) -> Shared:
     devices = Devices({kind: tuple(items) for kind, items in by_kind.items()})
     state_dir = Path(config.storage.state_dir)
     set_engine_cache_dir(state_dir / "tensorrt")  # TensorRT engines survive restarts (models/runtime.py)
+    set_memory_arena(config.models.memory_arena)
 
     presence = RecentMember(face.member_window_s)
     _erasure_hook(stack, presence.forget)

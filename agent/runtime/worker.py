@@ -13,6 +13,7 @@ from typing import Any
 from agent.events import EventBody
 from agent.pipelines.stage import Stage
 from agent.runtime.queues import QueueClosed, StageQueue
+from agent.runtime.rates import RateWindow
 
 Emit = Callable[[EventBody], object]
 
@@ -38,6 +39,7 @@ class Worker:
         self.errors: Counter[str] = Counter()
         self.busy_s = 0.0
         self.last_activity_mono: float | None = None
+        self.rates = RateWindow()
         self.thread = threading.Thread(target=self._run, name=f"worker-{self.name}", daemon=True)
 
     def start(self) -> None:
@@ -58,11 +60,16 @@ class Worker:
                     break
                 if item is None:
                     continue
-                self._handle(functools.partial(self.pipeline.process, item))
+                capture = getattr(item, "capture", None)
+                if self._handle(functools.partial(self.pipeline.process, item)):
+                    done = time.monotonic_ns()
+                    latency = None if capture is None else (done - capture.mono_ns) / 1e9
+                    self.rates.add(done / 1e9, latency)
         finally:
             self._handle(self.pipeline.finish)
 
-    def _handle(self, step: Callable[[], Iterable[EventBody]]) -> None:
+    def _handle(self, step: Callable[[], Iterable[EventBody]]) -> bool:
+        """Run one step and emit its events; ``False`` if it failed (counted and logged)."""
         started = time.monotonic()
         try:
             bodies = list(step())
@@ -70,7 +77,7 @@ class Worker:
             self.errors[type(exc).__name__] += 1
             if sum(self.errors.values()) <= 10 or self.logger.isEnabledFor(logging.DEBUG):
                 self.logger.exception("pipeline step failed")
-            return
+            return False
         finally:
             self.busy_s += time.monotonic() - started
             self.last_activity_mono = time.monotonic()
@@ -78,16 +85,21 @@ class Worker:
         for body in bodies:
             self.emit(body)
             self.emitted += 1
+        return True
 
     def stats(self) -> dict[str, Any]:
+        queue = self.queue.stats()
         return {
             "processed": self.processed,
+            "fps": round(self.rates.fps(), 2),
+            "latency_ms": self.rates.latency_ms(),
+            "dropped": sum(queue["dropped"].values()),
             "emitted": self.emitted,
             "errors": dict(self.errors),
             "busy_s": round(self.busy_s, 3),
             "last_activity_age_s": None
             if self.last_activity_mono is None
             else round(time.monotonic() - self.last_activity_mono, 3),
-            "queue": self.queue.stats(),
+            "queue": queue,
             **({"pipeline": extra} if (extra := self.pipeline.health()) else {}),
         }

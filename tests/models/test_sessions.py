@@ -40,7 +40,8 @@ def test_models_section_reaches_every_session(
     stage = people_stage(
         tmp_path, f"{{directory: {models_dir}, providers: [AzureExecutionProvider, CPUExecutionProvider], threads: 3}}"
     )
-    sessions = [stage.detector.session, stage.pose.session, stage.appearance.session]  # type: ignore[union-attr]
+    assert not stage.pose.loaded and not stage.appearance.loaded  # type: ignore[union-attr]  # until a member track
+    sessions = [stage.detector.session, stage.pose.get().session, stage.appearance.get().session]  # type: ignore[union-attr]
     for session in sessions:
         assert session.get_providers() == ["AzureExecutionProvider", "CPUExecutionProvider"]
         assert session.get_session_options().intra_op_num_threads == 3
@@ -60,3 +61,14 @@ def test_models_section_reaches_every_session(
     empty.mkdir()
     with pytest.raises(ModelError, match=str(empty)):
         people_stage(tmp_path, f"{{directory: {empty}}}")
+
+
+def test_memory_arena_setting_reaches_the_sessions(tmp_path: Path, models_dir: Path) -> None:
+    """``models.memory_arena`` (on by default) is each session's CPU memory arena."""
+    if not (models_dir / "yolox_nano.onnx").is_file():
+        pytest.skip(f"people models not found in {models_dir}")
+    stage = people_stage(tmp_path, f"{{directory: {models_dir}, memory_arena: false}}")
+    assert stage.detector.session.get_session_options().enable_cpu_mem_arena is False  # type: ignore[union-attr]
+    stage = people_stage(tmp_path, f"{{directory: {models_dir}}}")
+    assert stage.detector.session.get_session_options().enable_cpu_mem_arena is True  # type: ignore[union-attr]
+    people_stage(tmp_path, f"{{directory: {models_dir}}}")  # back to the default for the tests after this one

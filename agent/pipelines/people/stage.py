@@ -12,8 +12,9 @@ from __future__ import annotations
 import itertools
 import logging
 import os
-from collections.abc import Iterable
-from typing import TYPE_CHECKING
+import threading
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 import numpy as np
 
@@ -32,10 +33,43 @@ from models.people.tiling import Detects
 from models.runtime import session_for
 
 if TYPE_CHECKING:
+    import onnxruntime as ort
+
     from agent.pipelines.people.settings import PeopleSettings
     from agent.pipelines.shared import PersonTrackInbox, ReidStore, Shared, TrackIdentities
 
 logger = logging.getLogger(__name__)
+
+M = TypeVar("M")
+
+
+class Lazy(Generic[M]):
+    """A model loaded on its first use and shared by every camera's stage.
+
+    Pose and appearance run only for tracks carrying a member (and new tracks while a member's track waits to
+    be re-linked): a terminal whose people cameras never see an identified member never pays their memory
+    (MoveNet and OSNet: about 26 + 15 MB at load, docs/performance.md). The first use pays their load once, on
+    that frame.
+    """
+
+    def __init__(self, load: Callable[[], M]) -> None:
+        self._load = load
+        self._model: M | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def loaded(self) -> bool:
+        return self._model is not None
+
+    def get(self) -> M:
+        with self._lock:
+            if self._model is None:
+                self._model = self._load()
+            return self._model
+
+
+def _model(held: M | Lazy[M] | None) -> M | None:
+    return held.get() if isinstance(held, Lazy) else held
 
 
 def build_scene(
@@ -66,13 +100,15 @@ def anchor_of(box: tuple[float, float, float, float], anchor: str) -> Point:
 
 
 class PeopleStage(Stage[Frame]):
+    SHED_STEPS = ("people.detector_stride", "people.reid_rate")
+
     def __init__(
         self,
         camera: str,
         settings: PeopleSettings,
         detector: PersonDetector,
-        pose: PoseEstimator | None,
-        appearance: AppearanceEmbedder | None,
+        pose: PoseEstimator | Lazy[PoseEstimator] | None,
+        appearance: AppearanceEmbedder | Lazy[AppearanceEmbedder] | None,
         fusion: TrackIdentities,
         reid: ReidStore,
         tracks_out: PersonTrackInbox | None = None,
@@ -167,7 +203,7 @@ class PeopleStage(Stage[Frame]):
         if self._last_time is not None and now > self._last_time:
             self._dt = 0.9 * self._dt + 0.1 * (now - self._last_time) if self._frames > 2 else now - self._last_time
         self._last_time, self._last_wall = now, wall
-        every = self.settings.detect_every
+        every = self.settings.detect_every * (2 if "people.detector_stride" in self.shedding else 1)
         self.tracker.max_lost_updates = max(1, round(self.lost_track_s / (self._dt * every)))
         if self._frames % every == 0:
             detections = self.detector.detect(np.asarray(item.image))
@@ -225,7 +261,8 @@ class PeopleStage(Stage[Frame]):
 
     def _reid(self, frame: Frame, tracks: list[Track], now: float) -> None:
         self._poses = {}
-        if self.appearance is None or not tracks or self._frames % self.settings.reid_every:
+        reid_every = self.settings.reid_every * (2 if "people.reid_rate" in self.shedding else 1)
+        if self.appearance is None or not tracks or self._frames % reid_every:
             return
         w, h = frame.width, frame.height
         pending = self.reid.pending()
@@ -240,9 +277,11 @@ class PeopleStage(Stage[Frame]):
         if not chosen:
             return
         image = np.asarray(frame.image)
-        embeddings = self.appearance.embed(image, [t.box for _, t in chosen])
+        appearance, pose = _model(self.appearance), _model(self.pose)
+        assert appearance is not None
+        embeddings = appearance.embed(image, [t.box for _, t in chosen])
         for (key, t), emb in zip(chosen, embeddings, strict=True):
-            keypoints = self.pose.estimate(image, t.box) if self.pose is not None else None
+            keypoints = pose.estimate(image, t.box) if pose is not None else None
             if keypoints is not None:
                 self._poses[key] = keypoints
             signature = self._signatures.setdefault(key, TrackSignature())
@@ -282,10 +321,13 @@ MODELS = ("yolox-nano", "movenet-lightning", "osnet-x0.25-msmt17")
 def build(settings: PeopleSettings, shared: Shared) -> list[Stage[Frame]]:
     models = shared.models
     providers, threads = list(models.providers), models.threads
-    detect, keypoints, appear = (session_for(name, models.directory, providers, threads) for name in MODELS)
-    detector = PersonDetector(detect, settings.score_threshold)
-    pose = PoseEstimator(keypoints)
-    appearance = AppearanceEmbedder(appear)
+
+    def session(name: str) -> ort.InferenceSession:
+        return session_for(name, models.directory, providers, threads)
+
+    detector = PersonDetector(session(MODELS[0]), settings.score_threshold)
+    pose = Lazy(lambda: PoseEstimator(session(MODELS[1])))
+    appearance = Lazy(lambda: AppearanceEmbedder(session(MODELS[2])))
     return [
         PeopleStage(
             c,

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-from scipy.optimize import linear_sum_assignment
 
+from agent.pipelines.people.assignment import linear_sum_assignment
 from agent.pipelines.people.kalman import KalmanBoxFilter, Matrix, Vector, box_to_xyah, xyah_to_box
 from models.people.detector import PersonDetection, iou_matrix
 

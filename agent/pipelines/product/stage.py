@@ -103,6 +103,8 @@ def hand_box(track: PersonTrack, hand: tuple[float, float], scale: float = 0.35)
 
 
 class ProductCameraStage(Stage[Frame]):
+    SHED_STEPS = ("product.fps",)
+
     def __init__(self, camera: str, settings: ProductSettings, service: ProductService) -> None:
         super().__init__("product", camera)
         self.settings = settings
@@ -116,6 +118,7 @@ class ProductCameraStage(Stage[Frame]):
         self.hand_voters: dict[str, ZoneVoter] = {}
         self._hand_used: dict[str, float] = {}  # when each hand voter last voted
         self.tracks_at = -1e18
+        self._frames = 0
 
     @property
     def _vote_max_age_s(self) -> float:
@@ -148,16 +151,20 @@ class ProductCameraStage(Stage[Frame]):
             self._forget_idle_hands(now)
         tracks_on = now - self.tracks_at <= TRACKS_FRESH_S
 
+        self._frames += 1
+        shedding = "product.fps" in self.shedding  # overload: zones at half the rate, hands on every 2nd frame
+        fps = self.settings.fps / (2.0 if shedding else 1.0)
         due = [z for z in self.zones if now >= z.next_due]
         regions: list[tuple[ZoneState | None, tuple[float, float, float, float], PersonTrack | None]]
         regions = [(z, z.zone.box, None) for z in due]
-        regions += [(None, hand_box(t, h), t) for t in tracks for h in t.hands]
+        if not (shedding and self._frames % 2):
+            regions += [(None, hand_box(t, h), t) for t in tracks for h in t.hands]
         if regions:
             vectors = embedder.embed([crop(item.image, box) for _, box, _ in regions])
             results = built.index.search(vectors, self.settings.top_k)
             for (state, box, track), result in zip(regions, results, strict=True):
                 if state is not None:
-                    state.next_due = now + 1.0 / self.settings.fps
+                    state.next_due = now + 1.0 / fps
                     events += self._zone_result(state, result, now)
                 elif track is not None:
                     events += self._hand_result(track, box, result, now)
