@@ -249,7 +249,8 @@ def test_two_stores_bridged_to_a_chain_broker(tmp_path: Path, models_dir: Path) 
         print(f"  {store_id}/{name}: {len(at_hub)} stored, {len(left)} still in its outbox, none missing")
     assert len(shares) >= 2, f"both consumers stored events: {shares}"
     print(
-        f"  events store s1 accepted during the cut: {len(during_cut)}, all at the hub (stored, or deleted by the erasure)"
+        f"  events store s1 accepted during the cut: {len(during_cut)}, "
+        "all at the hub (stored, or deleted by the erasure)"
     )
     # (a copy sent again during the cut of an event the erasure deleted is accounted for among the erased)
     reached = {r[3] for r in rows} | {e for *_, e in erased}
