@@ -22,6 +22,7 @@ from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
+from agent import clock
 from agent.config.overload import OverloadSection
 from agent.events import iso_time
 from agent.runtime.worker import Worker
@@ -95,7 +96,7 @@ class OverloadController:
     def _apply(self, step: str, active: bool, now: float, why: str) -> None:
         for worker in self.workers:
             worker.pipeline.shed(step, active)
-        self.history.append({"step": step, "action": "taken" if active else "undone", "at": iso_time(time.time())})
+        self.history.append({"step": step, "action": "taken" if active else "undone", "at": iso_time(clock.now())})
         log = logger.warning if active else logger.info
         log("overload: %s %s (%s); in force: %s", "taking" if active else "undoing", step, why,
             ", ".join(self.taken) or "none")  # fmt: skip
