@@ -54,6 +54,15 @@ def require_model(models_dir: Path, file: str) -> Path:
     return path
 
 
+def optional_model(models_dir: Path, file: str, provision: str) -> Path:
+    """A model that no shipped default loads (an alternative a store may choose): where the shared data lacks it,
+    the test skips, in CI too, naming how to provision it. The models the defaults load use :func:`require_model`."""
+    path = models_dir / file
+    if not path.is_file():
+        pytest.skip(f"optional model {file} is not in {models_dir}: {provision}")
+    return path
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     root = data_dir()

