@@ -67,17 +67,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help=f"the hub's account (default: {DEFAULT_HUB_ACCOUNT}); repeat for each hub process connected at the "
         "same time (the client id is the account, so one connection per account)",
     )
-    config.add_argument("--port", type=int, help="listener port (default: 1883, or 8883 with --tls-*)")
-    config.add_argument("--bind", help="listener address (default: every interface)")
-    config.add_argument("--tls-ca", type=Path, help="CA that signs the client certificates (enables mTLS)")
-    config.add_argument("--tls-cert", type=Path, help="the broker's certificate")
-    config.add_argument("--tls-key", type=Path, help="the broker's private key")
-    config.add_argument(
-        "--install-dir",
-        type=Path,
-        default=DEFAULT_INSTALL_DIR,
-        help=f"where acl and passwd will be on the broker (default: {DEFAULT_INSTALL_DIR})",
-    )
+    add_listener_arguments(config, "CA that signs the client certificates (enables mTLS)")
     config.add_argument(
         "--dynsec-file",
         type=Path,
@@ -108,6 +98,57 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     bridge.add_argument("--bridge-key", type=Path, help="the bridge's client key (mTLS)")
     config.set_defaults(func=run_config)
     chain_cmd.register(actions)
+
+
+def add_listener_arguments(parser: argparse.ArgumentParser, ca_help: str) -> None:
+    """The listener options every generated broker config takes (store broker and chain broker)."""
+    parser.add_argument("--port", type=int, help="listener port (default: 1883, or 8883 with --tls-*)")
+    parser.add_argument("--bind", help="listener address (default: every interface)")
+    parser.add_argument("--tls-ca", type=Path, help=ca_help)
+    parser.add_argument("--tls-cert", type=Path, help="the broker's certificate")
+    parser.add_argument("--tls-key", type=Path, help="the broker's private key")
+    parser.add_argument(
+        "--install-dir",
+        type=Path,
+        default=DEFAULT_INSTALL_DIR,
+        help=f"where acl and passwd will be on the broker (default: {DEFAULT_INSTALL_DIR})",
+    )
+
+
+def listener(args: argparse.Namespace) -> tuple[ListenerTls | None, int]:
+    """The TLS files (all three or none) and the port the listener options name."""
+    tls_args = (args.tls_ca, args.tls_cert, args.tls_key)
+    if any(tls_args) and not all(tls_args):
+        raise BrokerSecurityError("--tls-ca, --tls-cert and --tls-key go together")
+    tls = None
+    if args.tls_ca and args.tls_cert and args.tls_key:
+        tls = ListenerTls(args.tls_ca.resolve(), args.tls_cert.resolve(), args.tls_key.resolve())
+    port = args.port or (8883 if tls else 1883)
+    if not 0 < port < 65536:
+        raise BrokerSecurityError(f"--port {port} is not a port")
+    return tls, port
+
+
+def refuse_existing(out: Path, names: list[str], force: bool) -> int | None:
+    """Exit 1 (and why) when a file to write exists and --force was not given; None to go on."""
+    from agent.cli import EXIT_FAILURE
+
+    existing = None if force else next((out / n for n in names if (out / n).exists()), None)
+    if existing is None:
+        return None
+    return _fail(f"{existing} exists (use --force to rewrite; passwords are kept)", EXIT_FAILURE)
+
+
+def passwords_for(out: Path, accounts: list[str], rotate: list[str]) -> tuple[dict[str, str], list[str]]:
+    """Each account's password: the one already in ``out`` (kept, named in the second list), else a new one."""
+    passwords: dict[str, str] = {}
+    kept: list[str] = []
+    for account in accounts:
+        old = None if account in rotate else _existing_password(out / f"{account}{PASSWORD_SUFFIX}")
+        passwords[account] = old or new_password()
+        if old:
+            kept.append(account)
+    return passwords, kept
 
 
 def _fail(message: str, code: int) -> int:
@@ -160,23 +201,15 @@ def run_config(args: argparse.Namespace) -> int:
     mosquitto_passwd."""
     from agent.cli import EXIT_FAILURE, EXIT_OK, EXIT_UNAVAILABLE, EXIT_USAGE
 
-    tls_args = (args.tls_ca, args.tls_cert, args.tls_key)
-    if any(tls_args) and not all(tls_args):
-        return _fail("--tls-ca, --tls-cert and --tls-key go together", EXIT_USAGE)
     admin = None if args.dynsec_admin == "none" else args.dynsec_admin
     try:
+        tls, port = listener(args)
         layout = StoreBroker(
             args.store,
             tuple(args.terminal),
             args.prefix,
             tuple(dict.fromkeys(args.hub_account or [DEFAULT_HUB_ACCOUNT])),
         )
-        tls = None
-        if args.tls_ca and args.tls_cert and args.tls_key:
-            tls = ListenerTls(args.tls_ca.resolve(), args.tls_cert.resolve(), args.tls_key.resolve())
-        port = args.port or (8883 if tls else 1883)
-        if not 0 < port < 65536:
-            raise BrokerSecurityError(f"--port {port} is not a port")
         conf = BrokerConf(
             port=port,
             bind=args.bind,
@@ -205,20 +238,14 @@ def run_config(args: argparse.Namespace) -> int:
         names.append(BRIDGE_FILE)
     if tls is None:
         names += ["passwd", *(f"{a}{PASSWORD_SUFFIX}" for a in accounts)]
-    if not args.force:
-        existing = next((out / n for n in names if (out / n).exists()), None)
-        if existing is not None:
-            return _fail(f"{existing} exists (use --force to rewrite; passwords are kept)", EXIT_FAILURE)
+    refused = refuse_existing(out, names, args.force)
+    if refused is not None:
+        return refused
 
     passwords: dict[str, str] | None = None
     kept: list[str] = []
     if tls is None:
-        passwords = {}
-        for account in accounts:
-            old = None if account in args.rotate else _existing_password(out / f"{account}{PASSWORD_SUFFIX}")
-            passwords[account] = old or new_password()
-            if old:
-                kept.append(account)
+        passwords, kept = passwords_for(out, accounts, args.rotate)
     try:
         files = {
             "acl": acl_file(layout),

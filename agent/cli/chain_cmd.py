@@ -16,20 +16,19 @@ from typing import Any
 
 from agent.delivery.broker_chain import ChainBroker, chain_acl_file, chain_mosquitto_conf
 from agent.delivery.broker_security import (
-    DEFAULT_INSTALL_DIR,
     BrokerConf,
     BrokerSecurityError,
-    ListenerTls,
     ToolMissing,
     check_account_name,
     hashed_password_file,
-    new_password,
 )
 
 DEFAULT_HUB_ACCOUNTS = ("hub", "fleet")
 
 
 def register(actions: Any) -> None:
+    from agent.cli.broker_cmd import add_listener_arguments  # broker_cmd registers this module: no top import
+
     chain = actions.add_parser(
         "chain",
         help="write the chain broker's acl, passwd, <account>.password and mosquitto.conf into --out",
@@ -52,17 +51,7 @@ def register(actions: Any) -> None:
         help="the first hub account is used by `hub serve --processes N`: make N accounts <account>-<i> "
         "sharing its password (default 1: the account itself)",
     )
-    chain.add_argument("--port", type=int, help="listener port (default: 1883, or 8883 with --tls-*)")
-    chain.add_argument("--bind", help="listener address (default: every interface)")
-    chain.add_argument("--tls-ca", type=Path, help="CA that signs the client certificates")
-    chain.add_argument("--tls-cert", type=Path, help="the broker's certificate")
-    chain.add_argument("--tls-key", type=Path, help="the broker's private key")
-    chain.add_argument(
-        "--install-dir",
-        type=Path,
-        default=DEFAULT_INSTALL_DIR,
-        help=f"where acl and passwd will be on the broker (default: {DEFAULT_INSTALL_DIR})",
-    )
+    add_listener_arguments(chain, "CA that signs the client certificates")
     chain.add_argument(
         "--rotate", action="append", default=[], metavar="ACCOUNT", help="give this account a new password"
     )
@@ -87,23 +76,15 @@ def run_chain(args: argparse.Namespace) -> int:
     """Exit 0 written; 1 a file exists (without --force) or cannot be written; 2 bad arguments; 69 no
     mosquitto_passwd."""
     from agent.cli import EXIT_FAILURE, EXIT_OK, EXIT_UNAVAILABLE, EXIT_USAGE
-    from agent.cli.broker_cmd import PASSWORD_SUFFIX, _existing_password, _fail, _write
+    from agent.cli.broker_cmd import PASSWORD_SUFFIX, _fail, _write, listener, passwords_for, refuse_existing
 
-    tls_args = (args.tls_ca, args.tls_cert, args.tls_key)
-    if any(tls_args) and not all(tls_args):
-        return _fail("--tls-ca, --tls-cert and --tls-key go together", EXIT_USAGE)
     if not 1 <= args.hub_processes <= 64:
         return _fail("--hub-processes must be 1 to 64", EXIT_USAGE)
     try:
+        tls, port = listener(args)
         hub = list(dict.fromkeys(args.hub_account or DEFAULT_HUB_ACCOUNTS))
         logins = _logins(hub, args.hub_processes)
         layout = ChainBroker(tuple(args.store), args.prefix, tuple(logins))
-        tls = None
-        if args.tls_ca and args.tls_cert and args.tls_key:
-            tls = ListenerTls(args.tls_ca.resolve(), args.tls_cert.resolve(), args.tls_key.resolve())
-        port = args.port or (8883 if tls else 1883)
-        if not 0 < port < 65536:
-            raise BrokerSecurityError(f"--port {port} is not a port")
         conf = BrokerConf(port=port, bind=args.bind, tls=tls, install_dir=args.install_dir)
         secrets_of = {**logins, **{a: a for a in layout.bridge_accounts}}
         owners = list(dict.fromkeys(secrets_of.values()))
@@ -115,17 +96,10 @@ def run_chain(args: argparse.Namespace) -> int:
 
     out: Path = args.out
     names = ["acl", "mosquitto.conf", "passwd", *(f"{o}{PASSWORD_SUFFIX}" for o in owners)]
-    if not args.force:
-        existing = next((out / n for n in names if (out / n).exists()), None)
-        if existing is not None:
-            return _fail(f"{existing} exists (use --force to rewrite; passwords are kept)", EXIT_FAILURE)
-    passwords: dict[str, str] = {}
-    kept = []
-    for owner in owners:
-        old = None if owner in args.rotate else _existing_password(out / f"{owner}{PASSWORD_SUFFIX}")
-        passwords[owner] = old or new_password()
-        if old:
-            kept.append(owner)
+    refused = refuse_existing(out, names, args.force)
+    if refused is not None:
+        return refused
+    passwords, kept = passwords_for(out, owners, args.rotate)
     try:
         files = {
             "acl": chain_acl_file(layout),
